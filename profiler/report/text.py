@@ -1,0 +1,357 @@
+"""Terminal report of a Profile (rich): what `dagprof profile` prints and `dagprof report` shows.
+
+Every number comes from profiler.report.tables, the same rows the JSON and HTML renderers use.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from profiler.profile import Profile
+from profiler.report import tables
+from profiler.report.tables import fmt_bytes, fmt_int
+
+SECTIONS = ("meta", "phases", "access", "sizes", "counts", "lifetimes", "monitor", "snapshots",
+            "cycles", "findings", "store")
+
+
+def _cell(counts: list[int], with_deletes: bool) -> Text:
+    """One reads/writes[/deletes] cell; all-zero cells are a dim dot so hot cells stand out."""
+    r, w, d = counts
+    if r == 0 and w == 0 and d == 0:
+        return Text("·", style="dim")
+    s = f"{r:,}/{w:,}" + (f"/{d:,}" if with_deletes else "")
+    return Text(s, style="bold" if r else "")
+
+
+def render_access_summary(profile: Profile, console: Console, top: int = 8) -> None:
+    """Hottest and coldest attributes per class and phase: the table a user reads first."""
+    summary = tables.access_summary(profile, top=top)
+    if not summary:
+        console.print("[dim]no attribute access was recorded[/dim]")
+        return
+    phases = profile.phase_names()
+    for c in summary:
+        with_deletes = c["deletes"] > 0
+        unit = "reads/writes/deletes" if with_deletes else "reads/writes"
+        title = (f"[bold]{c['cls']}[/bold]: {c['reads']:,} reads, {c['writes']:,} writes"
+                 + (f", {c['deletes']:,} deletes" if with_deletes else "")
+                 + f"; {c['attrs']} attributes, {c['never_read']} never read")
+        t = Table(title=title, title_justify="left", caption=f"cells: {unit}", caption_justify="left",
+                  show_edge=False, pad_edge=False, box=None, header_style="bold cyan")
+        t.add_column("", no_wrap=True)
+        t.add_column("attribute", no_wrap=True)
+        for ph in phases:
+            t.add_column(ph, justify="right", no_wrap=True)
+        t.add_column("total", justify="right", no_wrap=True)
+        if c["show_readers"]:
+            t.add_column("readers", justify="right", no_wrap=True)
+        t.add_column("bytes", justify="right", no_wrap=True)
+
+        def add(row: dict[str, Any], label: Text) -> None:
+            cells: list[Any] = [label, row["attr"]]
+            cells += [_cell(row["phases"][ph], with_deletes) for ph in phases]
+            cells.append(_cell(row["total"], with_deletes))
+            if c["show_readers"]:
+                cells.append(fmt_int(row["readers"]))
+            cells.append(fmt_bytes(row["bytes"]) if row["bytes"] else Text("·", style="dim"))
+            t.add_row(*cells)
+
+        for row in c["hot"]:
+            add(row, Text("hot", style="red") if row["total"][0] else Text("cold", style="blue"))
+        if c["cold"]:
+            if c["hidden"]:
+                t.add_row("", Text(f"… {c['hidden']} more", style="dim"), *[""] * (len(t.columns) - 2))
+            for row in c["cold"]:
+                add(row, Text("cold", style="blue"))
+        console.print(t)
+        console.print()
+
+
+def render(profile: Profile, console: Console, sections: set[str] | None = None) -> None:
+    """The full text report; each section is skipped when the profile has no data for it."""
+    want = set(SECTIONS) if sections is None else set(sections)
+    renderers: list[tuple[str, Callable[[Profile, Console], bool]]] = [
+        ("meta", _render_meta),
+        ("phases", _render_phases),
+        ("access", lambda p, c: _render_access(p, c)),
+        ("sizes", _render_sizes),
+        ("counts", _render_counts),
+        ("lifetimes", _render_lifetimes),
+        ("monitor", _render_monitor),
+        ("snapshots", _render_snapshots),
+        ("cycles", _render_cycles),
+        ("findings", _render_findings),
+        ("store", _render_store),
+    ]
+    for name, fn in renderers:
+        if name in want:
+            fn(profile, console)
+
+
+def _heading(console: Console, text: str) -> None:
+    console.rule(f"[bold]{text}[/bold]", align="left")
+
+
+def _render_access(profile: Profile, console: Console) -> bool:
+    if not profile.access and not (profile.sections.get("sizes") or {}).get("classes"):
+        return False
+    _heading(console, "Attribute access (hottest and coldest per class)")
+    render_access_summary(profile, console)
+    return True
+
+
+def _render_meta(profile: Profile, console: Console) -> bool:
+    m = profile.meta
+    if not m:
+        return False
+    _heading(console, "Run")
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column()
+    argv = m.get("argv")
+    rows = [
+        ("command", " ".join(str(a) for a in argv) if isinstance(argv, list) else argv),
+        ("cwd", m.get("cwd")),
+        ("started", m.get("started")),
+        ("machine", m.get("machine")),
+        ("versions", ", ".join(f"{k} {m[k]}" for k in ("tool_version", "scons_version", "python_version")
+                               if m.get(k))),
+        ("wall time", f"{m['wall_s']:.2f} s" if isinstance(m.get("wall_s"), (int, float)) else None),
+        ("peak RSS", fmt_bytes(m["peak_rss"]) if isinstance(m.get("peak_rss"), (int, float)) else None),
+        ("exit code", m.get("exit_code")),
+        ("store", m.get("store") or ("none" if "store" in m else None)),
+    ]
+    for k, v in rows:
+        if v not in (None, ""):
+            t.add_row(k, str(v))
+    console.print(t)
+    console.print()
+    return True
+
+
+def _render_phases(profile: Profile, console: Console) -> bool:
+    if not profile.phases:
+        return False
+    _heading(console, "Phases")
+    t = Table(box=None, header_style="bold cyan")
+    for col in ("phase", "start s", "end s", "duration s"):
+        t.add_column(col, justify="left" if col == "phase" else "right")
+    for p in profile.phases:
+        s, e = p.get("start_s"), p.get("end_s")
+        dur = f"{e - s:.3f}" if isinstance(s, (int, float)) and isinstance(e, (int, float)) else "-"
+        t.add_row(str(p.get("name")), _f3(s), _f3(e), dur)
+    console.print(t)
+    console.print()
+    return True
+
+
+def _f3(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, (int, float)) else "-"
+
+
+def _render_sizes(profile: Profile, console: Console, top_attrs: int = 12) -> bool:
+    rows = tables.class_sizes(profile)
+    if not rows:
+        return False
+    sizes = profile.sections["sizes"]
+    _heading(console, "Sizes per class and attribute (exclusive bytes)")
+    extra = []
+    if sizes.get("objects") is not None:
+        extra.append(f"{fmt_int(sizes['objects'])} objects sized")
+    if isinstance(sizes.get("elapsed_s"), (int, float)):
+        extra.append(f"in {sizes['elapsed_s']:.2f} s")
+    if sizes.get("boundary"):
+        extra.append("boundary: " + ", ".join(sizes["boundary"]))
+    if extra:
+        console.print("[dim]" + "; ".join(extra) + "[/dim]")
+    t = Table(box=None, header_style="bold cyan")
+    for col, j in (("class", "left"), ("instances", "right"), ("total bytes", "right"), ("", "right"),
+                   ("shallow", "right"), ("bytes/instance", "right")):
+        t.add_column(col, justify=j)
+    for c in rows:
+        t.add_row(c["cls"], fmt_int(c["count"]), fmt_int(c["total"]), fmt_bytes(c["total"]),
+                  fmt_int(c["shallow"]), fmt_int(c["per_instance"]))
+    console.print(t)
+    console.print()
+    for c in rows:
+        if not c["attrs"]:
+            continue
+        t = Table(title=f"[bold]{c['cls']}[/bold] attributes ({fmt_bytes(c['total'])} total)",
+                  title_justify="left", box=None, header_style="bold cyan")
+        for col in ("attribute", "bytes", "", "% class", "set", "empty", "empty bytes", "distinct", "dup bytes"):
+            t.add_column(col, justify="left" if col == "attribute" else "right", no_wrap=True)
+        for a in c["attrs"][:top_attrs]:
+            t.add_row(a["attr"], fmt_int(a["bytes"]), fmt_bytes(a["bytes"]), f"{a['pct']:.1f}%",
+                      fmt_int(a["set"]), fmt_int(a["empty"]), fmt_int(a["empty_bytes"]),
+                      fmt_int(a["distinct"]), fmt_int(a["dup_bytes"]))
+        rest = c["attrs"][top_attrs:]
+        if rest:
+            t.add_row(Text(f"… {len(rest)} more", style="dim"), fmt_int(sum(a["bytes"] for a in rest)),
+                      fmt_bytes(sum(a["bytes"] for a in rest)), "", "", "", "", "", "")
+        console.print(t)
+        console.print()
+    return True
+
+
+def _render_counts(profile: Profile, console: Console) -> bool:
+    rows = tables.counts_table(profile)
+    if not rows:
+        return False
+    _heading(console, "Instances (size-annotated counts)")
+    t = Table(box=None, header_style="bold cyan")
+    for col in ("class", "now", "peak", "created", "avg bytes", "total bytes", ""):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for r in rows:
+        t.add_row(r["cls"], fmt_int(r["now"]), fmt_int(r["peak"]), fmt_int(r["created"]),
+                  fmt_int(r["avg_bytes"]), fmt_int(r["total_bytes"]), fmt_bytes(r["total_bytes"]))
+    console.print(t)
+    console.print()
+    return True
+
+
+def _render_lifetimes(profile: Profile, console: Console) -> bool:
+    lt = profile.sections.get("lifetimes") or {}
+    if not lt:
+        return False
+    _heading(console, "Lifetimes")
+    t = Table(box=None, header_style="bold cyan")
+    for col in ("class", "created", "freed", "alive", "mean s", "p50 s", "max s"):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for cls, r in sorted(lt.items(), key=lambda kv: (-(kv[1].get("created") or 0), kv[0])):
+        t.add_row(cls, fmt_int(r.get("created")), fmt_int(r.get("freed")), fmt_int(r.get("alive")),
+                  _f3(r.get("mean_s")), _f3(r.get("p50_s")), _f3(r.get("max_s")))
+    console.print(t)
+    console.print()
+    return True
+
+
+def _render_monitor(profile: Profile, console: Console) -> bool:
+    m = tables.monitor_summary(profile)
+    if m is None:
+        return False
+    _heading(console, "Memory monitor")
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_column(style="dim")
+    t.add_row("peak RSS", fmt_bytes(m["peak_rss"]), f"{m['peak_rss']:,} bytes")
+    t.add_row("peak RSS anon", fmt_bytes(m["peak_rss_anon"]), f"{m['peak_rss_anon']:,} bytes")
+    t.add_row("peak RSS file", fmt_bytes(m["peak_rss_file"]), f"{m['peak_rss_file']:,} bytes")
+    t.add_row("samples", f"{m['samples']:,}", f"every {m['interval_s']} s over {m['duration_s']:.2f} s")
+    t.add_row("monitor cost", f"{m['cost_cpu_s']:.3f} s CPU",
+              f"{m['cost_samples']:,} samples, {fmt_bytes(m['cost_self_bytes'])} own memory")
+    console.print(t)
+    if m["marks"]:
+        console.print("[dim]phase marks: " + ", ".join(f"{name} @ {t_:.2f} s" for t_, name in m["marks"]) + "[/dim]")
+    console.print()
+    return True
+
+
+def _render_snapshots(profile: Profile, console: Console) -> bool:
+    snaps = profile.sections.get("snapshots") or []
+    if not snaps:
+        return False
+    _heading(console, "Snapshots")
+    classes: list[str] = []
+    for s in snaps:
+        for cls in (s.get("counts") or {}):
+            if cls not in classes:
+                classes.append(cls)
+    has_bytes = any(s.get("bytes") for s in snaps)
+    t = Table(box=None, header_style="bold cyan")
+    t.add_column("snapshot")
+    t.add_column("t s", justify="right")
+    t.add_column("RSS", justify="right")
+    for cls in classes:
+        t.add_column(cls, justify="right")
+    for s in snaps:
+        cells = [str(s.get("label")), _f3(s.get("t")), fmt_bytes(s.get("rss"))]
+        for cls in classes:
+            n = (s.get("counts") or {}).get(cls)
+            b = (s.get("bytes") or {}).get(cls) if has_bytes else None
+            cells.append("-" if n is None else (f"{n:,}" + (f" ({fmt_bytes(b)})" if b is not None else "")))
+        t.add_row(*cells)
+    console.print(t)
+    console.print()
+    return True
+
+
+def _render_cycles(profile: Profile, console: Console) -> bool:
+    cy = profile.sections.get("cycles")
+    if not cy:
+        return False
+    _heading(console, "Reference cycles (garbage collector)")
+    console.print(f"collections {fmt_int(cy.get('collections'))}, collected {fmt_int(cy.get('collected'))}, "
+                  f"unreachable cycles {fmt_int(cy.get('unreachable_cycles'))}, "
+                  f"uncollectable garbage {fmt_int(cy.get('garbage'))}")
+    by = cy.get("by_class") or {}
+    if by:
+        t = Table(box=None, header_style="bold cyan")
+        t.add_column("class in cycles")
+        t.add_column("objects", justify="right")
+        for cls, n in sorted(by.items(), key=lambda kv: (-kv[1], kv[0])):
+            t.add_row(cls, fmt_int(n))
+        console.print(t)
+    for ex in (cy.get("examples") or [])[:5]:
+        console.print(f"  [bold]{ex.get('cls')}[/bold]: " + " -> ".join(str(x) for x in ex.get("chain") or []),
+                      soft_wrap=True)
+    console.print()
+    return True
+
+
+def _render_findings(profile: Profile, console: Console) -> bool:
+    from profiler.analyze import findings_of
+
+    found = findings_of(profile)
+    _heading(console, "Findings (estimated bytes saved)")
+    if not found:
+        console.print("[dim]no findings[/dim]\n")
+        return True
+    t = Table(box=None, header_style="bold cyan")
+    for col in ("bytes", "", "kind", "where", "advice"):
+        t.add_column(col, justify="right" if col in ("bytes", "") else "left",
+                     no_wrap=col != "advice", overflow="fold")
+    for f in found:
+        where = f["cls"] + (f".{f['attr']}" if f.get("attr") else "")
+        t.add_row(fmt_int(f["bytes"]), fmt_bytes(f["bytes"]), f["kind"], where, f["message"])
+    console.print(t)
+    spill = next((f["spill"] for f in found if f["kind"] == "spill_candidate" and f.get("attr") is None
+                  and f.get("spill")), None)
+    if spill:
+        console.print("\nto spill them: [bold]dagprof build --store lmdb --spill " + spill + " -- <scons args>[/bold]",
+                      soft_wrap=True)
+    console.print()
+    return True
+
+
+def _render_store(profile: Profile, console: Console) -> bool:
+    st = profile.sections.get("store")
+    if not st:
+        return False
+    _heading(console, f"Node store ({st.get('backend', '?')})")
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    rows = [("path", st.get("path")), ("attributes spilled", fmt_int(st.get("spilled_attrs"))),
+            ("bytes spilled", f"{fmt_int(st.get('spilled_bytes'))} ({fmt_bytes(st.get('spilled_bytes'))})"),
+            ("reloads", fmt_int(st.get("reloads"))), ("reuse hits", fmt_int(st.get("reuse_hits"))),
+            ("refused", fmt_int(st.get("refused"))), ("spill time", f"{_f3(st.get('spill_time_s'))} s"),
+            ("reload time", f"{_f3(st.get('reload_time_s'))} s"), ("stopped", st.get("stopped"))]
+    for k, v in rows:
+        if v not in (None, ""):
+            t.add_row(k, str(v))
+    console.print(t)
+    per = st.get("per_attr") or {}
+    if per:
+        pt = Table(box=None, header_style="bold cyan")
+        for col in ("attribute", "spilled", "bytes", "reloads"):
+            pt.add_column(col, justify="left" if col == "attribute" else "right")
+        for k, v in sorted(per.items(), key=lambda kv: (-(kv[1].get("bytes") or 0), kv[0])):
+            pt.add_row(k, fmt_int(v.get("spilled")), fmt_int(v.get("bytes")), fmt_int(v.get("reloads")))
+        console.print(pt)
+    console.print()
+    return True
