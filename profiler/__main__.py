@@ -1,0 +1,6 @@
+"""`python -m profiler` is `dagprof`, for environments where the console script is not on PATH."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,200 @@
+"""The `dagprof` command: profile, report, build, compare, demo.
+
+Exit codes: 0 ok (or the build's own exit code for `profile`/`build`), 1 findings over a budget,
+2 usage or input error (always one line on stderr, never a traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+EXAMPLES = {
+    "profile": "example:  dagprof profile -o build.dagprof -- -Q -j2",
+    "report": "example:  dagprof report build.dagprof --json > build.json",
+    "build": "example:  dagprof build --store lmdb --spill auto -- -Q",
+    "compare": "example:  dagprof compare --runs 3 -- -Q",
+    "demo": "example:  dagprof demo --files 2000",
+}
+
+
+class UsageError(Exception):
+    """Bad input from the user; printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _split_scons_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Everything after the first `--` is passed to SCons untouched."""
+    argv = list(argv)
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, []
+
+
+def _out_path(path: str, what: str) -> str:
+    """Refuse output paths that cannot be written before spending a whole build on them."""
+    if os.path.isdir(path):
+        raise UsageError(f"{what} {path!r} is a directory, expected a file path")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"{what} {path!r}: directory {parent!r} does not exist")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="dagprof",
+        description="Where an SCons build's memory goes, and a node store that gives it back.",
+        epilog="\n".join(EXAMPLES.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    pr = add("profile", "run an SCons build in-process and record where its memory goes")
+    pr.add_argument("-o", "--output", default="profile.dagprof", help="profile file to write (default: %(default)s)")
+    pr.add_argument("--readers", action="store_true", help="also count distinct instances reading each attribute")
+    pr.add_argument("--no-introspect", action="store_true", help="access counts only: no sizing, monitor or cycles")
+    pr.add_argument("--interval", type=float, default=0.1, help="monitor sampling interval in seconds")
+    pr.add_argument("--detail", default="", help="classes for the per-instance detail log, e.g. File,Dir")
+    pr.add_argument("--html", metavar="OUT", help="also write a self-contained HTML report")
+    pr.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    pr.add_argument("--top", type=int, default=8, help="hottest/coldest attributes shown per class")
+    pr.add_argument("--budget", type=int, metavar="BYTES", help="exit 1 when findings estimate more savings than this")
+
+    rp = add("report", "show a recorded profile")
+    rp.add_argument("file", help="a .dagprof profile file")
+    rp.add_argument("--json", action="store_true", help="machine-readable output")
+    rp.add_argument("--html", metavar="OUT", help="write a self-contained HTML report")
+    rp.add_argument("--top", type=int, default=8, help="hottest/coldest attributes shown per class")
+    rp.add_argument("--budget", type=int, metavar="BYTES", help="exit 1 when findings estimate more savings than this")
+
+    from . import commands  # noqa: F401  (registers build/compare/demo when available)
+
+    for register in commands.REGISTER:
+        register(add)
+    return p
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(soft_wrap=False, width=max(120, Console().width))
+
+
+def _show(profile, args) -> int:
+    """Print (or write) a profile's report; the exit code reflects the findings budget."""
+    from .analyze import analyze
+
+    if "findings" not in profile.sections and profile.sections.get("sizes"):
+        profile.sections["findings"] = analyze(profile)
+    if getattr(args, "html", None):
+        from .report.html import write_html
+
+        write_html(profile, _out_path(args.html, "--html"))
+    if args.json:
+        from .report.jsonout import to_json
+
+        sys.stdout.write(to_json(profile) + "\n")
+    else:
+        from .report import text
+
+        console = _console()
+        if hasattr(text, "render"):
+            text.render(profile, console, top=args.top) if "top" in text.render.__code__.co_varnames else text.render(profile, console)
+        else:
+            text.render_access_summary(profile, console, top=args.top)
+        if getattr(args, "html", None):
+            console.print(f"HTML report written to {args.html}")
+    if args.budget is not None:
+        total = sum(f.get("bytes", 0) for f in profile.sections.get("findings", []))
+        if total > args.budget:
+            print(f"dagprof: findings estimate {total} bytes, over the budget of {args.budget}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_profile(args, scons_args: list[str]) -> int:
+    from .builds import scons as adapter
+
+    out = _out_path(args.output, "--output")
+    if args.html:
+        _out_path(args.html, "--html")
+    introspector = None
+    if not args.no_introspect:
+        introspector = _make_introspector(args, adapter)
+    profile = adapter.profile_build(scons_args, readers=args.readers, introspector=introspector)
+    profile.save(out)
+    status = _show(profile, args)
+    if not args.json:
+        print(f"profile written to {out}")
+    code = profile.meta.get("exit_code", 0)
+    return code if code else status
+
+
+def _make_introspector(args, adapter):
+    """The sizing/monitor/cycles facade, when that part of the profiler is installed."""
+    try:
+        from .introspect import Introspector
+    except ImportError:
+        return None
+    detail = [d.strip() for d in args.detail.split(",") if d.strip()]
+    return Introspector(adapter.node_classes(), boundary=adapter.boundary_classes(), detail=detail,
+                        interval_s=args.interval)
+
+
+def cmd_report(args, scons_args: list[str]) -> int:
+    from .profile import load
+
+    if scons_args:
+        raise UsageError("report takes no SCons arguments after --")
+    return _show(load(args.file), args)
+
+
+HANDLERS: dict[str, Callable] = {"profile": cmd_profile, "report": cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; every user error ends as one line and exit 2."""
+    from .profile import ProfileError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ours, scons_args = _split_scons_args(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(ours)
+        if not args.command:
+            parser.print_help()
+            return 2
+        from . import commands
+
+        handler = HANDLERS.get(args.command) or commands.HANDLERS[args.command]
+        code = handler(args, scons_args)
+    except UsageError as e:
+        print(f"dagprof: error: {e}", file=sys.stderr)
+        return 2
+    except ProfileError as e:
+        print(f"dagprof: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dagprof: interrupted", file=sys.stderr)
+        return 130
+    sys.stdout.flush()
+    return code
+
+
+def _entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    _entry()
