@@ -58,3 +58,83 @@ def test_access_summary_limits_rows_per_class() -> None:
     assert shown == ["a49", "a48", "a47", "a00", "a01", "a02"]
     assert "44 more" in out
     assert "readers" not in out  # instances were not counted
+
+
+# ---- full report and JSON ---------------------------------------------------------------------
+import json  # noqa: E402
+import re  # noqa: E402
+
+from profiler.report.jsonout import to_json  # noqa: E402
+from profiler.report.text import render  # noqa: E402
+from report_fixtures import full_profile  # noqa: E402
+
+
+def _line(out: str, *words: str) -> str:
+    return next(line for line in out.splitlines() if all(w in line for w in words))
+
+
+def test_full_render_has_every_section_with_exact_numbers() -> None:
+    con, buf = _console()
+    render(full_profile(), con)
+    out = buf.getvalue()
+    for heading in ("Run", "Phases", "Attribute access", "Sizes per class", "Instances", "Lifetimes",
+                    "Memory monitor", "Snapshots", "Reference cycles", "Findings", "Node store (lmdb)"):
+        assert heading in out
+    assert re.search(r"File\s+10,000\s+10,050\s+10,200\s+2,818\s+28,180,000", out)  # counts table
+    assert re.search(r"waiting_parents\s+2,160,000\s+2.1 MiB\s+7.7%\s+10,000\s+10,000\s+2,160,000", out)
+    assert "113,833,460 bytes" in _line(out, "peak RSS ", "bytes")  # monitor peak = max over samples
+    assert "--spill Dir._sconsign,File.binfo,File.cached_sig" in out
+    assert re.search(r"^\s*Executor\s+120\s*$", out, re.M)  # classes in cycles
+
+
+def test_render_skips_absent_sections() -> None:
+    con, buf = _console()
+    render(Profile(), con)
+    out = buf.getvalue()
+    assert "Sizes" not in out and "Memory monitor" not in out and "Node store" not in out
+    assert "no findings" in out
+
+
+def test_render_selected_sections_only() -> None:
+    con, buf = _console()
+    render(full_profile(), con, sections={"counts"})
+    out = buf.getvalue()
+    assert "Instances" in out and "Findings" not in out and "Attribute access" not in out
+
+
+def test_findings_text_in_bytes_order() -> None:
+    con, buf = _console()
+    render(full_profile(), con, sections={"findings"})
+    nums = [int(m.group(1).replace(",", "")) for m in re.finditer(r"^\s*([\d,]+)\s+[\d.]+ [KMG]?i?B", buf.getvalue(), re.M)]
+    assert nums and nums == sorted(nums, reverse=True)
+
+
+def test_json_numbers_equal_text_numbers() -> None:
+    p = full_profile()
+    data = json.loads(to_json(p))
+    con, buf = _console()
+    render(p, con)
+    out = buf.getvalue()
+    for c in data["access_summary"]:
+        for row in c["hot"] + c["cold"]:
+            line = _line(out, f" {row['attr']} ")
+            total = "/".join(f"{n:,}" for n in (row["total"] if c["deletes"] else row["total"][:2]))
+            if any(row["total"]):
+                assert total in line
+            for ph, cell in row["phases"].items():
+                if any(cell):
+                    assert "/".join(f"{n:,}" for n in (cell if c["deletes"] else cell[:2])) in line
+    for t in data["access_totals"]:
+        if t["attr"] == "_memo":
+            assert (t["reads"], t["writes"], t["readers"]) == (1_520_000, 40_000, 10_000)
+    for f in data["findings"]:
+        assert re.search(rf"{f['bytes']:,}\s.*{f['kind']}", out)
+    assert data["sections"]["counts"]["File"]["total_bytes"] == 28_180_000
+
+
+def test_json_is_stable_and_plain() -> None:
+    a, b = to_json(full_profile()), to_json(full_profile())
+    assert a == b
+    data = json.loads(a)
+    assert data["format"] == "dagprof-profile" and data["version"] == 1
+    assert [f["bytes"] for f in data["findings"]] == sorted((f["bytes"] for f in data["findings"]), reverse=True)

@@ -118,8 +118,9 @@ def _render_meta(profile: Profile, console: Console) -> bool:
         ("cwd", m.get("cwd")),
         ("started", m.get("started")),
         ("machine", m.get("machine")),
-        ("versions", ", ".join(f"{k} {m[k]}" for k in ("tool_version", "scons_version", "python_version")
-                               if m.get(k))),
+        ("versions", ", ".join(f"{label} {m[k]}" for k, label in (("tool_version", "dagprof"),
+                                                                  ("scons_version", "SCons"),
+                                                                  ("python_version", "Python")) if m.get(k))),
         ("wall time", f"{m['wall_s']:.2f} s" if isinstance(m.get("wall_s"), (int, float)) else None),
         ("peak RSS", fmt_bytes(m["peak_rss"]) if isinstance(m.get("peak_rss"), (int, float)) else None),
         ("exit code", m.get("exit_code")),
@@ -316,7 +317,7 @@ def _render_findings(profile: Profile, console: Console) -> bool:
         t.add_column(col, justify="right" if col in ("bytes", "") else "left",
                      no_wrap=col != "advice", overflow="fold")
     for f in found:
-        where = f["cls"] + (f".{f['attr']}" if f.get("attr") else "")
+        where = "all candidates" if f["cls"] == "*" else f["cls"] + (f".{f['attr']}" if f.get("attr") else "")
         t.add_row(fmt_int(f["bytes"]), fmt_bytes(f["bytes"]), f["kind"], where, f["message"])
     console.print(t)
     spill = next((f["spill"] for f in found if f["kind"] == "spill_candidate" and f.get("attr") is None

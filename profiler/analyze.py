@@ -1,0 +1,227 @@
+"""Findings with estimated bytes saved, and what-if spill estimates, from a recorded Profile.
+
+Everything here reads only the agreed plain-data sections (access rows, "sizes", "counts",
+"cycles"), so it works on a profile file long after the run, and never touches live objects.
+
+Heuristics (thresholds are keyword arguments; defaults below):
+
+- never_read: an attribute written (writes > 0) but read 0 times over the whole run. Saving = its
+  exclusive bytes from "sizes"; when the class was not sized at all it is reported with 0 bytes. Counters cannot tell "read
+  before the last write" from "read after", so "never read" means never read at all.
+- empty_container: instances whose attribute is an empty container (sizes "empty"), at least
+  `min_instances` of them. Saving = "empty_bytes": creating the container lazily (or sharing one
+  immutable empty value) frees all of it.
+- duplicate_values: equal values held by many instances (sizes "dup_bytes"), fixed by interning or
+  a flyweight. Saving = dup_bytes minus the bytes the empty_container finding already claims for
+  the same attribute, so the two findings never count the same bytes twice.
+- spill_candidate: attributes holding at least `spill_min_bytes` of non-empty values (bytes minus
+  empty_bytes: an empty container is fixed by lazy creation, not by a disk round trip) and read
+  at most `max_reads_per_instance` times per instance that has them (total reads / sizes "set";
+  the class count when "set" is missing). The default of 2 reads keeps values read once when
+  built and once when .sconsign is written (e.g. Dir._sconsign) and excludes memo caches read
+  thousands of times. Classes with no access rows are skipped: unknown is not cold.
+  Saving = the attribute's non-empty exclusive bytes. One extra summary finding (cls "*", attr None)
+  carries the full `--spill` list and the summed bytes.
+- cycle: classes whose instances the garbage collector found in unreachable reference cycles.
+  Saving = objects in cycles x average bytes per instance ("counts" avg_bytes, else sizes
+  total/count): memory that lingers until a full collection instead of being freed at once.
+
+Only findings saving at least `min_bytes` (default 16 KiB) are reported, except cycles, which
+are always reported when present (they matter for lifetime even when small).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from profiler.profile import Profile
+
+MIN_BYTES = 16 * 1024
+MIN_INSTANCES = 2
+SPILL_MIN_BYTES = 256 * 1024
+MAX_READS_PER_INSTANCE = 2.0
+
+KINDS = ("never_read", "empty_container", "duplicate_values", "spill_candidate", "cycle")
+
+
+def _size_classes(profile: Profile) -> dict[str, Any]:
+    return (profile.sections.get("sizes") or {}).get("classes") or {}
+
+
+def _finding(kind: str, cls: str, attr: str | None, nbytes: int, message: str, spill: str | None = None) -> dict:
+    return {"kind": kind, "cls": cls, "attr": attr, "bytes": int(nbytes), "message": message, "spill": spill}
+
+
+def _kib(n: int) -> str:
+    from profiler.report.tables import fmt_bytes
+
+    return fmt_bytes(n)
+
+
+def _sort(findings: list[dict]) -> list[dict]:
+    """Biggest saving first; a stable tie order so two runs over one profile print the same list."""
+    return sorted(findings, key=lambda f: (-f["bytes"], KINDS.index(f["kind"]) if f["kind"] in KINDS else 99,
+                                          f["cls"], f["attr"] or ""))
+
+
+def _reads_per_instance(profile: Profile, cls: str, attr: str, a: dict, count: int,
+                        totals: dict) -> float | None:
+    t = totals.get((cls, attr))
+    reads = t.reads if t is not None else 0
+    holders = int(a.get("set") or 0) or count
+    if holders <= 0:
+        return None
+    return reads / holders
+
+
+def spill_candidates(profile: Profile, min_bytes: int = SPILL_MIN_BYTES,
+                     max_reads_per_instance: float = MAX_READS_PER_INSTANCE) -> list[str]:
+    """The "Cls.attr" list worth spilling: large and rarely read, biggest first (the policy's default input)."""
+    return [name for name, _b, _rpi in _spill_rows(profile, min_bytes, max_reads_per_instance)]
+
+
+def _spill_rows(profile: Profile, min_bytes: int, max_rpi: float) -> list[tuple[str, int, float]]:
+    totals = profile.access_totals()
+    accessed = {r.cls for r in profile.access}
+    rows = []
+    for cls, c in _size_classes(profile).items():
+        if cls not in accessed:
+            continue
+        count = int(c.get("count") or 0)
+        for attr, a in (c.get("attrs") or {}).items():
+            b = int(a.get("bytes") or 0) - int(a.get("empty_bytes") or 0)
+            if b < min_bytes:
+                continue
+            rpi = _reads_per_instance(profile, cls, attr, a, count, totals)
+            if rpi is None or rpi > max_rpi:
+                continue
+            rows.append((f"{cls}.{attr}", b, rpi))
+    rows.sort(key=lambda r: (-r[1], r[0]))
+    return rows
+
+
+def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = MIN_INSTANCES,
+            spill_min_bytes: int = SPILL_MIN_BYTES,
+            max_reads_per_instance: float = MAX_READS_PER_INSTANCE) -> list[dict]:
+    """All findings of a profile in the agreed "findings" shape, biggest estimated saving first."""
+    out: list[dict] = []
+    sizes = _size_classes(profile)
+    totals = profile.access_totals()
+
+    def attr_size(cls: str, attr: str) -> dict:
+        return ((sizes.get(cls) or {}).get("attrs") or {}).get(attr) or {}
+
+    for (cls, attr), t in totals.items():
+        if t.writes > 0 and t.reads == 0:
+            b = int(attr_size(cls, attr).get("bytes") or 0)
+            if b >= min_bytes or cls not in sizes:  # unsized: still worth knowing, saving unknown (0)
+                out.append(_finding("never_read", cls, attr, b,
+                                    f"{cls}.{attr} is written {t.writes:,} times and never read; "
+                                    "stop storing it"))
+
+    for cls, c in sizes.items():
+        count = int(c.get("count") or 0)
+        for attr, a in (c.get("attrs") or {}).items():
+            empty, empty_b = int(a.get("empty") or 0), int(a.get("empty_bytes") or 0)
+            if empty >= min_instances and empty_b >= min_bytes:
+                of = f" of {count:,}" if count else ""
+                out.append(_finding("empty_container", cls, attr, empty_b,
+                                    f"{empty:,}{of} {cls} instances hold an empty {attr} ; "
+                                    f"create it lazily or share one immutable empty value"))
+            dup = int(a.get("dup_bytes") or 0) - (empty_b if empty >= min_instances else 0)
+            if dup >= min_bytes:
+                distinct = int(a.get("distinct") if a.get("distinct") is not None else -1)
+                held = int(a.get("set") or 0)
+                detail = f"{held:,} values, {distinct:,} distinct" if distinct >= 0 and held else "repeated values"
+                out.append(_finding("duplicate_values", cls, attr, dup,
+                                    f"{cls}.{attr} holds equal values many times ({detail}); "
+                                    "intern them or use a flyweight"))
+
+    spill_rows = _spill_rows(profile, spill_min_bytes, max_reads_per_instance)
+    for name, b, rpi in spill_rows:
+        cls, attr = name.split(".", 1)
+        out.append(_finding("spill_candidate", cls, attr, b,
+                            f"{name} is read {rpi:.2f} times per instance; spill it to disk",
+                            spill=name))
+    if spill_rows:
+        names = [r[0] for r in spill_rows]
+        total = sum(r[1] for r in spill_rows)
+        out.append(_finding("spill_candidate", "*", None, total,
+                            f"spill all {len(names)} candidates ({_kib(total)}): --spill {','.join(names)}",
+                            spill=",".join(names)))
+
+    counts = profile.sections.get("counts") or {}
+    cycles = profile.sections.get("cycles") or {}
+    for cls, n in (cycles.get("by_class") or {}).items():
+        if not n:
+            continue
+        avg = int((counts.get(cls) or {}).get("avg_bytes") or 0)
+        if not avg and (sizes.get(cls) or {}).get("count"):
+            avg = int(sizes[cls].get("total") or 0) // int(sizes[cls]["count"])
+        b = int(n) * avg
+        out.append(_finding("cycle", cls, None, b,
+                            f"{int(n):,} {cls} objects were found in reference cycles; they wait for the cyclic "
+                            f"garbage collector; break the cycle when they are released"))
+    return _sort(out)
+
+
+def findings_of(profile: Profile) -> list[dict]:
+    """The findings a report shows: the recorded ones when the run stored them, else computed now."""
+    stored = profile.sections.get("findings")
+    if isinstance(stored, list) and stored:
+        return _sort([dict(f) for f in stored])
+    return analyze(profile)
+
+
+def parse_spill(spec: str | list[str]) -> list[str]:
+    """Validate a `--spill` argument ("Cls.attr,Cls.attr"), raising ValueError with one clear line."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        cls, dot, attr = item.partition(".")
+        if not dot or not cls or not attr or "." in attr:
+            raise ValueError(f"--spill: {item!r} is not of the form Class.attribute")
+        out.append(item)
+    if not out:
+        raise ValueError("--spill: empty list; expected Class.attribute[,Class.attribute...]")
+    return out
+
+
+def what_if(profile: Profile, spill: list[str] | str) -> dict[str, Any]:
+    """Estimate what spilling these attributes would save, from the recorded sizes, before running a build.
+
+    The estimate is an upper bound on the saving in node data: it assumes every spilled value
+    leaves memory and is never reloaded. `reads` is the recorded read count of those attributes,
+    the most reloads the store could see on a build like this one.
+    """
+    names = parse_spill(spill)
+    sizes = _size_classes(profile)
+    totals = profile.access_totals()
+    per_attr: dict[str, int] = {}
+    unknown: list[str] = []
+    reads = 0
+    for name in names:
+        cls, attr = name.split(".", 1)
+        a = ((sizes.get(cls) or {}).get("attrs") or {}).get(attr)
+        if a is None:
+            unknown.append(name)
+            continue
+        per_attr[name] = int(a.get("bytes") or 0)
+        t = totals.get((cls, attr))
+        reads += t.reads if t else 0
+    saved = sum(per_attr.values())
+    before = sum(int(c.get("total") or 0) for c in sizes.values())
+    peak = profile.meta.get("peak_rss")
+    return {
+        "spill": names,
+        "bytes": saved,
+        "per_attr": per_attr,
+        "unknown": unknown,
+        "reads": reads,
+        "node_bytes_before": before,
+        "node_bytes_after": before - saved,
+        "node_bytes_ratio": ((before - saved) / before) if before else None,
+        "peak_rss": peak if isinstance(peak, int) else None,
+        "peak_rss_after_estimate": (peak - saved) if isinstance(peak, int) else None,
+    }

@@ -1,0 +1,100 @@
+"""The analyzer on hand-built profiles: which findings, with which byte estimates, in which order."""
+from __future__ import annotations
+
+import pytest
+
+from profiler.analyze import analyze, findings_of, parse_spill, spill_candidates, what_if
+from profiler.profile import AccessRow, Profile
+from report_fixtures import N_FILES, EMPTY_SET, full_profile
+
+
+def _by(findings: list[dict], kind: str) -> dict[tuple[str, str | None], int]:
+    return {(f["cls"], f["attr"]): f["bytes"] for f in findings if f["kind"] == kind}
+
+
+def test_expected_findings_and_bytes() -> None:
+    found = analyze(full_profile())
+    assert _by(found, "empty_container") == {
+        ("File", "waiting_parents"): N_FILES * EMPTY_SET,
+        ("File", "waiting_s_e"): N_FILES * EMPTY_SET,
+        ("File", "side_effects"): N_FILES * 56,
+    }
+    assert _by(found, "duplicate_values") == {("File", "includes"): 1_200_000, ("File", "name"): 20_000}
+    assert _by(found, "never_read") == {("File", "cached_sig"): 400_000}
+    assert _by(found, "cycle") == {("Executor", None): 120 * 1_000}
+    assert _by(found, "spill_candidate") == {
+        ("Dir", "_sconsign"): 11_000_000, ("File", "binfo"): 3_500_000, ("File", "cached_sig"): 400_000,
+        ("*", None): 14_900_000,
+    }
+
+
+def test_findings_sorted_by_bytes_and_shaped() -> None:
+    found = analyze(full_profile())
+    assert [f["bytes"] for f in found] == sorted((f["bytes"] for f in found), reverse=True)
+    for f in found:
+        assert set(f) == {"kind", "cls", "attr", "bytes", "message", "spill"}
+        assert "\n" not in f["message"]
+
+
+def test_spill_list_format() -> None:
+    p = full_profile()
+    assert spill_candidates(p) == ["Dir._sconsign", "File.binfo", "File.cached_sig"]
+    summary = [f for f in analyze(p) if f["kind"] == "spill_candidate" and f["attr"] is None]
+    assert len(summary) == 1
+    assert summary[0]["spill"] == "Dir._sconsign,File.binfo,File.cached_sig"
+    assert "--spill Dir._sconsign,File.binfo,File.cached_sig" in summary[0]["message"]
+    each = {f["spill"] for f in analyze(p) if f["kind"] == "spill_candidate" and f["attr"]}
+    assert each == {"Dir._sconsign", "File.binfo", "File.cached_sig"}
+
+
+def test_spill_thresholds() -> None:
+    p = full_profile()
+    assert spill_candidates(p, max_reads_per_instance=1.0) == ["File.binfo", "File.cached_sig"]
+    assert spill_candidates(p, min_bytes=5_000_000) == ["Dir._sconsign"]
+    # an empty container is never a spill candidate, however big: lazy creation is the fix
+    assert not any("waiting" in n for n in spill_candidates(p, min_bytes=1))
+
+
+def test_unaccessed_class_is_not_cold() -> None:
+    p = full_profile()
+    p.access = [r for r in p.access if r.cls != "Dir"]
+    assert "Dir._sconsign" not in spill_candidates(p)
+
+
+def test_never_read_without_sizes_still_reported() -> None:
+    p = Profile(access=[AccessRow("Node", "flag", "evaluate/build", 0, 3, 0, -1),
+                        AccessRow("Node", "state", "evaluate/build", 5, 3, 0, -1)])
+    assert [(f["kind"], f["attr"], f["bytes"]) for f in analyze(p)] == [("never_read", "flag", 0)]
+
+
+def test_empty_profile_has_no_findings() -> None:
+    assert analyze(Profile()) == []
+
+
+def test_findings_of_prefers_recorded() -> None:
+    p = full_profile()
+    recorded = [{"kind": "cycle", "cls": "X", "attr": None, "bytes": 1, "message": "m", "spill": None}]
+    p.sections["findings"] = recorded
+    assert findings_of(p) == recorded
+
+
+def test_what_if() -> None:
+    p = full_profile()
+    w = what_if(p, "File.binfo,Dir._sconsign,File.nope")
+    assert w["bytes"] == 14_500_000
+    assert w["per_attr"] == {"File.binfo": 3_500_000, "Dir._sconsign": 11_000_000}
+    assert w["unknown"] == ["File.nope"]
+    assert w["reads"] == 2_000 + 150
+    before = p.sections["sizes"]["classes"]["File"]["total"] + p.sections["sizes"]["classes"]["Dir"]["total"]
+    assert w["node_bytes_before"] == before and w["node_bytes_after"] == before - 14_500_000
+    assert w["peak_rss_after_estimate"] == 102_000_000 - 14_500_000
+
+
+@pytest.mark.parametrize("bad", ["File", "File.", ".attr", "File.a.b", ",", ""])
+def test_parse_spill_rejects_bad_items(bad: str) -> None:
+    with pytest.raises(ValueError, match="--spill"):
+        parse_spill(bad)
+
+
+def test_parse_spill_ok() -> None:
+    assert parse_spill(" File._memo, Dir._sconsign ") == ["File._memo", "Dir._sconsign"]
