@@ -122,6 +122,8 @@ class Profile:
     def loads(cls, blob: bytes, source: str = "profile") -> "Profile":
         try:
             data = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+        except msgpack.ExtraData:
+            raise ProfileError(f"{source}: not a dagprof profile file") from None
         except Exception as e:  # msgpack raises several unrelated types for damaged input
             raise ProfileError(f"{source}: damaged or truncated profile file ({type(e).__name__})") from None
         return cls.from_dict(data, source)

@@ -166,14 +166,28 @@ def run_scons(
     depth = [0]
     orig_sconscript = _SConscript._SConscript
 
-    def sconscript(*a, **kw):
+    def enter() -> None:
         if depth[0] == 0 and (not phases or phases[-1]["name"] == PHASE_STARTUP):
             mark(PHASE_READ)
         depth[0] += 1
-        try:
-            return orig_sconscript(*a, **kw)
-        finally:
-            depth[0] -= 1
+
+    def leave() -> None:
+        depth[0] -= 1
+
+    # SCons' Export()/Import() find the user's namespace by walking up the stack past every frame
+    # whose module is SCons.Script.SConscript, so the wrapper must look like part of that module.
+    ns: dict[str, Any] = {"__name__": _SConscript.__name__, "_orig": orig_sconscript, "_enter": enter,
+                          "_leave": leave}
+    exec(
+        "def _SConscript(*a, **kw):\n"
+        "    _enter()\n"
+        "    try:\n"
+        "        return _orig(*a, **kw)\n"
+        "    finally:\n"
+        "        _leave()\n",
+        ns,
+    )
+    sconscript = ns["_SConscript"]
 
     orig_build_targets = Main._build_targets
 
