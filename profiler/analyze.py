@@ -125,7 +125,7 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
             if empty >= min_instances and empty_b >= min_bytes:
                 of = f" of {count:,}" if count else ""
                 out.append(_finding("empty_container", cls, attr, empty_b,
-                                    f"{empty:,}{of} {cls} instances hold an empty {attr} ; "
+                                    f"{empty:,}{of} {cls} instances hold an empty {attr}; "
                                     f"create it lazily or share one immutable empty value"))
             dup = int(a.get("dup_bytes") or 0) - (empty_b if empty >= min_instances else 0)
             if dup >= min_bytes:

@@ -138,3 +138,36 @@ def test_json_is_stable_and_plain() -> None:
     data = json.loads(a)
     assert data["format"] == "dagprof-profile" and data["version"] == 1
     assert [f["bytes"] for f in data["findings"]] == sorted((f["bytes"] for f in data["findings"]), reverse=True)
+
+
+# ---- comparison -------------------------------------------------------------------------------
+from profiler.report.compare import compare_rows, compare_to_json, render_compare  # noqa: E402
+from report_fixtures import comparison  # noqa: E402
+
+
+def test_compare_table_medians_and_ratios() -> None:
+    con, buf = _console()
+    render_compare(comparison(), con)
+    out = buf.getvalue()
+    assert re.search(r"peak RSS\s+97\.3 MiB\s+76\.3 MiB\s+0\.78x", out)
+    assert re.search(r"node bytes / node\s+3\.9 KiB\s+2\.5 KiB\s+0\.64x", out)
+    assert re.search(r"wall time\s+4\.50 s\s+5\.00 s\s+1\.11x", out)
+    assert re.search(r"reloads\s+0\s+2,300", out)
+    assert "median of 3 runs" in out and "scons -Q" in out
+
+
+def test_compare_json_matches_rows() -> None:
+    data = json.loads(compare_to_json(comparison()))
+    rows = {r["key"]: r for r in data["table"]}
+    assert rows["peak_rss"]["plain"] == 102_000_000 and rows["peak_rss"]["store"] == 80_000_000
+    assert rows["bytes_per_node"]["store"] == 25_500_000 / 10_100
+    assert rows["bytes_per_node"]["ratio"] == (25_500_000 / 10_100) / (40_000_000 / 10_100)
+    assert rows["peak_rss"]["store_runs"] == [80_000_000, 81_000_000, 79_000_000]
+    assert data["runs"] == 3
+
+
+def test_compare_needs_two_variants() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="two variants"):
+        compare_rows({"variants": {"plain": {}}})
