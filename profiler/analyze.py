@@ -6,7 +6,9 @@ Everything here reads only the agreed plain-data sections (access rows, "sizes",
 Heuristics (thresholds are keyword arguments; defaults below):
 
 - never_read: an attribute written (writes > 0) but read 0 times over the whole run. Saving = its
-  exclusive bytes from "sizes"; when the class was not sized at all it is reported with 0 bytes. Counters cannot tell "read
+  exclusive bytes from "sizes". Never-read attributes under `min_bytes` (or of a class that was
+  not sized) are grouped into one finding per class (attr None) listing them, so a profile
+  without sizes still shows them without flooding the report. Counters cannot tell "read
   before the last write" from "read after", so "never read" means never read at all.
 - empty_container: instances whose attribute is an empty container (sizes "empty"), at least
   `min_instances` of them. Saving = "empty_bytes": creating the container lazily (or sharing one
@@ -55,6 +57,10 @@ def _kib(n: int) -> str:
     from profiler.report.tables import fmt_bytes
 
     return fmt_bytes(n)
+
+
+def _times(n: int) -> str:
+    return f"{n:,} time" + ("" if n == 1 else "s")
 
 
 def _sort(findings: list[dict]) -> list[dict]:
@@ -110,13 +116,22 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
     def attr_size(cls: str, attr: str) -> dict:
         return ((sizes.get(cls) or {}).get("attrs") or {}).get(attr) or {}
 
-    for (cls, attr), t in totals.items():
+    small: dict[str, list[tuple[str, int]]] = {}
+    for (cls, attr), t in sorted(totals.items()):
         if t.writes > 0 and t.reads == 0:
             b = int(attr_size(cls, attr).get("bytes") or 0)
-            if b >= min_bytes or cls not in sizes:  # unsized: still worth knowing, saving unknown (0)
+            if b >= min_bytes:
                 out.append(_finding("never_read", cls, attr, b,
-                                    f"{cls}.{attr} is written {t.writes:,} times and never read; "
+                                    f"{cls}.{attr} is written {_times(t.writes)} and never read; "
                                     "stop storing it"))
+            else:
+                small.setdefault(cls, []).append((attr, b))
+    for cls, attrs in small.items():
+        b = sum(n for _a, n in attrs)
+        names = ", ".join(a for a, _n in attrs[:12]) + (f", … ({len(attrs) - 12} more)" if len(attrs) > 12 else "")
+        why = "sizes not recorded" if cls not in sizes else f"each under {_kib(min_bytes)}"
+        out.append(_finding("never_read", cls, None, b,
+                            f"{cls}: {len(attrs)} attributes are written and never read ({why}): {names}"))
 
     for cls, c in sizes.items():
         count = int(c.get("count") or 0)

@@ -20,7 +20,10 @@ def test_expected_findings_and_bytes() -> None:
         ("File", "side_effects"): N_FILES * 56,
     }
     assert _by(found, "duplicate_values") == {("File", "includes"): 1_200_000, ("File", "name"): 20_000}
-    assert _by(found, "never_read") == {("File", "cached_sig"): 400_000}
+    # big ones one by one; small ones (Dir.srcdir holds 0 bytes) grouped per class
+    assert _by(found, "never_read") == {("File", "cached_sig"): 400_000, ("Dir", None): 0}
+    grouped = next(f for f in found if f["kind"] == "never_read" and f["attr"] is None)
+    assert "srcdir" in grouped["message"] and "1 attributes" in grouped["message"]
     assert _by(found, "cycle") == {("Executor", None): 120 * 1_000}
     assert _by(found, "spill_candidate") == {
         ("Dir", "_sconsign"): 11_000_000, ("File", "binfo"): 3_500_000, ("File", "cached_sig"): 400_000,
@@ -64,7 +67,9 @@ def test_unaccessed_class_is_not_cold() -> None:
 def test_never_read_without_sizes_still_reported() -> None:
     p = Profile(access=[AccessRow("Node", "flag", "evaluate/build", 0, 3, 0, -1),
                         AccessRow("Node", "state", "evaluate/build", 5, 3, 0, -1)])
-    assert [(f["kind"], f["attr"], f["bytes"]) for f in analyze(p)] == [("never_read", "flag", 0)]
+    [f] = analyze(p)
+    assert (f["kind"], f["cls"], f["attr"], f["bytes"]) == ("never_read", "Node", None, 0)
+    assert "flag" in f["message"] and "state" not in f["message"]
 
 
 def test_empty_profile_has_no_findings() -> None:

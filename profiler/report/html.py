@@ -73,7 +73,8 @@ def _memory_chart(profile: Profile) -> Markup:
         snaps = [s for s in profile.sections.get("snapshots") or [] if isinstance(s.get("rss"), (int, float))]
         if snaps:
             series.append(("RSS (snapshots)", SERIES[0][1], [(float(s.get("t") or 0.0), float(s["rss"])) for s in snaps]))
-    return svg.line_chart("chart-memory", series, marks)
+    return svg.line_chart("chart-memory", series, marks,
+                          empty="no memory samples in this profile (the monitor did not run)")
 
 
 def _class_bars(profile: Profile, sizes: list[dict]) -> Markup:
@@ -82,7 +83,7 @@ def _class_bars(profile: Profile, sizes: list[dict]) -> Markup:
                 for c in sizes]
     else:
         bars = [(r["cls"], r["total_bytes"], []) for r in tables.counts_table(profile) if r["total_bytes"]]
-    return svg.bar_chart("chart-class-bytes", bars)
+    return svg.bar_chart("chart-class-bytes", bars, empty="no sizes in this profile (sizing did not run)")
 
 
 def _attr_bars(sizes: list[dict]) -> Markup:
@@ -93,7 +94,7 @@ def _attr_bars(sizes: list[dict]) -> Markup:
         dup = max(0, a["dup_bytes"] - a["empty_bytes"])
         bars.append((label, a["bytes"], [(a["empty_bytes"], "#ff9900", "empty containers"),
                                           (dup, "#990099", "duplicate values")]))
-    return svg.bar_chart("chart-attr-bytes", bars)
+    return svg.bar_chart("chart-attr-bytes", bars, empty="no sizes in this profile (sizing did not run)")
 
 
 def _heat(profile: Profile) -> dict[str, Any]:

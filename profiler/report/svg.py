@@ -41,14 +41,14 @@ def _nice_bytes_step(span: float, ticks: int = 5) -> float:
 
 def line_chart(chart_id: str, series: Sequence[tuple[str, str, Sequence[tuple[float, float]]]],
                marks: Sequence[tuple[float, str]] = (), width: int = 900, height: int = 320,
-               x_label: str = "seconds") -> Markup:
+               x_label: str = "seconds", empty: str = "no samples") -> Markup:
     """Byte values over time: one polyline per (name, colour, points), phase marks as labelled bands."""
     left, right, top, bottom = 78, 16, 34, 36
     pw, ph = width - left - right, height - top - bottom
     pts = [p for _n, _c, s in series for p in s]
     if not pts:
         return Markup(f'<svg id="{escape(chart_id)}" class="chart chart-empty" width="{width}" height="60" '
-                      f'role="img"><text x="10" y="30">no samples</text></svg>')
+                      f'role="img"><text x="10" y="30">{escape(empty)}</text></svg>')
     xmax = max(max(p[0] for p in pts), max((m[0] for m in marks), default=0.0)) or 1.0
     ymax = max(p[1] for p in pts) or 1.0
     ystep = _nice_bytes_step(ymax)
@@ -115,11 +115,11 @@ def line_chart(chart_id: str, series: Sequence[tuple[str, str, Sequence[tuple[fl
 
 
 def bar_chart(chart_id: str, bars: Sequence[tuple[str, float, Sequence[tuple[float, str, str]]]],
-              width: int = 900, bar_h: int = 18, label_w: int = 230) -> Markup:
+              width: int = 900, bar_h: int = 18, label_w: int = 230, empty: str = "no data") -> Markup:
     """Horizontal byte bars, largest first; each bar may carry overlay segments (value, colour, name)."""
     if not bars:
         return Markup(f'<svg id="{escape(chart_id)}" class="chart chart-empty" width="{width}" height="30" '
-                      f'role="img"><text x="10" y="20">no data</text></svg>')
+                      f'role="img"><text x="10" y="20">{escape(empty)}</text></svg>')
     gap, top = 5, 6
     right = 110
     height = top + len(bars) * (bar_h + gap) + 6

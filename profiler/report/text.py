@@ -304,7 +304,7 @@ def _render_cycles(profile: Profile, console: Console) -> bool:
     return True
 
 
-def _render_findings(profile: Profile, console: Console) -> bool:
+def _render_findings(profile: Profile, console: Console, limit: int = 30) -> bool:
     from profiler.analyze import findings_of
 
     found = findings_of(profile)
@@ -316,10 +316,14 @@ def _render_findings(profile: Profile, console: Console) -> bool:
     for col in ("bytes", "", "kind", "where", "advice"):
         t.add_column(col, justify="right" if col in ("bytes", "") else "left",
                      no_wrap=col != "advice", overflow="fold")
-    for f in found:
+    for f in found[:limit]:
         where = "all candidates" if f["cls"] == "*" else f["cls"] + (f".{f['attr']}" if f.get("attr") else "")
         t.add_row(fmt_int(f["bytes"]), fmt_bytes(f["bytes"]), f["kind"], where, f["message"])
     console.print(t)
+    if len(found) > limit:
+        rest = found[limit:]
+        console.print(f"[dim]… {len(rest)} more findings ({fmt_bytes(sum(f['bytes'] for f in rest))}); "
+                      "the JSON report lists them all[/dim]")
     spill = next((f["spill"] for f in found if f["kind"] == "spill_candidate" and f.get("attr") is None
                   and f.get("spill")), None)
     if spill:
