@@ -161,7 +161,8 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
         names = [r[0] for r in spill_rows]
         total = sum(r[1] for r in spill_rows)
         out.append(_finding("spill_candidate", "*", None, total,
-                            f"spill all {len(names)} candidates ({_kib(total)}): --spill {','.join(names)}",
+                            (f"spill all {len(names)} candidates" if len(names) > 1 else "spill the candidate")
+                            + f" ({_kib(total)}): --spill {','.join(names)}",
                             spill=",".join(names)))
 
     counts = profile.sections.get("counts") or {}
