@@ -1,0 +1,407 @@
+"""Instance counts and lifetimes per class without keeping any instance alive, plus a background monitor.
+
+Why not SCons' `--debug=count`: it keeps a strong reference to every node, so nothing it counts can
+ever be freed. Here:
+
+* creation is seen by wrapping `cls.__init__` (the wrapper records, then calls the original);
+* death is seen through a weakref callback for classes that support weak references, and, for classes
+  that do not (SCons nodes have no `__weakref__` slot), through a `__del__` installed on the class that
+  chains to any existing `__del__`;
+* records are keyed by `id()` and hold no reference; `restore()` puts back exactly what the classes
+  had before (an own `__init__`/`__del__` is set back, an inherited one is deleted again).
+
+Attribution: an instance is counted under the name of its class at creation (`type(obj).__name__`
+when the first hooked `__init__` ran). SCons Entry nodes that later become File or Dir by assigning
+`__class__` stay counted as Entry; to see their death the target classes must be tracked too (their
+`__del__` hook finds the record whatever the current class is). Instances created before `install()`,
+or by a subclass `__init__` that never calls the tracked one, are not counted (a gc scan in
+`snapshot()` still sees them).
+"""
+from __future__ import annotations
+
+import gc
+import random
+import sys
+import threading
+import time
+import weakref
+from typing import Any, Callable, Iterable
+
+import psutil
+
+__all__ = ["Tracker", "Monitor", "read_rss"]
+
+_RESERVOIR = 10_001  # lifetime samples kept per class for the median
+
+
+class _Ref(weakref.ref):
+    """A weak reference that remembers whom it watched, so the callback needs no lookup table."""
+
+    __slots__ = ("oid", "cls")
+
+
+class _ClassCounts:
+    __slots__ = ("created", "freed", "alive", "peak", "life_sum", "life_max", "sample", "rng")
+
+    def __init__(self) -> None:
+        self.created = 0
+        self.freed = 0
+        self.alive = 0
+        self.peak = 0
+        self.life_sum = 0.0
+        self.life_max = 0.0
+        self.sample: list[float] = []
+        self.rng = random.Random(0)
+
+    def died(self, life: float) -> None:
+        self.freed += 1
+        self.alive -= 1
+        self.life_sum += life
+        if life > self.life_max:
+            self.life_max = life
+        if len(self.sample) < _RESERVOIR:
+            self.sample.append(life)
+        else:  # reservoir sampling keeps the median honest with bounded memory
+            j = self.rng.randrange(self.freed)
+            if j < _RESERVOIR:
+                self.sample[j] = life
+
+
+def _next_in_mro(obj: Any, after: type, name: str) -> Any:
+    """The `name` function the class after `after` in obj's MRO provides (what super() would find)."""
+    mro = type(obj).__mro__
+    try:
+        start = mro.index(after) + 1
+    except ValueError:
+        start = 0
+    for k in mro[start:]:
+        f = k.__dict__.get(name)
+        if f is not None:
+            return f
+    return None
+
+
+class Tracker:
+    """Counts creations and deaths per class through class hooks; holds no instance."""
+
+    def __init__(self, classes: Iterable[type], clock: Callable[[], float] = time.perf_counter) -> None:
+        self.classes = list(dict.fromkeys(classes))
+        for c in self.classes:
+            if not isinstance(c, type):
+                raise TypeError(f"tracker: {c!r} is not a class")
+        self.clock = clock
+        self._born: dict[str, dict[int, float]] = {}  # creation class name -> {id: birth time}
+        self._refs: dict[int, _Ref] = {}  # id -> weak reference, for classes that support them
+        self._stats: dict[str, _ClassCounts] = {}
+        self._saved: list[tuple[type, str, Any]] = []  # (class, name, own value or _ABSENT)
+        self.unhookable: list[type] = []
+        self.installed = False
+
+    # ---- hooks ---------------------------------------------------------------------------------
+    def install(self) -> None:
+        """Wrap __init__ (and add __del__ where weakrefs are impossible) on every tracked class."""
+        if self.installed:
+            return
+        for cls in self.classes:
+            try:
+                self._hook_init(cls)
+                if not cls.__weakrefoffset__:
+                    self._hook_del(cls)
+            except (TypeError, AttributeError):  # builtin/extension types cannot take attributes
+                self.unhookable.append(cls)
+        self.installed = True
+
+    def restore(self) -> None:
+        """Undo every hook exactly, newest first, so stacked wrappers unwind cleanly."""
+        for cls, name, old in reversed(self._saved):
+            if old is _ABSENT:
+                try:
+                    delattr(cls, name)
+                except AttributeError:
+                    pass
+            else:
+                setattr(cls, name, old)
+        self._saved.clear()
+        self.installed = False
+
+    def _save(self, cls: type, name: str) -> Any:
+        old = cls.__dict__.get(name, _ABSENT)
+        self._saved.append((cls, name, old))
+        return old
+
+    def _hook_init(self, cls: type) -> None:
+        own = cls.__dict__.get("__init__")
+        born = self._on_born
+
+        if own is not None:
+            def __init__(obj: Any, *args: Any, **kw: Any) -> None:
+                born(obj)
+                own(obj, *args, **kw)
+        else:
+            def __init__(obj: Any, *args: Any, **kw: Any) -> None:
+                born(obj)
+                nxt = _next_in_mro(obj, cls, "__init__")
+                if nxt is None or nxt is object.__init__:
+                    object.__init__(obj)  # object.__init__ would reject args now that tp_init is ours
+                else:
+                    nxt(obj, *args, **kw)
+
+        __init__.__wrapped__ = own  # type: ignore[attr-defined]
+        __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+        self._save(cls, "__init__")
+        setattr(cls, "__init__", __init__)
+
+    def _hook_del(self, cls: type) -> None:
+        own = cls.__dict__.get("__del__")
+        died = self._on_del
+
+        def __del__(obj: Any) -> None:
+            died(obj)
+            nxt = own if own is not None else _next_in_mro(obj, cls, "__del__")
+            if nxt is not None:
+                nxt(obj)
+
+        __del__.__qualname__ = f"{cls.__qualname__}.__del__"
+        self._save(cls, "__del__")
+        setattr(cls, "__del__", __del__)
+
+    # ---- events (may run in any thread, from the garbage collector) -----------------------------
+    def _on_born(self, obj: Any) -> None:
+        t = type(obj)
+        name = t.__name__
+        oid = id(obj)
+        born = self._born.get(name)
+        if born is None:
+            born = self._born[name] = {}
+            self._stats[name] = _ClassCounts()
+        if oid in born:  # an outer wrapper (subclass) already recorded it, or __init__ called twice
+            return
+        born[oid] = self.clock()
+        st = self._stats[name]
+        st.created += 1
+        st.alive += 1
+        if st.alive > st.peak:
+            st.peak = st.alive
+        if t.__weakrefoffset__:
+            try:
+                r = _Ref(obj, self._on_ref_dead)
+            except TypeError:
+                return
+            r.oid = oid
+            r.cls = name
+            self._refs[oid] = r
+
+    def _on_del(self, obj: Any) -> None:
+        try:
+            self._freed(id(obj), type(obj).__name__)
+        except Exception:  # a finalizer must never raise into the program
+            pass
+
+    def _on_ref_dead(self, ref: _Ref) -> None:
+        self._refs.pop(ref.oid, None)
+        self._freed(ref.oid, ref.cls)
+
+    def _freed(self, oid: int, name: str) -> None:
+        born = self._born.get(name)
+        t0 = born.pop(oid, None) if born is not None else None
+        if t0 is None:  # morphed since creation (Entry -> File): find the creation class
+            for cname, b in self._born.items():
+                t0 = b.pop(oid, None)
+                if t0 is not None:
+                    name = cname
+                    break
+            else:
+                return
+        self._refs.pop(oid, None)
+        self._stats[name].died(self.clock() - t0)
+
+    # ---- queries -------------------------------------------------------------------------------
+    def alive_counts(self) -> dict[str, int]:
+        """Instances alive now per creation class (the monitor samples this)."""
+        return {name: st.alive for name, st in list(self._stats.items())}
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {name: {"created": st.created, "freed": st.freed, "alive": st.alive, "peak": st.peak}
+                for name, st in list(self._stats.items())}
+
+    def lifetimes(self) -> dict[str, dict[str, Any]]:
+        """The "lifetimes" section: statistics over freed instances (alive ones have no lifetime yet)."""
+        out = {}
+        for name, st in list(self._stats.items()):
+            sample = sorted(st.sample)
+            out[name] = {
+                "created": st.created,
+                "freed": st.freed,
+                "alive": st.alive,
+                "mean_s": st.life_sum / st.freed if st.freed else 0.0,
+                "p50_s": sample[len(sample) // 2] if sample else 0.0,
+                "max_s": st.life_max,
+            }
+        return out
+
+    def all_types(self) -> set[type]:
+        """Tracked classes and all their subclasses (what a gc scan should pick up)."""
+        out: set[type] = set()
+        todo = list(self.classes)
+        while todo:
+            c = todo.pop()
+            if c in out:
+                continue
+            out.add(c)
+            try:
+                todo.extend(type.__subclasses__(c))
+            except TypeError:
+                pass
+        return out
+
+    def live_objects(self) -> list[Any]:
+        """Every live instance of the tracked classes, found by a gc scan (we hold no references)."""
+        wanted = self.all_types()
+        found = [o for o in gc.get_objects() if type(o) in wanted]
+        seen = set(map(id, found))
+        for r in list(self._refs.values()):  # instances the collector does not track
+            o = r()
+            if o is not None and id(o) not in seen:
+                found.append(o)
+        return found
+
+    def scan_counts(self) -> dict[str, int]:
+        """Live instances per current class name by gc scan; sees objects no hook saw (e.g. morphed)."""
+        wanted = self.all_types()
+        out: dict[str, int] = {}
+        for o in gc.get_objects():
+            t = type(o)
+            if t in wanted:
+                out[t.__name__] = out.get(t.__name__, 0) + 1
+        return out
+
+    def self_bytes(self) -> int:
+        """Memory of the tracker's own tables, so the profiler's footprint is visible."""
+        n = sys.getsizeof(self._born) + sys.getsizeof(self._refs) + sys.getsizeof(self._stats)
+        for b in list(self._born.values()):
+            n += sys.getsizeof(b) + 24 * len(b)  # the dict plus one float per entry
+        n += sum(map(sys.getsizeof, list(self._refs.values())))
+        for st in list(self._stats.values()):
+            n += sys.getsizeof(st.sample) + 24 * len(st.sample)
+        return n
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT = _Absent()
+
+
+# ---- RSS ----------------------------------------------------------------------------------------
+_PROC = psutil.Process()
+
+
+def read_rss() -> tuple[int, int, int]:
+    """(rss, anonymous rss, file-backed rss) in bytes; anon/file are -1 where the OS does not say.
+
+    /proc/self/status is one small read, unlike psutil's memory_full_info() which parses smaps.
+    """
+    try:
+        with open("/proc/self/status", "rb") as f:
+            data = f.read()
+    except OSError:
+        return _PROC.memory_info().rss, -1, -1
+    rss = anon = file_ = -1
+    for line in data.split(b"\n"):
+        if line.startswith(b"VmRSS:"):
+            rss = int(line.split()[1]) * 1024
+        elif line.startswith(b"RssAnon:"):
+            anon = int(line.split()[1]) * 1024
+        elif line.startswith(b"RssFile:"):
+            file_ = int(line.split()[1]) * 1024
+    if rss < 0:
+        rss = _PROC.memory_info().rss
+    return rss, anon, file_
+
+
+class Monitor:
+    """A daemon thread sampling RSS and tracked counts at an interval, with phase marks and its own cost."""
+
+    def __init__(self, interval_s: float = 0.1, extra: Callable[[], dict[str, int]] | None = None) -> None:
+        if not interval_s > 0:
+            raise ValueError(f"monitor: interval must be > 0 seconds, got {interval_s!r}")
+        self.interval_s = float(interval_s)
+        self.extra = extra
+        self.t0 = time.time()
+        self._p0 = time.perf_counter()
+        self.samples: list[list[Any]] = []
+        self.marks: list[list[Any]] = []
+        self.cpu_s = 0.0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def now(self) -> float:
+        """Seconds since the monitor started; the time axis of samples, marks and snapshots."""
+        return time.perf_counter() - self._p0
+
+    def start(self) -> "Monitor":
+        self.t0 = time.time()
+        self._p0 = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, name="dagprof-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def sample(self) -> list[Any]:
+        """Take one sample now (also used for an exact first and last point)."""
+        rss, anon, file_ = read_rss()
+        counts: dict[str, int] = {}
+        if self.extra is not None:
+            try:
+                counts = dict(self.extra())
+            except Exception:
+                self.errors += 1
+        s = [self.now(), rss, anon, file_, counts]
+        self.samples.append(s)
+        return s
+
+    def _run(self) -> None:
+        c0 = time.thread_time()
+        try:
+            while True:
+                self.sample()
+                if self._stop.wait(self.interval_s):
+                    break
+        finally:
+            self.cpu_s = time.thread_time() - c0
+
+    def mark(self, phase: str) -> None:
+        """Record that a build phase starts now."""
+        self.marks.append([self.now(), str(phase)])
+
+    def stop(self) -> None:
+        """Stop and join the thread; the cost figures are final afterwards."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def self_bytes(self) -> int:
+        """Memory held by the sample buffers."""
+        n = sys.getsizeof(self.samples) + sys.getsizeof(self.marks)
+        for s in list(self.samples):
+            n += sys.getsizeof(s) + sum(map(sys.getsizeof, s[:4])) + sys.getsizeof(s[4])
+        for m in list(self.marks):
+            n += sys.getsizeof(m) + sys.getsizeof(m[1])
+        return n
+
+    def section(self) -> dict[str, Any]:
+        """The "monitor" section (see docs/profile-format.md)."""
+        return {
+            "interval_s": self.interval_s,
+            "t0": self.t0,
+            "samples": [list(s) for s in self.samples],
+            "marks": [list(m) for m in self.marks],
+            "cost": {"cpu_s": self.cpu_s, "samples": len(self.samples), "self_bytes": self.self_bytes()},
+        }
