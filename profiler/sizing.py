@@ -65,8 +65,9 @@ _EMPTY_CONTAINER_TYPES = frozenset({list, tuple, dict, set, frozenset, bytearray
 _SCALARS = frozenset({str, bytes, int, float, bool, complex, type(None)})
 
 # kinds cached per type: not counted (shared or boundary), counted leaf, counted and followed;
-# the *_PY variants have a __sizeof__ written in Python, which must not run.
-_SKIP, _STOP, _LEAF, _FOLLOW, _LEAF_PY, _FOLLOW_PY = 0, 1, 2, 3, 4, 5
+# the *_PY variants have a __sizeof__ written in Python, which must not run. The C traversal
+# of a dict whose keys are all str visits only the values (CPython 3.11+), so keys are added by hand (_FOLLOW_DICT).
+_SKIP, _STOP, _LEAF, _FOLLOW, _LEAF_PY, _FOLLOW_PY, _FOLLOW_DICT = 0, 1, 2, 3, 4, 5, 6
 
 
 def _own_sizeof_is_c(t: type) -> bool:
@@ -352,11 +353,13 @@ class Sizer:
                 k = _FOLLOW if t.__flags__ & _HAVE_GC else _LEAF
                 if not (t in _SCALARS or _own_sizeof_is_c(t)):
                     k += 2
+                elif k == _FOLLOW and issubclass(t, dict):
+                    k = _FOLLOW_DICT
             self._kinds[t] = k
         return k
 
     def _size(self, o: Any, t: type) -> int:
-        return sys.getsizeof(o) if self._kind(t) <= _FOLLOW else _pysize(o, t)
+        return _pysize(o, t) if self._kind(t) in (_LEAF_PY, _FOLLOW_PY) else sys.getsizeof(o)
 
     # ---- the walk ------------------------------------------------------------------------------
     def exclusive(self, value: Any) -> int:
@@ -376,11 +379,13 @@ class Sizer:
         getsizeof = sys.getsizeof
         if k == _LEAF:
             return getsizeof(value)
-        total = getsizeof(value) if k == _FOLLOW else _pysize(value, t)
         if k == _LEAF_PY:
-            return total
+            return _pysize(value, t)
+        total = _pysize(value, t) if k == _FOLLOW_PY else getsizeof(value)
         get_referents = gc.get_referents
         stack = get_referents(value)
+        if k == _FOLLOW_DICT:
+            stack.extend(dict.keys(value))
         pop = stack.pop
         extend = stack.extend
         add = seen.add
@@ -401,6 +406,10 @@ class Sizer:
             elif k == _FOLLOW:
                 total += getsizeof(o)
                 extend(get_referents(o))
+            elif k == _FOLLOW_DICT:
+                total += getsizeof(o)
+                extend(get_referents(o))
+                extend(dict.keys(o))
             else:
                 total += _pysize(o, t)
                 if k == _FOLLOW_PY:

@@ -1,0 +1,140 @@
+"""The one facade a build adapter calls to record memory introspection sections for a Profile.
+
+    insp = Introspector([File, Dir, Entry], boundary=(Environment, Executor), detail=["File"])
+    insp.start()
+    insp.mark("read SConscripts"); ...; insp.mark("evaluate/build")
+    sections = insp.finish()      # sizes, counts, lifetimes, monitor, snapshots, cycles, detail
+    insp.restore()                # every class hook undone
+
+Nothing here knows SCons; the adapter passes the classes and the boundary types.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+from .cycles import CycleWatch
+from .detail import detail_section
+from .sizing import size_sections
+from .tracker import Monitor, Tracker, read_rss
+
+__all__ = ["Introspector", "counts_section"]
+
+
+def counts_section(tracked: dict[str, dict[str, int]], now: dict[str, int], sizes: dict[str, Any]) -> dict[str, Any]:
+    """The size-annotated counts table: instances now/peak/created per class with average and total bytes.
+
+    `now` is by current class (a gc scan at finish), `peak`/`created` by class at creation (the
+    tracker), bytes by current class (the sizing); see docs/profile-format.md.
+    """
+    classes = sizes.get("classes", {})
+    out: dict[str, Any] = {}
+    for name in sorted(set(tracked) | set(now) | set(classes)):
+        t = tracked.get(name, {})
+        c = classes.get(name, {})
+        count = c.get("count", 0)
+        total = c.get("total", 0)
+        n_now = now.get(name, t.get("alive", count))
+        out[name] = {
+            "now": n_now,
+            "peak": max(t.get("peak", 0), n_now),
+            "created": t.get("created", 0),
+            "avg_bytes": total // count if count else 0,
+            "total_bytes": total,
+        }
+    return out
+
+
+class Introspector:
+    """Tracker + monitor + gc watch + sizing + detail behind start/mark/finish/restore."""
+
+    def __init__(self, classes: Iterable[type], boundary: tuple[type, ...] = (), detail: Iterable[str] = (),
+                 detail_n: int = 5, interval_s: float = 0.1, cycle_checkpoints: bool = False) -> None:
+        self.classes = list(classes)
+        for c in self.classes:
+            if not isinstance(c, type):
+                raise TypeError(f"introspect: {c!r} is not a class")
+        self.boundary = tuple(boundary)
+        self.detail = list(detail)
+        self.detail_n = int(detail_n)
+        self.cycle_checkpoints = cycle_checkpoints
+        self.tracker = Tracker(self.classes)
+        self.monitor = Monitor(interval_s, extra=self.tracker.alive_counts)
+        self.cycles = CycleWatch()
+        self.snapshots: list[dict[str, Any]] = []
+        self.started = False
+        self.finished: dict[str, Any] | None = None
+
+    def __enter__(self) -> "Introspector":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
+
+    def start(self) -> None:
+        """Hook the classes, watch the collector and start sampling."""
+        if self.started:
+            return
+        self.tracker.install()
+        self.cycles.install()
+        self.monitor.start()
+        self.started = True
+
+    def snapshot(self, label: str, scan: bool = True) -> dict[str, Any]:
+        """Counts now: per creation class from the hooks, and (scan=True) per current class by gc scan."""
+        snap: dict[str, Any] = {"label": str(label), "t": self.monitor.now(), "rss": read_rss()[0],
+                                "counts": self.tracker.alive_counts()}
+        if scan:
+            snap["scan"] = self.tracker.scan_counts()
+        self.snapshots.append(snap)
+        return snap
+
+    def mark(self, phase: str) -> None:
+        """A build phase starts: mark the monitor timeline and take a snapshot."""
+        self.monitor.mark(phase)
+        self.snapshot(phase)
+        if self.cycle_checkpoints:
+            self.cycles.checkpoint(self.classes)
+
+    def finish(self, objects: Iterable[object] | None = None) -> dict[str, Any]:
+        """Stop sampling and compute every section; sizes cover `objects` or all live tracked instances."""
+        if self.finished is not None:
+            return self.finished
+        t0 = time.perf_counter()
+        if self.monitor.running:
+            self.monitor.sample()  # an exact last point
+        self.monitor.stop()
+        self.snapshot("finish")
+        owners = list(objects) if objects is not None else self.tracker.live_objects()
+        sizes = size_sections(owners, self.boundary)
+        detail = detail_section(owners, self.detail, self.detail_n, self.boundary, stop=owners)
+        now: dict[str, int] = {}
+        for o in owners:
+            name = type(o).__name__
+            now[name] = now.get(name, 0) + 1
+        del owners  # before the cycle collection, so nothing here keeps garbage reachable
+        cycles = self.cycles.section(self.classes)
+        self.cycles.restore()
+        monitor = self.monitor.section()
+        tracker_bytes = self.tracker.self_bytes()
+        monitor["cost"]["monitor_bytes"] = monitor["cost"]["self_bytes"]
+        monitor["cost"]["tracker_bytes"] = tracker_bytes
+        monitor["cost"]["self_bytes"] += tracker_bytes
+        monitor["cost"]["finish_s"] = time.perf_counter() - t0
+        self.finished = {
+            "sizes": sizes,
+            "counts": counts_section(self.tracker.counts(), now, sizes),
+            "lifetimes": self.tracker.lifetimes(),
+            "monitor": monitor,
+            "snapshots": list(self.snapshots),
+            "cycles": cycles,
+            "detail": detail,
+        }
+        return self.finished
+
+    def restore(self) -> None:
+        """Undo every class hook and stop every watcher; safe to call more than once."""
+        self.monitor.stop()
+        self.cycles.restore()
+        self.tracker.restore()
