@@ -1,4 +1,7 @@
-"""Builds the optional C fast path of the access counters; pure Python is used when it cannot be built."""
+"""Builds the optional C fast paths (access counters, spill guards); pure Python is used when they cannot be built."""
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("profiler._fastcount", ["profiler/_fastcount.c"], optional=True)])
+setup(ext_modules=[
+    Extension("profiler._fastcount", ["profiler/_fastcount.c"], optional=True),
+    Extension("dagstore._fastguard", ["dagstore/_fastguard.c"], optional=True),
+])

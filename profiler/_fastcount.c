@@ -175,6 +175,7 @@ static PyTypeObject CounterType = {
     .tp_getset = Counter_getset,
 };
 
+
 static struct PyModuleDef fastcount_module = {
     PyModuleDef_HEAD_INIT, "_fastcount", "C fast path for profiler.access", -1, NULL,
 };

@@ -1,7 +1,63 @@
 """Subcommands beyond profile/report (build, compare, demo); each registers a parser and a handler."""
 from __future__ import annotations
 
+import os
+import sys
 from typing import Callable
 
 REGISTER: list[Callable] = []
 HANDLERS: dict[str, Callable] = {}
+
+
+def _register_build(add: Callable) -> None:
+    p = add("build", "run an SCons build with cold node attributes spilled to a store")
+    p.add_argument("--store", choices=("lmdb", "memory", "none"), default="lmdb",
+                   help="where spilled values go (default: %(default)s)")
+    p.add_argument("--store-path", metavar="DIR", help="store directory (default: .dagstore in the top directory)")
+    p.add_argument("--spill", default="auto", metavar="ATTRS",
+                   help="'auto' (previous build's access profile), 'none', or Class.attr,Class.attr,...")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write a profile (access counts + store stats)")
+    p.add_argument("--sizes", action="store_true", help="size node data left resident at the end (slower)")
+    p.add_argument("--quiet-store", action="store_true", help="do not print the one-line store summary")
+
+
+def cmd_build(args, scons_args: list[str]) -> int:
+    from dagstore.policy import PolicyError
+
+    from .builds import scons as adapter
+    from .cli import UsageError, _out_path
+
+    if args.output:
+        _out_path(args.output, "--output")
+    if args.store_path and os.path.exists(args.store_path) and not os.path.isdir(args.store_path):
+        raise UsageError(f"--store-path {args.store_path!r} exists and is not a directory")
+    hooks = []
+    if args.store != "none":
+        try:
+            hooks.append(adapter.StoreHooks(kind=args.store, path=args.store_path, spill=args.spill))
+        except PolicyError as e:
+            raise UsageError(str(e)) from None
+    elif args.spill not in ("auto", "none"):
+        raise UsageError("--spill needs a store (--store lmdb or memory)")
+    introspector = None
+    if args.sizes:
+        from .cli import _make_introspector
+
+        args.detail, args.interval = "", 0.5
+        introspector = _make_introspector(args, adapter)
+    profile = adapter.profile_build(scons_args, introspector=introspector, extra_hooks=hooks)
+    profile.meta["store"] = args.store if args.store != "none" else None
+    st = profile.sections.get("store")
+    if st and not args.quiet_store:
+        mb = st["spilled_bytes"] / 1e6
+        extra = f"; stopped: {st['stopped']}" if st.get("stopped") else ""
+        print(f"dagstore: {st['backend']} store at {st['path']}: spilled {st['spilled_attrs']} values ({mb:.1f} MB), "
+              f"collapsed {st['collapsed']} empty containers, {st['reloads']} reloads, "
+              f"{st['reuse_hits']} reused from the previous build, {st['refused']} refused{extra}", file=sys.stderr)
+    if args.output:
+        profile.save(args.output)
+    return int(profile.meta.get("exit_code", 0) or 0)
+
+
+REGISTER.append(_register_build)
+HANDLERS["build"] = cmd_build

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 if TYPE_CHECKING:
+    from dagstore.codec import Codec
+    from dagstore.policy import Candidates
+
     from ..profile import Profile
 
 PHASE_STARTUP = "startup"
@@ -235,13 +238,14 @@ def run_scons(
         end = time.perf_counter() - t0
         if phases:
             phases[-1]["end_s"] = end
+        # the build's own peak, before anything dagprof does afterwards (sizing) can raise it
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         try:
             if before_exit is not None:
                 before_exit()
         finally:
             patches.undo()
             os.chdir(saved_cwd)  # -C/--directory changes the cwd of this process
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return RunResult(exit_code=exit_code, wall_s=end, peak_rss=peak, phases=phases, argv=list(args))
 
 
@@ -267,6 +271,11 @@ def profile_build(
 
     recorder = AccessRecorder(readers=readers, phase=PHASE_STARTUP)
     hooks = list(extra_hooks)
+    for h in hooks:  # guards first: the counters then wrap them, so reads still count
+        if hasattr(h, "install"):
+            h.install()
+        if hasattr(h, "bind"):
+            h.bind(recorder)
     for cls in node_classes():
         recorder.instrument(cls)
     if introspector is not None:
@@ -293,13 +302,28 @@ def profile_build(
         if introspector is not None:
             sections.update(introspector.finish(live_nodes()))
 
+    from ..rss import PeakSampler
+
     started = datetime.datetime.now().isoformat(timespec="seconds")
+    sampler = PeakSampler().start()
+    rss: dict[str, int] = {}
+
+    def stop_sampler() -> None:
+        rss.update(sampler.stop())
+
+    def before_exit_all() -> None:
+        stop_sampler()
+        before_exit()
+
     try:
-        result = run_scons(args, on_phase=on_phase, on_node_done=on_done, before_exit=before_exit)
+        result = run_scons(args, on_phase=on_phase, on_node_done=on_done, before_exit=before_exit_all)
     finally:
         recorder.restore()
         if introspector is not None:
             introspector.restore()
+        for h in hooks:
+            if hasattr(h, "close"):
+                h.close()
     meta = {
         "tool_version": __version__,
         "scons_version": scons_version(),
@@ -308,6 +332,7 @@ def profile_build(
         "cwd": os.getcwd(),
         "wall_s": result.wall_s,
         "peak_rss": result.peak_rss,
+        **rss,
         "exit_code": result.exit_code,
         "started": started,
         "machine": _machine(),
@@ -319,3 +344,193 @@ def profile_build(
         if extra is not None:
             sections.update(extra())
     return Profile(meta=meta, phases=result.phases, access=recorder.rows(), sections=sections)
+
+
+# ---------------------------------------------------------------------------------------------
+# The node store (dagstore) on a SCons build: which attributes are safe, keys, stamps, hooks.
+
+# Attributes whose EMPTY containers collapse to a shared marker once a node's task is done. SCons
+# re-reads (and re-creates) them through the guard if it ever needs them again; nobody keeps a
+# reference to these containers across a task boundary.
+COLLAPSE_ATTRS = ("waiting_parents", "waiting_s_e", "side_effects", "sources", "sources_set", "depends",
+                  "depends_set", "ignore", "ignore_set", "implicit", "prerequisites")
+FS_COLLAPSE_ATTRS = ("scanner_paths",)
+# Attributes that may be spilled once a node's task is done (value semantics; never merged by identity).
+SPILL_ATTRS = ("includes", "implicit", "implicit_set", "binfo", "contentsig", "cachedir_csig", "cachesig")
+DIR_SPILL_ATTRS = ("on_disk_entries", "released_target_info")
+# Content-derived: the include names scanned from a file depend only on its bytes, so they are
+# reused by the next build when the file's stamp is unchanged.
+REUSE_ATTRS = ("includes",)
+DEFAULT_COLD = {"File": ("includes", "implicit_set", "implicit", "binfo"),
+                "Entry": ("includes", "implicit_set", "implicit", "binfo")}
+STORE_CLASSES = ("File", "Dir", "Entry", "RootDir", "Alias", "Value")
+
+
+def store_candidates() -> "Candidates":
+    """Tell the store's policy what is safe on each SCons node class."""
+    from dagstore.policy import Candidates
+
+    from ..access import slot_names
+
+    classes = {c.__name__: c for c in node_classes() if c.__name__ in STORE_CLASSES}
+    spill, collapse, reuse, all_attrs = {}, {}, {}, {}
+    import SCons.Node.FS as FS
+
+    for name, cls in classes.items():
+        is_fs = issubclass(cls, FS.Base)
+        slots = slot_names(cls)
+        all_attrs[name] = tuple(slots)
+        attrs = SPILL_ATTRS + (DIR_SPILL_ATTRS if issubclass(cls, FS.Dir) else ())
+        spill[name] = tuple(a for a in attrs if a in slots)
+        collapse[name] = tuple(a for a in COLLAPSE_ATTRS + (FS_COLLAPSE_ATTRS if is_fs else ()) if a in slots)
+        reuse[name] = tuple(a for a in REUSE_ATTRS if a in slots) if is_fs else ()
+    return Candidates(spill=spill, collapse=collapse, reuse=reuse, default_cold=dict(DEFAULT_COLD),
+                      all_attrs=all_attrs, late_phases=(PHASE_BUILD, PHASE_SCONSIGN))
+
+
+def file_stamp(node: object) -> bytes | None:
+    """size + mtime_ns + inode + ctime_ns of a file node: any edit changes it (content-free, one stat)."""
+    import SCons.Node.FS as FS
+
+    if not isinstance(node, FS.Base):
+        return None
+    try:
+        st = os.stat(node.get_abspath())
+    except OSError:
+        return None
+    return b"%d:%d:%d:%d" % (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def make_codec() -> "Codec":
+    """msgpack codec that knows SCons' NodeInfo/BuildInfo and maps node references to the same nodes."""
+    from dagstore.codec import Codec
+
+    import SCons.Node
+
+    node_cls = SCons.Node.Node
+    refs: dict[str, object] = {}
+
+    def key(obj: object) -> str | None:
+        if isinstance(obj, node_cls):
+            k = str(id(obj))
+            refs[k] = obj  # a spilled value referring to a node keeps that node reachable, as it did in memory
+            return k
+        return None
+
+    codec = Codec(resolve_node=refs.__getitem__, node_key=key)
+    for cls in _load((
+        ("SCons.Node.FS", "FileNodeInfo"), ("SCons.Node.FS", "FileBuildInfo"),
+        ("SCons.Node.FS", "DirNodeInfo"), ("SCons.Node.FS", "DirBuildInfo"),
+        ("SCons.Node.Alias", "AliasNodeInfo"), ("SCons.Node.Alias", "AliasBuildInfo"),
+        ("SCons.Node.Python", "ValueNodeInfo"), ("SCons.Node.Python", "ValueBuildInfo"),
+        ("SCons.Node", "NodeInfoBase"), ("SCons.Node", "BuildInfoBase"),
+    )):
+        codec.register(cls)
+    return codec
+
+
+class StoreHooks:
+    """Plugs a dagstore Spiller into a SCons build: guards at start, spills when a node's task is done."""
+
+    def __init__(self, kind: str = "lmdb", path: str | None = None, spill: str = "auto",
+                 collapse_after_read: bool = True) -> None:
+        from dagstore.policy import choose
+        from dagstore.spill import Spiller
+
+        self.kind = kind
+        self.path_arg = path
+        self.path: str | None = None
+        self.spec = spill
+        self.collapse_after_read = collapse_after_read
+        self.candidates = store_candidates()
+        choose(spill if spill != "auto" else "none", self.candidates)  # validate an explicit list early
+        self.spiller = Spiller(store=None, codec=make_codec(), stable_key=node_key, stamp=file_stamp)
+        self.spiller.active = False
+        self.store = None
+        self.plan = None
+        self.warning: str | None = None
+        self.recorder = None
+        self._classes = {c.__name__: c for c in node_classes()}
+
+    def bind(self, recorder: Any) -> None:
+        """The access recorder of this run; its table is saved for the next build's `--spill auto`."""
+        self.recorder = recorder
+
+    def install(self) -> None:
+        """Guard the node classes before any node exists, with the widest plan (narrowed on open)."""
+        cand = self.candidates
+        for name, cls in self._classes.items():
+            if name not in cand.all_attrs:
+                continue
+            self.spiller.guard(cls, spill=(), collapse=cand.collapse.get(name, ()), reuse=cand.reuse.get(name, ()))
+
+    def _open(self) -> None:
+        from dagstore.backends import open_store
+        from dagstore.policy import choose
+
+        self.path = os.path.abspath(self.path_arg or ".dagstore")
+        expect = {"scons": scons_version(), "python": ".".join(map(str, sys.version_info[:2]))}
+        store, warning = open_store(self.kind, self.path, expect)
+        self.warning = warning
+        if warning:
+            print(f"dagprof: warning: {warning}", file=sys.stderr)
+        if store is None:
+            return
+        self.store = store
+        previous = None
+        if self.spec == "auto":
+            try:
+                rows = store.get_meta("access_profile")
+            except Exception:
+                rows = None
+            if rows:
+                from ..profile import AccessRow
+
+                previous = [AccessRow(*r) for r in rows]
+        self.plan = choose(self.spec, self.candidates, previous)
+        for name, attrs in self.plan.spill.items():
+            cls = self._classes.get(name)
+            if cls is not None:
+                self.spiller.guard(cls, spill=attrs, reuse=self.plan.reuse.get(name, ()))
+        self.spiller.store = store
+        self.spiller.begin()
+        self.spiller.active = True
+
+    def on_phase(self, name: str) -> None:
+        if name == PHASE_READ and self.store is None and self.warning is None:
+            self._open()
+        elif name == PHASE_BUILD and self.spiller.active:
+            if self.collapse_after_read:
+                self.spiller.spill(live_nodes())  # nothing is in flight yet: every node is at a safe point
+            self.spiller.flush()
+        elif name == PHASE_SCONSIGN and self.spiller.active:
+            self.spiller.flush()
+
+    def on_node_done(self, nodes: list[object]) -> None:
+        if self.spiller.active:
+            self.spiller.spill(nodes)
+
+    def on_finish(self) -> None:
+        if self.store is None:
+            return
+        self.spiller.flush()
+        if self.recorder is not None:
+            try:
+                self.store.set_meta("access_profile", [r.as_list() for r in self.recorder.rows()])
+            except Exception as e:  # the profile is advice for next time; a failure here loses nothing
+                print(f"dagprof: warning: could not save the access profile in the store ({e})", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.store is not None:
+            try:
+                self.store.close()
+            finally:
+                self.store = None
+
+    def profile_sections(self) -> dict[str, Any]:
+        sec = self.spiller.section(self.kind, self.path)
+        sec["plan"] = {"source": self.plan.source if self.plan else None,
+                       "spill": self.plan.spill_spec() if self.plan else ""}
+        if self.warning:
+            sec["warning"] = self.warning
+        return {"store": sec}

@@ -1,0 +1,410 @@
+"""Spill descriptors: cold attribute values leave memory at safe points and come back on first read.
+
+A guarded attribute's slot holds either its value or a shared `Marker`:
+  - EMPTY_LIST / EMPTY_SET / EMPTY_DICT: an empty container collapsed in place (no I/O at all);
+    a read puts a fresh empty container back.
+  - SPILLED: the value is in the store (or still in the pending batch); a read decodes it back.
+Values reused from the previous build come in through the guard's `on_none` hook: an attribute that
+reads as None (not computed yet) is looked up under a stable key and used only when its stamp matches.
+
+Nothing here knows SCons: the caller supplies the classes, the safe points, and (for reuse) a stable
+key and a stamp per object. The guard itself is C (`_fastguard.c`) with an identical Python twin.
+"""
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from .codec import Codec, Refused
+
+try:
+    from ._fastguard import Guard as _CGuard
+except ImportError:  # pragma: no cover - used when the extension is not built
+    _CGuard = None
+
+
+class Marker:
+    """What a guarded slot holds instead of its value; one shared instance per kind."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"<dagstore {self.kind}>"
+
+    def __reduce__(self):  # markers must never be pickled into .sconsign; fail loudly if they are
+        raise TypeError(f"{self!r} leaked out of its slot")
+
+
+SPILLED = Marker("spilled")
+EMPTY_LIST = Marker("empty list")
+EMPTY_SET = Marker("empty set")
+EMPTY_DICT = Marker("empty dict")
+_EMPTY_OF = {list: EMPTY_LIST, set: EMPTY_SET, dict: EMPTY_DICT}
+_FRESH = {EMPTY_LIST: list, EMPTY_SET: set, EMPTY_DICT: dict}
+
+
+class _PyGuard:
+    """Pure-Python twin of the C Guard."""
+
+    __slots__ = ("wrapped", "owner", "name", "_marker_type", "_reload", "on_none", "_get", "_set")
+
+    def __init__(self, wrapped, owner, name, marker_type, reload, on_none=None) -> None:
+        tp = type(wrapped)
+        if not (hasattr(tp, "__get__") and hasattr(tp, "__set__")):
+            raise TypeError("Guard wraps data descriptors only")
+        self.wrapped, self.owner, self.name = wrapped, owner, name
+        self._marker_type, self._reload, self.on_none = marker_type, reload, on_none
+        self._get, self._set = tp.__get__, tp.__set__
+
+    def __get__(self, obj, cls=None):
+        v = self._get(self.wrapped, obj, cls)
+        if obj is None:
+            return v
+        if type(v) is self._marker_type:
+            return self._reload(obj, self.name, v)
+        if v is None and self.on_none is not None:
+            return self.on_none(obj, self.name)
+        return v
+
+    def __set__(self, obj, value) -> None:
+        self._set(self.wrapped, obj, value)
+
+    def __delete__(self, obj) -> None:
+        self.wrapped.__delete__(obj)
+
+    def raw(self, obj):
+        return self._get(self.wrapped, obj, type(obj))
+
+    def store(self, obj, value) -> None:
+        self._set(self.wrapped, obj, value)
+
+
+GUARD_TYPES: tuple[type, ...] = (_PyGuard,) + ((_CGuard,) if _CGuard else ())
+
+
+def is_guard(obj: object) -> bool:
+    """True for descriptors installed by a Spiller (sizing sees through them via `.wrapped`)."""
+    return isinstance(obj, GUARD_TYPES)
+
+
+class SpillLost(RuntimeError):
+    """A spilled value could not be read back: the build must stop rather than continue wrongly."""
+
+
+@dataclass
+class SpillStats:
+    """Accounting for the report: what left memory, what came back, what was refused, at what cost."""
+
+    spilled_attrs: int = 0
+    spilled_bytes: int = 0
+    collapsed: int = 0
+    reloads: int = 0
+    collapsed_reloads: int = 0
+    reuse_hits: int = 0
+    reuse_misses: int = 0
+    reuse_stale: int = 0
+    refused: int = 0
+    spill_time_s: float = 0.0
+    reload_time_s: float = 0.0
+    flushes: int = 0
+    stopped: str | None = None
+    per_attr: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def attr(self, key: str) -> dict[str, int]:
+        d = self.per_attr.get(key)
+        if d is None:
+            d = self.per_attr[key] = {"spilled": 0, "bytes": 0, "reloads": 0, "collapsed": 0, "refused": 0,
+                                      "reuse_hits": 0}
+        return d
+
+
+_ID = struct.Struct(">Q")
+
+
+class Spiller:
+    """Guards chosen (class, attribute) pairs and moves their values between memory and a Store."""
+
+    def __init__(
+        self,
+        store: Any,
+        codec: Codec,
+        batch: int = 4096,
+        stable_key: Callable[[object], str | None] | None = None,
+        stamp: Callable[[object], bytes | None] | None = None,
+        use_c: bool = True,
+    ) -> None:
+        self.store = store
+        self.codec = codec
+        self.batch = batch
+        self.stable_key = stable_key
+        self.stamp = stamp
+        self.stats = SpillStats()
+        self._guard_type = _CGuard if (use_c and _CGuard is not None) else _PyGuard
+        self._guards: dict[type, dict[str, object]] = {}
+        self._saved: list[tuple[type, str, object]] = []
+        self._spill: dict[type, tuple[str, ...]] = {}
+        self._collapse: dict[type, tuple[str, ...]] = {}
+        self._reuse: set[str] = set()
+        self._pending: dict[bytes, bytes] = {}
+        self._tried_reuse: set[int] = set()
+        self._refused_streak: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self.active = True
+
+    # ---- set-up ---------------------------------------------------------------------------------
+    def guard(self, cls: type, spill: Iterable[str] = (), collapse: Iterable[str] = (),
+              reuse: Iterable[str] = ()) -> None:
+        """Guard `cls`: spill these attributes, collapse these when empty, reuse these across builds."""
+        spill, collapse, reuse = tuple(spill), tuple(collapse), tuple(reuse)
+        names = list(dict.fromkeys(spill + collapse + reuse))
+        guards = self._guards.setdefault(cls, {})
+        for name in names:
+            if name in guards:
+                continue
+            current = cls.__dict__.get(name, _MISSING)
+            target = _MISSING
+            for klass in cls.__mro__:
+                if name in klass.__dict__:
+                    target = klass.__dict__[name]
+                    break
+            if target is _MISSING or not hasattr(type(target), "__set__"):
+                raise ValueError(f"{cls.__name__}.{name} is not a slot or data descriptor; it cannot be spilled")
+            g = self._guard_type(target, cls, name, Marker, self._reload,
+                                 self._reuse_value if name in reuse else None)
+            self._saved.append((cls, name, current))
+            setattr(cls, name, g)
+            guards[name] = g
+        self._spill[cls] = tuple(dict.fromkeys(self._spill.get(cls, ()) + spill + reuse))
+        self._collapse[cls] = tuple(dict.fromkeys(self._collapse.get(cls, ()) + collapse))
+        self._reuse.update(reuse)
+
+    def begin(self) -> None:
+        """Start of a build: values spilled by an earlier process are meaningless now; drop them."""
+        stale = [k for k, _ in self.store.items(b"s")]
+        if stale:
+            self.store.delete_many(stale)
+
+    # ---- keys -----------------------------------------------------------------------------------
+    @staticmethod
+    def _key(obj: object, name: str) -> bytes:
+        return b"s" + _ID.pack(id(obj)) + name.encode()
+
+    def _reuse_key(self, obj: object, name: str) -> bytes | None:
+        if self.stable_key is None:
+            return None
+        k = self.stable_key(obj)
+        return None if k is None else b"r" + k.encode() + b"\0" + name.encode()
+
+    # ---- safe point -----------------------------------------------------------------------------
+    def spill(self, objs: Iterable[object]) -> int:
+        """At a safe point: collapse empty containers and spill cold values of these objects."""
+        if not self.active:
+            return 0
+        t0 = time.perf_counter()
+        n = 0
+        with self._lock:
+            for obj in objs:
+                cls = type(obj)
+                guards = self._guards.get(cls)
+                if not guards:
+                    continue
+                for name in self._collapse.get(cls, ()):
+                    g = guards[name]
+                    try:
+                        v = g.raw(obj)
+                    except AttributeError:
+                        continue
+                    if type(v) in _EMPTY_OF and not v:
+                        g.store(obj, _EMPTY_OF[type(v)])
+                        self.stats.collapsed += 1
+                        self.stats.attr(f"{cls.__name__}.{name}")["collapsed"] += 1
+                        n += 1
+                for name in self._spill.get(cls, ()):
+                    n += self._spill_one(obj, cls, guards[name], name)
+            if len(self._pending) >= self.batch:
+                self._flush_locked()
+        self.stats.spill_time_s += time.perf_counter() - t0
+        return n
+
+    def _spill_one(self, obj: object, cls: type, g: Any, name: str) -> int:
+        try:
+            v = g.raw(obj)
+        except AttributeError:
+            return 0
+        if v is None or type(v) is Marker:
+            return 0
+        label = f"{cls.__name__}.{name}"
+        if type(v) in _EMPTY_OF and not v:
+            g.store(obj, _EMPTY_OF[type(v)])
+            self.stats.collapsed += 1
+            self.stats.attr(label)["collapsed"] += 1
+            return 1
+        streak = self._refused_streak.get(label, 0)
+        if streak >= 256:
+            return 0  # this attribute's values cannot be encoded: stop paying for trying
+        try:
+            blob = self.codec.encode(v)
+        except Refused:
+            self.stats.refused += 1
+            self.stats.attr(label)["refused"] += 1
+            self._refused_streak[label] = streak + 1
+            return 0
+        self._refused_streak[label] = 0
+        if name in self._reuse:
+            key = self._reuse_key(obj, name)
+            stamp = self.stamp(obj) if (self.stamp is not None and key is not None) else None
+            if key is None or stamp is None:
+                key, entry = self._key(obj, name), blob
+            else:
+                entry = _pack_reuse(stamp, blob)
+        else:
+            key, entry = self._key(obj, name), blob
+        self._pending[key] = entry
+        g.store(obj, SPILLED)
+        st = self.stats.attr(label)
+        st["spilled"] += 1
+        st["bytes"] += len(blob)
+        self.stats.spilled_attrs += 1
+        self.stats.spilled_bytes += len(blob)
+        return 1
+
+    def flush(self) -> None:
+        """Write the pending batch in one transaction (called at phase ends and when the batch is full)."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._pending:
+            return
+        try:
+            self.store.put_many(list(self._pending.items()))
+        except Exception as e:  # StoreFull, disk full, I/O error: keep the values in memory, stop spilling
+            if self.stats.stopped is None:
+                self.stats.stopped = f"{type(e).__name__}: {e}"
+            self.active = False
+            return
+        self.stats.flushes += 1
+        self._pending = {}
+
+    # ---- reload ---------------------------------------------------------------------------------
+    def _reload(self, obj: object, name: str, marker: Marker) -> Any:
+        fresh = _FRESH.get(marker)
+        guard = self._guards[type(obj)][name] if type(obj) in self._guards else None
+        if guard is None:  # class changed after spilling (SCons Entry -> File): find any guard for name
+            guard = next(g[name] for g in self._guards.values() if name in g)
+        if fresh is not None:
+            value = fresh()
+            guard.store(obj, value)
+            self.stats.collapsed_reloads += 1
+            return value
+        t0 = time.perf_counter()
+        with self._lock:
+            key = self._key(obj, name)
+            blob = self._pending.get(key)
+            reuse = False
+            if blob is None:
+                blob = self.store.get(key)
+            if blob is None and name in self._reuse:
+                rkey = self._reuse_key(obj, name)
+                if rkey is not None:
+                    blob = self._pending.get(rkey)
+                    if blob is None:
+                        blob = self.store.get(rkey)
+                    reuse = blob is not None
+            if blob is None:
+                raise SpillLost(f"dagstore: spilled value of {type(obj).__name__}.{name} is missing from the store")
+            if reuse:
+                blob = _unpack_reuse(blob)[1]
+            value = self.codec.decode(blob)
+            guard.store(obj, value)
+            self.stats.reloads += 1
+            self.stats.attr(f"{type(obj).__name__}.{name}")["reloads"] += 1
+        self.stats.reload_time_s += time.perf_counter() - t0
+        return value
+
+    def _reuse_value(self, obj: object, name: str) -> Any:
+        """An attribute reads as None: offer the previous build's value if its stamp still matches."""
+        oid = id(obj)
+        if oid in self._tried_reuse:
+            return None
+        self._tried_reuse.add(oid)
+        key = self._reuse_key(obj, name)
+        if key is None or self.stamp is None:
+            return None
+        with self._lock:
+            entry = self._pending.get(key)
+            if entry is None:
+                try:
+                    entry = self.store.get(key)
+                except Exception:
+                    entry = None
+        if entry is None:
+            self.stats.reuse_misses += 1
+            return None
+        stamp, blob = _unpack_reuse(entry)
+        if stamp != self.stamp(obj):
+            self.stats.reuse_stale += 1  # the file changed: never use a stale value
+            return None
+        value = self.codec.decode(blob)
+        self._guards[type(obj)][name].store(obj, value)
+        self.stats.reuse_hits += 1
+        self.stats.attr(f"{type(obj).__name__}.{name}")["reuse_hits"] += 1
+        return value
+
+    # ---- end ------------------------------------------------------------------------------------
+    def reload_all(self, objs: Iterable[object]) -> None:
+        """Bring every spilled value of these objects back into memory (before restore())."""
+        for obj in objs:
+            guards = self._guards.get(type(obj))
+            if not guards:
+                continue
+            for name, g in guards.items():
+                try:
+                    v = g.raw(obj)
+                except AttributeError:
+                    continue
+                if type(v) is Marker:
+                    self._reload(obj, name, v)
+
+    def restore(self) -> None:
+        """Take the guards off the classes (call reload_all() on live objects first)."""
+        for cls, name, previous in reversed(self._saved):
+            if previous is _MISSING:
+                try:
+                    delattr(cls, name)
+                except AttributeError:
+                    pass
+            else:
+                setattr(cls, name, previous)
+        self._saved.clear()
+        self._guards.clear()
+
+    def section(self, backend: str, path: str | None) -> dict[str, Any]:
+        """The profile's "store" section."""
+        s = self.stats
+        return {
+            "backend": backend, "path": path, "spilled_attrs": s.spilled_attrs, "spilled_bytes": s.spilled_bytes,
+            "collapsed": s.collapsed, "reloads": s.reloads, "collapsed_reloads": s.collapsed_reloads,
+            "reuse_hits": s.reuse_hits, "reuse_misses": s.reuse_misses, "reuse_stale": s.reuse_stale,
+            "refused": s.refused, "spill_time_s": round(s.spill_time_s, 4),
+            "reload_time_s": round(s.reload_time_s, 4), "flushes": s.flushes, "stopped": s.stopped,
+            "pending_in_memory": len(self._pending), "per_attr": s.per_attr,
+        }
+
+
+_MISSING = object()
+
+
+def _pack_reuse(stamp: bytes, blob: bytes) -> bytes:
+    return struct.pack(">H", len(stamp)) + stamp + blob
+
+
+def _unpack_reuse(entry: bytes) -> tuple[bytes, bytes]:
+    (n,) = struct.unpack_from(">H", entry)
+    return bytes(entry[2 : 2 + n]), bytes(entry[2 + n :])
