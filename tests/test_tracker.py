@@ -1,0 +1,167 @@
+"""Tracker and monitor: counts without keeping instances alive, exact restore, monitor stops."""
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+from profiler.tracker import Monitor, Tracker, read_rss
+
+
+class Slotted:
+    """No __weakref__ slot, like SCons nodes: death is seen through an installed __del__."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: int = 0) -> None:
+        self.v = v
+
+
+class Weak:
+    def __init__(self) -> None:
+        self.data = [1, 2, 3]
+
+
+class NoInit:
+    __slots__ = ("x",)
+
+
+class WithDel:
+    __slots__ = ("log",)
+    deleted: list[int] = []
+
+    def __init__(self) -> None:
+        self.log = 1
+
+    def __del__(self) -> None:
+        WithDel.deleted.append(1)
+
+
+class Morph:
+    __slots__ = ("a",)
+
+    def __init__(self) -> None:
+        self.a = 1
+
+
+class Morphed(Morph):
+    __slots__ = ()
+
+
+def _own(cls: type) -> dict:
+    return {k: cls.__dict__.get(k, "absent") for k in ("__init__", "__del__")}
+
+
+def test_instances_are_freed_and_counted() -> None:
+    tr = Tracker([Slotted, Weak])
+    tr.install()
+    try:
+        probe = Weak()
+        import weakref
+        ref = weakref.ref(probe)
+        objs = [Slotted(i) for i in range(20)] + [Weak() for _ in range(5)]
+        assert tr.counts()["Slotted"] == {"created": 20, "freed": 0, "alive": 20, "peak": 20}
+        del objs, probe
+        gc.collect()
+        assert ref() is None, "the tracker kept an instance alive"
+        c = tr.counts()
+        assert c["Slotted"] == {"created": 20, "freed": 20, "alive": 0, "peak": 20}
+        assert c["Weak"] == {"created": 6, "freed": 6, "alive": 0, "peak": 6}
+        life = tr.lifetimes()["Slotted"]
+        assert life["freed"] == 20 and 0 < life["mean_s"] <= life["max_s"] and life["p50_s"] > 0
+        assert tr.live_objects() == []
+    finally:
+        tr.restore()
+
+
+def test_slotted_instance_is_not_kept_alive_by_gc_scan() -> None:
+    tr = Tracker([Slotted])
+    tr.install()
+    try:
+        s = Slotted(1)
+        assert tr.live_objects() == [s]
+        sid = id(s)
+        del s
+        gc.collect()
+        assert all(id(o) != sid for o in tr.live_objects())
+        assert tr.counts()["Slotted"]["freed"] == 1
+    finally:
+        tr.restore()
+
+
+def test_hooks_restored_exactly() -> None:
+    classes = [Slotted, Weak, NoInit, WithDel, Morph, Morphed]
+    before = {c: _own(c) for c in classes}
+    tr = Tracker(classes)
+    tr.install()
+    assert Slotted.__dict__["__init__"] is not before[Slotted]["__init__"]
+    assert "__del__" in Slotted.__dict__ and "__del__" not in Weak.__dict__  # weakrefs suffice there
+    tr.restore()
+    assert {c: _own(c) for c in classes} == before
+    n = NoInit()  # plain construction still works after restore
+    assert type(n) is NoInit
+
+
+def test_existing_del_is_chained_and_init_args_pass_through() -> None:
+    WithDel.deleted.clear()
+    tr = Tracker([WithDel, NoInit, Slotted])
+    tr.install()
+    try:
+        w = WithDel()
+        del w
+        gc.collect()
+        assert WithDel.deleted == [1]
+        assert tr.counts()["WithDel"]["freed"] == 1
+        n = NoInit()  # class without its own __init__: object.__init__ still accepts the call
+        assert tr.counts()["NoInit"]["created"] == 1
+        s = Slotted(v=7)
+        assert s.v == 7
+        del n, s
+    finally:
+        tr.restore()
+
+
+def test_morphed_instance_is_attributed_to_its_creation_class() -> None:
+    tr = Tracker([Morph, Morphed])
+    tr.install()
+    try:
+        m = Morph()
+        m.__class__ = Morphed  # what SCons does to Entry nodes
+        assert tr.scan_counts() == {"Morphed": 1}
+        del m
+        gc.collect()
+        assert tr.counts()["Morph"] == {"created": 1, "freed": 1, "alive": 0, "peak": 1}
+        assert "Morphed" not in tr.counts()
+    finally:
+        tr.restore()
+
+
+def test_monitor_samples_marks_and_stops() -> None:
+    calls = []
+
+    def extra() -> dict:
+        calls.append(1)
+        return {"Slotted": 3}
+
+    m = Monitor(0.01, extra=extra).start()
+    time.sleep(0.15)
+    m.mark("build")
+    m.stop()
+    assert not m.running
+    assert not any(t.name == "dagprof-monitor" for t in threading.enumerate())
+    sec = m.section()
+    n = len(sec["samples"])
+    assert n > 0 and sec["cost"]["samples"] == n
+    t_rel, rss, anon, file_, counts = sec["samples"][0]
+    assert rss > 0 and counts == {"Slotted": 3}
+    assert sec["marks"][0][1] == "build"
+    assert sec["cost"]["cpu_s"] > 0 and sec["cost"]["self_bytes"] > 0
+    time.sleep(0.05)
+    assert len(m.samples) == n  # really stopped
+
+
+def test_read_rss_anon_and_file() -> None:
+    rss, anon, file_ = read_rss()
+    assert rss > 0
+    if anon >= 0:
+        assert 0 < anon <= rss and file_ >= 0
