@@ -1,0 +1,252 @@
+"""Spill guards on small classes, with real stores: values leave memory and come back equal."""
+import os
+
+import pytest
+
+from dagstore import spill as spill_mod
+from dagstore.backends import LMDBStore, MemoryStore
+from dagstore.codec import Codec
+from dagstore.policy import Candidates, PolicyError, choose, parse_spill
+from dagstore.spill import EMPTY_LIST, EMPTY_SET, SPILLED, Marker, Spiller
+
+
+class Node:
+    __slots__ = ("name", "kids", "parents", "info", "includes", "handle", "__weakref__")
+
+    def __init__(self, name):
+        self.name = name
+        self.kids = []
+        self.parents = set()
+        self.info = None
+        self.includes = None
+        self.handle = None
+
+
+class Other(Node):
+    __slots__ = ()
+
+
+@pytest.fixture(params=["memory", "lmdb", "lmdb-python-guard"])
+def store(request, tmp_path):
+    if request.param == "memory":
+        s = MemoryStore()
+    else:
+        s = LMDBStore(str(tmp_path / "store"))
+    request.node.use_c = request.param != "lmdb-python-guard"
+    yield s
+    s.close()
+
+
+def make_spiller(store, use_c=True, **kw):
+    registry = {}
+
+    def key(o):
+        if isinstance(o, Node):
+            registry[o.name] = o
+            return o.name
+        return None
+
+    codec = Codec(resolve_node=registry.__getitem__, node_key=key)
+    sp = Spiller(store, codec, use_c=use_c, **kw)
+    return sp, registry
+
+
+def raw(cls, obj, name):
+    return cls.__dict__[name].raw(obj)
+
+
+def test_spill_and_reload_roundtrip(store, request):
+    sp, reg = make_spiller(store, use_c=request.node.use_c)
+    try:
+        sp.guard(Node, spill=("info", "kids"), collapse=("parents",))
+        a, b, c = Node("a"), Node("b"), Node("c")
+        a.kids = [b, c]
+        a.info = {"sig": "abc", "sizes": (1, 2), "tags": frozenset({"x"})}
+        for n in (a, b, c):
+            reg[n.name] = n
+        assert sp.spill([a, b, c]) > 0
+        assert raw(Node, a, "info") is SPILLED and raw(Node, a, "kids") is SPILLED
+        assert raw(Node, a, "parents") is EMPTY_SET and raw(Node, b, "kids") is EMPTY_LIST
+        sp.flush()
+        kids = a.kids
+        assert kids[0] is b and kids[1] is c          # node references resolve to the same objects
+        assert a.info == {"sig": "abc", "sizes": (1, 2), "tags": frozenset({"x"})}
+        assert type(a.info["sizes"]) is tuple
+        assert raw(Node, a, "info") is not SPILLED     # reloaded values stay resident
+        assert b.parents == set() and isinstance(b.parents, set)
+        b.parents.add(a)                               # a reloaded container is the live one
+        assert raw(Node, b, "parents") == {a}
+        assert sp.stats.reloads == 2 and sp.stats.spilled_attrs == 2
+        assert sp.stats.collapsed >= 3
+    finally:
+        sp.restore()
+
+
+def test_reload_before_flush_uses_pending(store):
+    sp, reg = make_spiller(store)
+    try:
+        sp.guard(Node, spill=("info",))
+        a = Node("a")
+        a.info = [1, 2, 3]
+        sp.spill([a])
+        assert len(store) == 0 if hasattr(store, "__len__") else True
+        assert a.info == [1, 2, 3]
+    finally:
+        sp.restore()
+
+
+def test_refused_values_stay_in_memory(store):
+    sp, reg = make_spiller(store)
+    try:
+        sp.guard(Node, spill=("handle",))
+        a = Node("a")
+        fh = open(os.devnull)
+        a.handle = fh
+        sp.spill([a])
+        assert raw(Node, a, "handle") is fh
+        assert sp.stats.refused == 1 and sp.stats.spilled_attrs == 0
+        fh.close()
+    finally:
+        sp.restore()
+
+
+def test_write_after_spill_replaces_value(store):
+    sp, reg = make_spiller(store)
+    try:
+        sp.guard(Node, spill=("info",))
+        a = Node("a")
+        a.info = "old"
+        sp.spill([a])
+        sp.flush()
+        a.info = "new"
+        assert a.info == "new" and sp.stats.reloads == 0
+    finally:
+        sp.restore()
+
+
+def test_subclass_and_unset_slot_behaviour(store):
+    sp, reg = make_spiller(store)
+    try:
+        sp.guard(Other, spill=("info",))
+        o = Other("o")
+        o.info = (1, "x")
+        sp.spill([o])
+        assert o.info == (1, "x")
+        del o.info
+        with pytest.raises(AttributeError):
+            o.info
+        assert not hasattr(o, "info")
+    finally:
+        sp.restore()
+
+
+def test_restore_is_exact(store):
+    before = dict(Node.__dict__)
+    sp, reg = make_spiller(store)
+    sp.guard(Node, spill=("info",), collapse=("parents",))
+    a = Node("a")
+    a.info = [1]
+    sp.spill([a])
+    sp.reload_all([a])
+    sp.restore()
+    assert dict(Node.__dict__) == before
+    assert a.info == [1] and a.parents == set()
+
+
+def test_reuse_across_builds_with_stamps(tmp_path):
+    path = str(tmp_path / "store")
+    stamps = {"a": b"1", "b": b"1"}
+
+    def run(expect_hits):
+        store = LMDBStore(path)
+        sp, reg = make_spiller(store, stable_key=lambda o: o.name, stamp=lambda o: stamps[o.name])
+        try:
+            sp.guard(Node, reuse=("includes",))
+            a, b = Node("a"), Node("b")
+            got = (a.includes, b.includes)             # None, unless reused
+            if got[0] is None:
+                a.includes = ["x.h", "y.h"]
+            if got[1] is None:
+                b.includes = ["z.h"]
+            sp.spill([a, b])
+            sp.flush()
+            return got, sp.stats
+        finally:
+            sp.restore()
+            store.close()
+
+    got, st = run(0)
+    assert got == (None, None) and st.reuse_hits == 0
+    got, st = run(2)
+    assert got == (["x.h", "y.h"], ["z.h"]) and st.reuse_hits == 2
+    stamps["a"] = b"2"                                  # "a" was edited: never reuse its old value
+    got, st = run(1)
+    assert got == (None, ["z.h"]) and st.reuse_hits == 1 and st.reuse_stale == 1
+
+
+def test_store_failure_keeps_values_in_memory(tmp_path):
+    class Broken(MemoryStore):
+        def put_many(self, items):
+            raise OSError(28, "No space left on device")
+
+    sp, reg = make_spiller(Broken())
+    try:
+        sp.guard(Node, spill=("info",))
+        nodes = [Node(f"n{i}") for i in range(10)]
+        for i, n in enumerate(nodes):
+            n.info = {"i": i}
+        sp.spill(nodes)
+        sp.flush()
+        assert sp.stats.stopped and "No space" in sp.stats.stopped
+        assert [n.info for n in nodes] == [{"i": i} for i in range(10)]   # nothing lost
+        assert sp.spill(nodes) == 0                                          # spilling stopped
+    finally:
+        sp.restore()
+
+
+def test_marker_cannot_be_pickled():
+    import pickle
+
+    with pytest.raises(TypeError):
+        pickle.dumps(SPILLED)
+    assert isinstance(SPILLED, Marker)
+
+
+def test_python_guard_matches_c_guard():
+    if spill_mod._CGuard is None:
+        pytest.skip("C guard not built")
+    for use_c in (True, False):
+        sp, reg = make_spiller(MemoryStore(), use_c=use_c)
+        try:
+            sp.guard(Node, spill=("info",))
+            a = Node("a")
+            a.info = [1]
+            sp.spill([a])
+            assert a.info == [1]
+            assert type(Node.__dict__["info"]) is (spill_mod._CGuard if use_c else spill_mod._PyGuard)
+        finally:
+            sp.restore()
+
+
+CANDS = Candidates(spill={"File": ("includes", "binfo")}, collapse={"File": ("waiting_parents",)},
+                   reuse={"File": ("includes",)}, default_cold={"File": ("includes",)},
+                   all_attrs={"File": ("includes", "binfo", "waiting_parents", "ninfo")},
+                   late_phases=("build",))
+
+
+def test_policy_parse_and_choose():
+    assert parse_spill("File.includes,File.ninfo", CANDS) == {"File": ("includes", "ninfo")}
+    for bad, msg in (("Filex.includes", "unknown class"), ("File.nope", "no attribute"), ("File", "Class.attribute"),
+                     (",", "empty list")):
+        with pytest.raises(PolicyError, match=msg):
+            parse_spill(bad, CANDS)
+    p = choose("auto", CANDS, None)
+    assert p.spill == {"File": ("includes",)} and p.reuse == {"File": ("includes",)}
+    from profiler.profile import AccessRow
+
+    rows = [AccessRow("File", "includes", "build", 10, 10, 0), AccessRow("File", "binfo", "build", 500, 10, 0),
+            AccessRow("File", "binfo", "read", 0, 0, 0)]
+    p = choose("auto", CANDS, rows)
+    assert p.spill == {"File": ("includes",)}           # binfo is read 50x per write: hot
+    assert choose("none", CANDS).spill == {}
+    assert choose("File.binfo", CANDS).spill_spec() == "File.binfo"
