@@ -8,7 +8,6 @@ that did not. Every way the store can fail to open is a distinct exception with 
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import os
@@ -49,7 +48,7 @@ class StoreMismatch(StoreError):
 
 
 class StoreFull(StoreError):
-    """A batch did not fit (map at its maximum, or disk full); nothing of it was written."""
+    """A batch could not be written (map at its maximum, disk full, I/O error); none of it was."""
 
     def __init__(self, message: str, written: int = 0) -> None:
         super().__init__(message)
@@ -339,14 +338,11 @@ class LMDBStore:
                                     f"{self.max_map_size} byte maximum map") from None
                 self.env.set_mapsize(min(size * 2, self.max_map_size))
                 self._counters["map_grows"] += 1
-            except lmdb.Error as e:
-                if isinstance(e, lmdb.DiskError) or "No space left" in str(e) or "ENOSPC" in str(e):
-                    raise StoreFull(f"disk full writing {what} to store {self.path}") from None
-                raise
-            except OSError as e:
-                if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise StoreFull(f"disk full writing {what} to store {self.path}") from None
-                raise
+            except (lmdb.Error, OSError) as e:
+                # A full disk reaches us as EIO (LMDB turns a short pwrite into EIO), ENOSPC, EDQUOT or
+                # EFBIG; the transaction was aborted either way, so the caller keeps the batch.
+                raise StoreFull(f"cannot write {what} to store {self.path}: {_lmdb_reason(e)} "
+                                f"({_free_bytes(self.path)} bytes free)") from None
 
     def delete_many(self, keys: Iterable[bytes]) -> int:
         ks = [self._key(k) for k in keys]
@@ -429,7 +425,15 @@ class LMDBStore:
         self.close()
 
 
-def _lmdb_reason(e: lmdb.Error) -> str:
+def _free_bytes(path: str) -> int:
+    try:
+        st = os.statvfs(path)
+        return st.f_bavail * st.f_frsize
+    except OSError:
+        return -1
+
+
+def _lmdb_reason(e: BaseException) -> str:
     text = str(e).split(": ", 1)[-1]
     return text.splitlines()[0] if text else type(e).__name__
 
