@@ -156,8 +156,9 @@ def test_add_and_remove_files_update_both_build_descriptions(pair) -> None:
     for info, tool in zip(pair, (scons, make)):
         build(tool, info)
         added = info.add_file("d001")
-        assert added in info.files and added in (info.root / "src/d001/SConscript").read_text().replace(
-            "    ", "src/d001/")
+        assert added in info.files
+        assert f"    {Path(added).name}\n" in (info.root / "src/d001/SConscript").read_text()
+        assert info.object_of(added) in (info.root / "src/d001/module.mk").read_text()
         before = object_mtimes(info)
         build(tool, info)
         assert rebuilt(before, object_mtimes(info)) == {info.object_of(added)}
@@ -220,3 +221,12 @@ def test_gcc_project_compiles_links_and_runs(tmp_path: Path) -> None:
     build(scons, by_scons)
     run = subprocess.run([str(by_scons.root / "build/prog")], capture_output=True, text=True)
     assert int(run.stdout) > int(expected)
+
+
+def test_stub_compiler_fails_on_a_missing_include(tmp_path: Path) -> None:
+    info = generate(tmp_path / "p", files=2, files_per_dir=2)
+    src = info.root / info.files[0]
+    src.write_text('#include "nowhere.h"\n' + src.read_text())
+    done = scons(info)
+    assert done.returncode != 0
+    assert "stubcc: src/d000/f00000.c: 'nowhere.h' not found" in done.stderr
