@@ -101,21 +101,48 @@ def slot_readers(t: type) -> list[tuple[str, Any]]:
 
 
 def _slot_table(t: type) -> list[tuple[str, Any, type, int]]:
-    """(label, member, defining class, position among that class's own slots), in MRO order."""
-    out: list[tuple[str, Any, type, int]] = []
-    names: set[str] = set()
+    """(label, member, defining class, position among that class's own slots), in C traversal order.
+
+    Members are found through every class dict of the MRO, unwrapping counting/spill descriptors
+    (which may sit in a subclass dict while the slot belongs to a base), and each member is listed
+    once. Order: most derived defining class first, each class's members in its dict order; that
+    is the order CPython lays them out and traverses them.
+    """
+    found: list[Any] = []
+    ids: set[int] = set()
     for k in t.__mro__:
-        pos = 0
         for name, d in list(k.__dict__.items()):
             if name in ("__dict__", "__weakref__"):
                 continue
             member = d if type(d) is types.MemberDescriptorType else _wrapped_member(d)
-            if member is None:
-                continue
-            label = name if name not in names else f"{name}@{k.__name__}"
-            names.add(name)
-            out.append((label, member, k, pos))
-            pos += 1
+            if member is not None and id(member) not in ids:
+                ids.add(id(member))
+                found.append(member)
+    mro = t.__mro__
+    positions: dict[type, dict[int, int]] = {}
+    rows = []
+    for member in found:
+        owner = member.__objclass__
+        if owner not in positions:
+            own = []
+            for name, d in list(owner.__dict__.items()):
+                if name in ("__dict__", "__weakref__"):
+                    continue
+                m = d if type(d) is types.MemberDescriptorType else _wrapped_member(d)
+                if m is not None and m.__objclass__ is owner:
+                    own.append(id(m))
+            positions[owner] = {mid: i for i, mid in enumerate(own)}
+        pos = positions[owner].get(id(member), -1)
+        level = mro.index(owner) if owner in mro else len(mro)
+        rows.append((level, pos, member, owner))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    out: list[tuple[str, Any, type, int]] = []
+    names: set[str] = set()
+    for _level, pos, member, owner in rows:
+        name = member.__name__
+        label = name if name not in names else f"{name}@{owner.__name__}"
+        names.add(name)
+        out.append((label, member, owner, pos))
     return out
 
 
@@ -199,7 +226,7 @@ class _FastSlots:
         index = []
         for label, member, k, pos in table:
             base = k.__base__
-            if base is None or member.__objclass__ is not k:
+            if base is None or pos < 0 or member.__objclass__ is not k:
                 return None
             off = base.__basicsize__ + pos * _PTR
             if off + _PTR > k.__basicsize__ or off % _PTR:

@@ -311,3 +311,32 @@ def test_size_of_single_object() -> None:
     env = Env()
     assert size_of([env], boundary=(Env,)) == gs([env])
     assert size_of(env, boundary=(Env,)) > 10 * 1000  # asked explicitly: sized even though a boundary type
+
+
+def test_sizing_sees_through_the_access_counters_without_counting() -> None:
+    """profiler.access may put its counter in a subclass dict over a base's slot; sizing reads underneath."""
+    from profiler.access import AccessRecorder
+
+    class Base:
+        __slots__ = ("name", "deps")
+
+    class Child(Base):
+        __slots__ = ("extra",)
+
+    objs = []
+    for i in range(5):
+        c = Child()
+        c.name, c.deps, c.extra = f"n{i}", [f"d{i}"], None
+        objs.append(c)
+    plain = size_sections(objs)
+    rec = AccessRecorder()
+    rec.instrument(Child, ["name", "deps", "extra"])
+    try:
+        assert rec.fast, "expected the C counter (the hot path sizing must see through)"
+        counted = size_sections(objs)
+        rows = [r for r in rec.rows() if r.reads or r.writes or r.deletes]
+    finally:
+        rec.restore()
+    assert counted["classes"] == plain["classes"]
+    assert set(counted["classes"]["Child"]["attrs"]) == {"name", "deps", "extra"}
+    assert rows == []
