@@ -325,3 +325,18 @@ def test_property_unsupported_inside_containers_is_refused(data) -> None:
     bad = data.draw(unsupported)
     with pytest.raises(Refused):
         Codec().encode(_plant(data.draw, value, bad))
+
+
+def test_check_native_false_still_round_trips_and_refuses_the_rest(nodes: dict[str, Node]) -> None:
+    codec = Codec(resolve_node=nodes.__getitem__, node_key=lambda o: o.path if type(o) is Node else None,
+                  check_native=False)
+    value = {"a": [(1, {"x"}), nodes["src/a.c"]], (1, 2): frozenset({b"b"})}
+    back = codec.decode(codec.encode(value))
+    assert same(back, value) and back["a"][1] is nodes["src/a.c"]
+    for bad in ([object()], {"k": (1, lambda: 0)}):
+        with pytest.raises(Refused):
+            codec.encode(bad)
+    cyclic: list = []
+    cyclic.append(cyclic)
+    with pytest.raises(Refused):
+        codec.encode(cyclic)
