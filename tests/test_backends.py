@@ -349,3 +349,29 @@ def test_store_left_open_across_a_reboot_is_damaged(tmp_path) -> None:
         LMDBStore(path)
     with LMDBStore(path, sync=True) as s:  # durable commits: the mark does not matter
         assert s.get(b"from-holder") == b"1"
+
+
+def test_reads_see_each_write_and_survive_map_growth(tmp_path) -> None:
+    """get() keeps a shared read transaction; every write must end it (new data visible, map resizable)."""
+    with LMDBStore(tmp_path / "s", map_size=64 * KiB) as s:
+        for i in range(300):
+            s.put_many([(f"k{i}".encode(), os.urandom(2 * KiB))])
+            assert s.get(f"k{i}".encode()) is not None and s.get(b"k0") is not None
+        s.delete_many([b"k5"])
+        assert s.get(b"k5") is None
+        assert s.stats()["map_grows"] >= 3
+
+
+def test_concurrent_reloads_from_threads(tmp_path) -> None:
+    import concurrent.futures
+    with LMDBStore(tmp_path / "s") as s:
+        s.put_many((f"k{i}".encode(), str(i).encode()) for i in range(5000))
+
+        def read(i: int) -> bytes:
+            if i % 500 == 0:
+                s.put_many([(f"w{i}".encode(), b"w")])
+            return s.get(f"k{i}".encode())
+
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            got = list(ex.map(read, range(5000)))
+        assert got == [str(i).encode() for i in range(5000)]
