@@ -375,3 +375,18 @@ def test_concurrent_reloads_from_threads(tmp_path) -> None:
         with concurrent.futures.ThreadPoolExecutor(4) as ex:
             got = list(ex.map(read, range(5000)))
         assert got == [str(i).encode() for i in range(5000)]
+
+
+def test_damaged_or_missing_lock_files_are_not_fatal(tmp_path) -> None:
+    """lock.mdb and lock.dagprof hold no data: garbage or absence must not cost the store."""
+    path = tmp_path / "s"
+    with LMDBStore(path) as s:
+        s.put_many([(b"a", b"1")])
+    (path / "lock.mdb").write_bytes(os.urandom(8192))
+    (path / "lock.dagprof").write_bytes(b"garbage\n")
+    with LMDBStore(path) as s:
+        assert s.get(b"a") == b"1"
+    (path / "lock.mdb").unlink()
+    (path / "lock.dagprof").unlink()
+    with LMDBStore(path) as s:
+        assert s.get(b"a") == b"1"

@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -15,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dagstore.codec import Codec, CodecError, Refused
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def same(a: object, b: object) -> bool:
@@ -178,7 +181,7 @@ def test_registry_is_stable_across_processes(tmp_path) -> None:
     ni.csig, ni.timestamp, ni.size = "d41d8cd98f00b204e9800998ecf8427e", 1700000000, 42
     (tmp_path / "blob").write_bytes(codec.encode({"ninfo": ni, "t": (1, frozenset({"a"}))}))
     script = textwrap.dedent(f"""
-        import sys; sys.path.insert(0, {str(__import__('os').getcwd())!r})
+        import sys; sys.path.insert(0, {str(ROOT)!r})
         import SCons.Node.FS as FS
         from dagstore.codec import Codec
         c = Codec(); c.register(FS.FileNodeInfo)
@@ -296,7 +299,7 @@ unsupported = st.sampled_from([object(), lambda: 0, 1j, bytearray(b"ab"), memory
                                type("U", (int,), {})(3), type("L", (list,), {})()])
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values)
 def test_property_any_supported_value_round_trips_exactly(value: object) -> None:
     codec = Codec()
@@ -318,7 +321,7 @@ def _plant(draw, value: object, bad: object) -> object:
     return [{"a": (value, [bad])}]
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_property_unsupported_inside_containers_is_refused(data) -> None:
     value = data.draw(values)
