@@ -1,20 +1,27 @@
-"""How fast the per-(class, attribute) size breakdown runs, on synthetic SCons-shaped objects and on a
-real in-process SCons FS tree. Target (issue 4): 100k nodes in <= 10 s.
+"""Cost of the memory introspection: the per-(class, attribute) size breakdown (target, issue 4: 100k
+nodes in <= 10 s), the tracker's class hooks, and the background monitor.
 
-    /work/venv/bin/python bench/sizing.py [--nodes 100000] [--no-scons]
+    /work/venv/bin/python bench/sizing.py [--nodes 100000] [--no-scons] [--repeat 3]
+
+Sizing runs on synthetic objects shaped like SCons nodes (slotted, many small lists/sets/dicts/strs,
+references to each other and to a shared environment) and on a real SCons FS tree of File nodes built
+in-process. Times are medians; CPU time is printed next to wall time because this VM is shared.
 """
 from __future__ import annotations
 
 import argparse
 import gc
 import os
-import platform
 import sys
+import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import fmt_bytes, fmt_ratio, median, print_header, print_table  # noqa: E402
 
 from profiler.sizing import size_sections  # noqa: E402
+from profiler.tracker import Monitor, Tracker  # noqa: E402
 
 
 class Env:
@@ -67,45 +74,130 @@ def synthetic(n: int) -> list[FakeNode]:
 
 
 def scons_tree(n: int, root: str) -> tuple[list, tuple]:
+    """n File nodes (100 per directory) plus their Dir nodes, and the SCons boundary types."""
     import SCons.Environment
     import SCons.Executor
     import SCons.Node.FS
 
     fs = SCons.Node.FS.FS(root)
     nodes = [fs.File(f"d{i // 100}/f{i}.c") for i in range(n)]
+    for node in nodes:
+        node.get_abspath()  # fill the path caches a build would
     boundary = (SCons.Environment.Base, SCons.Executor.Executor, SCons.Node.FS.FS)
     all_nodes = nodes + list({id(x.dir): x.dir for x in nodes}.values())
     return all_nodes, boundary
 
 
-def run(label: str, objects: list, boundary: tuple) -> float:
-    gc.collect()
-    t = time.perf_counter()
-    section = size_sections(objects, boundary)
-    dt = time.perf_counter() - t
-    total = sum(c["total"] for c in section["classes"].values())
-    print(f"{label:<28} objects={len(objects):>7}  seconds={dt:6.2f}  nodes/s={len(objects) / dt:>9.0f}  "
-          f"bytes={total / 1e6:7.1f} MB  self_bytes={section['self_bytes'] / 1e6:5.1f} MB")
-    return dt
+def time_sizing(objects: list, boundary: tuple, repeat: int, dup: bool = True) -> tuple[float, float, dict]:
+    walls, cpus = [], []
+    section: dict = {}
+    for _ in range(repeat):
+        gc.collect()
+        w, c = time.perf_counter(), time.process_time()
+        section = size_sections(objects, boundary, dup_stats=dup)
+        cpus.append(time.process_time() - c)
+        walls.append(time.perf_counter() - w)
+    return median(walls), median(cpus), section
+
+
+def bench_sizing(n: int, repeat: int, scons: bool) -> None:
+    rows = []
+    nodes = synthetic(n)
+    base_wall = None
+    for dup in (False, True):
+        wall, cpu, sec = time_sizing(nodes, (Env,), repeat, dup)
+        base_wall = base_wall or wall
+        total = sum(c["total"] for c in sec["classes"].values())
+        rows.append([f"synthetic{' +dup' if dup else ''}", len(nodes), wall, fmt_ratio(wall, base_wall), cpu,
+                     int(len(nodes) / wall), fmt_bytes(total), fmt_bytes(sec["self_bytes"])])
+    del nodes
+    if scons:
+        with tempfile.TemporaryDirectory() as tmp:
+            objs, boundary = scons_tree(n, tmp)
+            for dup in (False, True):
+                wall, cpu, sec = time_sizing(objs, boundary, repeat, dup)
+                total = sum(c["total"] for c in sec["classes"].values())
+                rows.append([f"SCons File+Dir{' +dup' if dup else ''}", len(objs), wall, fmt_ratio(wall, base_wall),
+                             cpu, int(len(objs) / wall), fmt_bytes(total), fmt_bytes(sec["self_bytes"])])
+            del objs
+    print_table(rows, ["variant", "objects", "wall_s", "ratio", "cpu_s", "nodes/s", "sized", "self_bytes"])
+    print(f"median of {repeat}; '+dup' adds the distinct/dup_bytes statistics (equality keys per value); "
+          "target: 100k nodes <= 10 s")
+
+
+def bench_tracker(n: int, repeat: int) -> None:
+    """Creating and dropping n SCons File nodes, with and without the tracker's __init__/__del__ hooks."""
+    import SCons.Node.FS
+
+    classes = [SCons.Node.FS.File, SCons.Node.FS.Dir, SCons.Node.FS.Entry]
+
+    def workload() -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            gc.collect()
+            t = time.perf_counter()
+            fs = SCons.Node.FS.FS(tmp)
+            nodes = [fs.File(f"d{i // 100}/f{i}.c") for i in range(n)]
+            del nodes, fs
+            # SCons keeps the last FS (and so every node) alive through these class attributes
+            SCons.Node.FS.DirNodeInfo.fs = SCons.Node.FS.FileNodeInfo.fs = None
+            gc.collect()
+            return time.perf_counter() - t
+
+    plain, hooked, self_bytes = [], [], 0
+    for _ in range(repeat):
+        plain.append(workload())
+        tr = Tracker(classes)
+        tr.install()
+        try:
+            hooked.append(workload())
+            self_bytes = max(self_bytes, tr.self_bytes())
+            freed = tr.counts()["File"]["freed"]
+        finally:
+            tr.restore()
+    p, h = median(plain), median(hooked)
+    print_table([["plain", n, p, fmt_ratio(p, p), "-"], ["tracked", n, h, fmt_ratio(h, p), freed]],
+                ["variant", "File nodes", "wall_s", "ratio", "freed seen"])
+    print(f"create {n} File nodes in-process, drop them, gc.collect(); median of {repeat} alternated runs")
+
+
+def bench_monitor(seconds: float) -> None:
+    """The monitor thread's own CPU per sample and buffer bytes, at several intervals, while the main thread works."""
+    rows = []
+    for interval in (0.01, 0.1, 1.0):
+        tr_counts = {f"Class{i}": i for i in range(8)}
+        m = Monitor(interval, extra=lambda: tr_counts).start()
+        t = time.perf_counter()
+        x = 0
+        while time.perf_counter() - t < seconds:  # keep the GIL busy like a build would
+            x += sum(range(1000))
+        m.stop()
+        sec = m.section()
+        cost = sec["cost"]
+        rows.append([interval, cost["samples"], cost["cpu_s"], cost["cpu_s"] / max(cost["samples"], 1) * 1e6,
+                     f"{100 * cost['cpu_s'] / seconds:.2f}%", fmt_bytes(cost["self_bytes"]),
+                     int(cost["self_bytes"] / max(cost["samples"], 1))])
+    print_table(rows, ["interval_s", "samples", "cpu_s", "us/sample", "cpu share", "self_bytes", "bytes/sample"])
+    print(f"{seconds:.0f} s of busy main thread per interval; a sample = /proc/self/status RSS + a counts dict of 8 classes")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-scons", action="store_true")
+    ap.add_argument("--monitor-seconds", type=float, default=5.0)
     a = ap.parse_args()
-    print(f"# {' '.join(sys.argv)}")
-    print(f"# python {platform.python_version()} on {platform.machine()} {platform.node()}, cpus={os.cpu_count()}")
-    nodes = synthetic(a.nodes)
-    d1 = run("synthetic FakeNode", nodes, (Env,))
-    del nodes
+    if a.nodes <= 0 or a.repeat <= 0:
+        ap.error("--nodes and --repeat must be positive")
+    cmd = [sys.executable, "bench/sizing.py"] + sys.argv[1:]
+    print_header(f"introspection cost: sizing {a.nodes} nodes, tracker hooks, monitor", cmd)
+    print()
+    bench_sizing(a.nodes, a.repeat, not a.no_scons)
+    print()
     if not a.no_scons:
-        import tempfile
-        with tempfile.TemporaryDirectory() as tmp:
-            objs, boundary = scons_tree(a.nodes, tmp)
-            d2 = run("SCons FS File+Dir", objs, boundary)
-        print(f"# SCons/synthetic time ratio: {d2 / d1:.2f}")
-    print("# target: 100k nodes <= 10 s")
+        bench_tracker(a.nodes, a.repeat)
+        print()
+    bench_monitor(a.monitor_seconds)
 
 
 if __name__ == "__main__":

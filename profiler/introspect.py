@@ -49,7 +49,8 @@ class Introspector:
     """Tracker + monitor + gc watch + sizing + detail behind start/mark/finish/restore."""
 
     def __init__(self, classes: Iterable[type], boundary: tuple[type, ...] = (), detail: Iterable[str] = (),
-                 detail_n: int = 5, interval_s: float = 0.1, cycle_checkpoints: bool = False) -> None:
+                 detail_n: int = 5, interval_s: float = 0.1, cycle_checkpoints: bool = False,
+                 dup_stats: bool = True) -> None:
         self.classes = list(classes)
         for c in self.classes:
             if not isinstance(c, type):
@@ -58,6 +59,7 @@ class Introspector:
         self.detail = list(detail)
         self.detail_n = int(detail_n)
         self.cycle_checkpoints = cycle_checkpoints
+        self.dup_stats = dup_stats  # False: distinct/dup_bytes are -1/0, sizing ~1.6x faster
         self.tracker = Tracker(self.classes)
         self.monitor = Monitor(interval_s, extra=self.tracker.alive_counts)
         self.cycles = CycleWatch()
@@ -107,7 +109,7 @@ class Introspector:
         self.monitor.stop()
         self.snapshot("finish")
         owners = list(objects) if objects is not None else self.tracker.live_objects()
-        sizes = size_sections(owners, self.boundary)
+        sizes = size_sections(owners, self.boundary, dup_stats=self.dup_stats)
         detail = detail_section(owners, self.detail, self.detail_n, self.boundary, stop=owners)
         now: dict[str, int] = {}
         for o in owners:

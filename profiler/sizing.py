@@ -200,7 +200,7 @@ class _FastSlots:
     """Reads which slots are set from the object's memory instead of raising AttributeError per unset slot.
 
     Why: an unset slot read through its descriptor raises, and on a SCons File (70 slots, ~20
-    unset) those exceptions were 90% of the sizing time. CPython lays a class's own slots out
+    unset) those exceptions were most of the sizing time. CPython lays a class's own slots out
     consecutively after its base's basicsize, in the order their descriptors appear in the class
     dict; values come from gc.get_referents (no pointer is ever turned into an object). The layout
     is verified against the descriptors on the first instance of each type; any mismatch (or a
@@ -292,6 +292,10 @@ def value_key(v: Any, depth: int = 3) -> Any:
     if t is tuple or t is list or t is set or t is frozenset:
         if len(v) > _KEY_MAX_ITEMS:
             return _UNKEYABLE
+        if _SCALARS.issuperset(map(type, v)):  # the common case, decided at C speed
+            if t is tuple or t is frozenset:
+                return v
+            return (_LIST, tuple(v)) if t is list else (_SET, frozenset(v))
         items = []
         for x in v:
             k = value_key(x, depth - 1)
@@ -310,6 +314,8 @@ def value_key(v: Any, depth: int = 3) -> Any:
     if t is dict:
         if len(v) > _KEY_MAX_ITEMS:
             return _UNKEYABLE
+        if _SCALARS.issuperset(map(type, v)) and _SCALARS.issuperset(map(type, v.values())):
+            return (_DICT, frozenset(v.items()))
         items = []
         for a, b in v.items():
             ka = value_key(a, depth - 1)
