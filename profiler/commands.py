@@ -61,3 +61,34 @@ def cmd_build(args, scons_args: list[str]) -> int:
 
 REGISTER.append(_register_build)
 HANDLERS["build"] = cmd_build
+
+
+# ---- compare and demo (profiler/compare.py, profiler/demo.py) --------------------------------------
+
+def _register_compare(add: Callable) -> None:
+    from . import compare
+
+    compare.register(add)
+
+
+def _register_demo(add: Callable) -> None:
+    from . import demo
+
+    demo.register(add)
+
+
+def cmd_compare(args, scons_args: list[str]) -> int:
+    from .compare import cmd_compare as run
+
+    return run(args, scons_args)
+
+
+def cmd_demo(args, scons_args: list[str]) -> int:
+    from .demo import cmd_demo as run
+
+    return run(args, scons_args)
+
+
+REGISTER.extend([_register_compare, _register_demo])
+HANDLERS["compare"] = cmd_compare
+HANDLERS["demo"] = cmd_demo

@@ -1,0 +1,558 @@
+"""`dagprof compare`: the same SCons build as plain SCons and with the node store, each in its own process.
+
+Why: the store's savings are only believable side by side with plain SCons, measured the same way,
+on the same work, alternately (so machine drift hits both alike).
+
+How each figure is measured (the choices, documented in docs/low-memory-scons.md too):
+  * plain = ``python -m SCons ARGS`` with the same interpreter: no dagprof code in the process.
+    store = ``python -m profiler build --store KIND --spill SPILL -o TMP -- ARGS``.
+  * Both run under the same small ``python -S`` wrapper that posix_spawns the build and ``wait4``s it:
+    ``peak_rss`` is the kernel's ru_maxrss (the floor is the wrapper's own ~9 MiB, not ours).
+  * ``peak_rss_anon``/``peak_rss_file`` are the maxima of RssAnon/RssFile read from
+    /proc/PID/status every 20 ms from OUTSIDE the process, for both variants alike (samples, so they
+    can miss a spike shorter than the interval; the kernel keeps no split high-water mark).
+  * ``node_bytes``/``nodes`` (node data resident at the end) need the sizer inside the process, so they
+    come from one extra, untimed pass per variant (``dagprof build --store none|KIND --sizes``) on the
+    same reset state; plain's figure is SCons' own data (the access counters add no per-node data).
+  * Build state is reset before every run so both variants do the same work: ``null`` restores the
+    .sconsign files saved after one up-front build and removes the store (the store's first build);
+    ``second`` also restores a store saved after one warm-up store build; ``full`` cleans the outputs
+    (``scons -c``) and removes .sconsign and the store. The user's own store directory is moved aside
+    first and put back at the end.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+STATES = ("null", "second", "full")
+STORES = ("lmdb", "memory")
+METRICS = ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s", "node_bytes", "nodes",
+           "spilled_attrs", "spilled_bytes", "collapsed", "reloads", "reuse_hits", "refused")
+STORE_STATS = ("spilled_attrs", "spilled_bytes", "collapsed", "reloads", "reuse_hits", "refused")
+STORE_DIR = ".dagstore"
+
+
+class CompareError(Exception):
+    """A comparison that cannot go on (a build failed, a wrapper died); one line for the user."""
+
+
+@dataclass
+class CompareSpec:
+    """What to compare: the SCons arguments, the store, how many runs, which build state."""
+
+    scons_args: list[str]
+    store: str = "lmdb"
+    runs: int = 3
+    spill: str = "auto"
+    state: str = "null"
+    cwd: str = "."
+    sizes: bool = True
+    env: dict[str, str] | None = None
+    notes: list[str] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None  # a plain variant already measured on the same state: reuse it
+
+
+# ---- measured runs ------------------------------------------------------------------------------
+
+# Spawned by the comparing process; it spawns the build and wait4()s it. A child's ru_maxrss starts at
+# its spawner's high-water mark, so spawning from here (rich, msgpack loaded) would floor every figure.
+_TRAMPOLINE = r"""
+import json, os, sys, time
+w = int(sys.argv[1]); cmd = sys.argv[2:]
+floor = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1])
+t0 = time.perf_counter()
+try:
+    pid = os.posix_spawnp(cmd[0], cmd, os.environ)
+except OSError as e:
+    os.write(w, ("0\n" + json.dumps({"error": f"{cmd[0]}: {e.strerror}"}) + "\n").encode()); sys.exit(127)
+os.write(w, f"{pid}\n".encode())
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+code = os.waitstatus_to_exitcode(status)
+os.write(w, (json.dumps({"wall_s": wall, "exit_code": code, "maxrss_kib": ru.ru_maxrss, "floor_kib": floor}) + "\n").encode())
+"""
+
+
+def _rss_split(pid: int) -> tuple[int, int] | None:
+    """(RssAnon, RssFile) of a live process in bytes; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    anon = file = None
+    for line in data.split(b"\n"):
+        if line.startswith(b"RssAnon:"):
+            anon = int(line.split()[1]) * 1024
+        elif line.startswith(b"RssFile:"):
+            file = int(line.split()[1]) * 1024
+    return None if anon is None or file is None else (anon, file)
+
+
+def run_measured(cmd: Sequence[str], cwd: str, env: dict[str, str] | None = None,
+                 poll_s: float = 0.02, log: str | None = None) -> dict[str, Any]:
+    """Run one build process; wall time, exit code, ru_maxrss peak and sampled anon/file peaks."""
+    r, w = os.pipe()
+    sink = open(log, "wb") if log else subprocess.DEVNULL
+    try:
+        wrapper = subprocess.Popen([sys.executable, "-S", "-c", _TRAMPOLINE, str(w), *cmd], cwd=cwd, env=env,
+                                   pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    finally:
+        os.close(w)
+        if log:
+            sink.close()  # type: ignore[union-attr]
+    peaks = [0, 0]
+    done = threading.Event()
+
+    def sample(pid: int) -> None:
+        while not done.is_set():
+            s = _rss_split(pid)
+            if s:
+                peaks[0], peaks[1] = max(peaks[0], s[0]), max(peaks[1], s[1])
+            done.wait(poll_s)
+
+    thread = None
+    try:
+        with os.fdopen(r, "r") as report:
+            pid = int(report.readline() or 0)
+            if pid:
+                thread = threading.Thread(target=sample, args=(pid,), daemon=True)
+                thread.start()
+            line = report.readline()
+        wrapper.wait()
+    except BaseException:
+        os.killpg(wrapper.pid, 9)
+        wrapper.wait()
+        raise
+    finally:
+        done.set()
+        if thread is not None:
+            thread.join()
+    if not line:
+        raise CompareError(f"measuring wrapper died (exit {wrapper.returncode}) running {cmd[0]}")
+    data = json.loads(line)
+    if "error" in data:
+        raise CompareError(data["error"])
+    return {"wall_s": data["wall_s"], "exit_code": data["exit_code"], "peak_rss": data["maxrss_kib"] * 1024,
+            "floor_rss": data["floor_kib"] * 1024, "peak_rss_anon": peaks[0] or None,
+            "peak_rss_file": peaks[1] or None}
+
+
+# ---- build state ------------------------------------------------------------------------------
+
+def _sconsign_files(top: str) -> list[str]:
+    """Relative paths of every .sconsign* file under the top directory (one file or one per dir)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = [d for d in dirnames if d not in (STORE_DIR, ".git", ".hg", ".svn")]
+        found += [os.path.relpath(os.path.join(dirpath, f), top) for f in filenames if f.startswith(".sconsign")]
+    return sorted(found)
+
+
+class BuildState:
+    """Saves and restores .sconsign files and the store directory, so every run starts the same."""
+
+    def __init__(self, top: str) -> None:
+        self.top = os.path.abspath(top)
+        self.tmp = tempfile.mkdtemp(prefix="dagprof-compare-")
+        self.store_dir = os.path.join(self.top, STORE_DIR)
+        self.user_store: str | None = None
+
+    def put_aside_user_store(self) -> None:
+        """The comparison must not destroy a store the user already has: keep it until close()."""
+        if os.path.exists(self.store_dir):
+            self.user_store = os.path.join(self.tmp, "user-store")
+            shutil.move(self.store_dir, self.user_store)
+
+    def save(self, name: str, with_store: bool = False) -> None:
+        """Snapshot the .sconsign files (and the store) under a name."""
+        dest = os.path.join(self.tmp, name)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.makedirs(os.path.join(dest, "sconsign"))
+        for rel in _sconsign_files(self.top):
+            os.makedirs(os.path.dirname(os.path.join(dest, "sconsign", rel)), exist_ok=True)
+            shutil.copy2(os.path.join(self.top, rel), os.path.join(dest, "sconsign", rel))
+        if with_store and os.path.isdir(self.store_dir):
+            shutil.copytree(self.store_dir, os.path.join(dest, "store"), symlinks=True)
+
+    def restore(self, name: str, store: bool) -> None:
+        """Put a snapshot back; without a saved store (or store=False) the store is removed."""
+        src = os.path.join(self.tmp, name)
+        for rel in _sconsign_files(self.top):
+            os.remove(os.path.join(self.top, rel))
+        base = os.path.join(src, "sconsign")
+        for rel in _sconsign_files(base) if os.path.isdir(base) else []:
+            shutil.copy2(os.path.join(base, rel), os.path.join(self.top, rel))
+        self.drop_store()
+        if store and os.path.isdir(os.path.join(src, "store")):
+            shutil.copytree(os.path.join(src, "store"), self.store_dir, symlinks=True)
+
+    def drop_store(self) -> None:
+        shutil.rmtree(self.store_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        """Put the user's store back and drop the snapshots."""
+        if self.user_store:
+            self.drop_store()
+            shutil.move(self.user_store, self.store_dir)
+            self.user_store = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ---- the comparison ---------------------------------------------------------------------------
+
+def _package_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def default_env() -> dict[str, str]:
+    """The environment both variants run with: ours, plus this checkout on PYTHONPATH for the store side."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _package_root() + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def plain_command(scons_args: Sequence[str]) -> list[str]:
+    """Plain SCons with this interpreter: no dagprof code in the measured process."""
+    return [sys.executable, "-m", "SCons", *scons_args]
+
+
+def dagprof_build_command(store: str, spill: str, out: str, scons_args: Sequence[str], sizes: bool = False) -> list[str]:
+    """`dagprof build` in a fresh interpreter, writing a profile with the store's figures."""
+    cmd = [sys.executable, "-m", "profiler", "build", "--store", store, "--quiet-store", "-o", out]
+    if store != "none":
+        cmd += ["--spill", spill]
+    if sizes:
+        cmd.append("--sizes")
+    return [*cmd, "--", *scons_args]
+
+
+def machine_description() -> str:
+    """One line naming what the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        ram = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB RAM"
+    except (ValueError, OSError):
+        ram = "RAM ?"
+    try:
+        from importlib.metadata import version
+
+        scons = version("SCons")
+    except Exception:
+        scons = "?"
+    try:
+        load = f"load {os.getloadavg()[0]:.1f}"
+    except OSError:
+        load = "load ?"
+    return " | ".join([cpu, f"{os.cpu_count()} cores", ram, platform.platform(terse=True),
+                       f"Python {platform.python_version()}", f"SCons {scons}", load])
+
+
+def _profile_figures(path: str) -> dict[str, Any]:
+    """Store stats and node sizes from a profile written by `dagprof build -o`."""
+    from .profile import load
+
+    p = load(path)
+    out: dict[str, Any] = {}
+    st = p.sections.get("store") or {}
+    for k in STORE_STATS:
+        if k in st:
+            out[k] = st[k]
+    if st.get("stopped"):
+        out["stopped"] = st["stopped"]
+    sizes = p.sections.get("sizes")
+    if sizes and sizes.get("classes"):
+        out["node_bytes"] = sum(int(c.get("total", 0)) for c in sizes["classes"].values())
+        out["nodes"] = sum(int(c.get("count", 0)) for c in sizes["classes"].values())
+    return out
+
+
+def _median(values: list) -> float | None:
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return statistics.median(nums) if nums else None
+
+
+def summarize(variants: dict[str, dict[str, list]]) -> dict[str, Any]:
+    """Add each variant's medians and the store/plain ratios of the medians (the renderer's shape)."""
+    for v in variants.values():
+        v["median"] = {k: _median(v[k]) for k in METRICS if isinstance(v.get(k), list) and _median(v[k]) is not None}
+    base, other = variants["plain"]["median"], variants["store"]["median"]
+    ratios = {k: other[k] / base[k] for k in METRICS if base.get(k) and other.get(k) is not None}
+    if base.get("node_bytes") and base.get("nodes") and other.get("node_bytes") is not None and other.get("nodes"):
+        ratios["bytes_per_node"] = (other["node_bytes"] / other["nodes"]) / (base["node_bytes"] / base["nodes"])
+    return ratios
+
+
+Progress = Callable[[str], None]
+
+
+class Comparison:
+    """Runs one comparison: prepare the state, alternate the timed runs, then the untimed sizing passes."""
+
+    def __init__(self, spec: CompareSpec, progress: Progress | None = None) -> None:
+        self.spec = spec
+        self.top = os.path.abspath(spec.cwd)
+        self.env = spec.env if spec.env is not None else default_env()
+        self.progress = progress or (lambda msg: None)
+        self.state = BuildState(self.top)
+        self.logdir = os.path.join(self.state.tmp, "logs")
+        os.makedirs(self.logdir)
+        self.count = 0
+
+    def steps(self) -> int:
+        """How many build processes this comparison runs (for a progress bar)."""
+        s = self.spec
+        plain = 0 if s.baseline else 1
+        return (1 + plain) * s.runs + (1 if s.state != "full" and not s.baseline else 0) + (1 if s.state == "second" else 0) \
+            + ((1 + plain) if s.sizes else 0) + ((1 + plain) * (s.runs + s.sizes) if s.state == "full" else 0)
+
+    def _run(self, label: str, cmd: list[str]) -> dict[str, Any]:
+        self.count += 1
+        self.progress(label)
+        log = os.path.join(self.logdir, f"{self.count:02d}.log")
+        r = run_measured(cmd, cwd=self.top, env=self.env, log=log)
+        if r["exit_code"] != 0:
+            with open(log, errors="replace") as f:
+                tail = [l.strip() for l in f.read().splitlines() if l.strip()][-1:] or ["(no output)"]
+            raise CompareError(f"{label} failed (exit {r['exit_code']}): {tail[0][:200]}")
+        return r
+
+    def _reset(self, variant: str) -> None:
+        s = self.spec
+        if s.state == "full":
+            self._run("cleaning (scons -c)", plain_command(["-c", *s.scons_args]))
+            self.state.restore("empty", store=False)
+        else:
+            warm = variant == "store" and s.state == "second"
+            self.state.restore("warm" if warm else "built", store=warm)
+
+    def prepare(self) -> None:
+        """Bring the tree to the state every run starts from, and save it."""
+        s = self.spec
+        self.state.put_aside_user_store()
+        if s.state == "full":
+            os.makedirs(os.path.join(self.state.tmp, "empty", "sconsign"))  # restoring it removes them all
+            for rel in _sconsign_files(self.top):
+                os.remove(os.path.join(self.top, rel))
+            return
+        if not s.baseline:  # with a baseline the tree is already in the state it was measured on
+            self._run("full build, once (plain SCons)", plain_command(s.scons_args))
+        self.state.save("built")
+        if s.state == "second":
+            out = os.path.join(self.state.tmp, "warmup.dagprof")
+            self._run("warm-up store build (its store is kept)", dagprof_build_command(s.store, s.spill, out, s.scons_args))
+            self.state.save("warm", with_store=True)  # store runs start from what the warm-up left
+
+    def run(self) -> dict[str, Any]:
+        """All runs; returns the result dict (see profiler/report/compare.py for its shape)."""
+        s = self.spec
+        try:
+            self.prepare()
+            variants: dict[str, dict[str, list]] = {
+                "plain": {k: [] for k in ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s", "floor_rss")},
+                "store": {k: [] for k in ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s", "floor_rss",
+                                          *STORE_STATS)},
+            }
+            out = os.path.join(self.state.tmp, "store.dagprof")
+            cmds = {"plain": plain_command(s.scons_args),
+                    "store": dagprof_build_command(s.store, s.spill, out, s.scons_args)}
+            stopped = set()
+            for i in range(s.runs):
+                order = ("plain", "store") if i % 2 == 0 else ("store", "plain")
+                for name in order:
+                    if name == "plain" and s.baseline:
+                        continue
+                    self._reset(name)
+                    r = self._run(f"{name} run {i + 1}/{s.runs}", cmds[name])
+                    v = variants[name]
+                    for k in ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s", "floor_rss"):
+                        v[k].append(r[k])
+                    if name == "store":
+                        figs = _profile_figures(out)
+                        for k in STORE_STATS:
+                            v[k].append(figs.get(k))
+                        if figs.get("stopped"):
+                            stopped.add(str(figs["stopped"]))
+            if s.sizes:
+                for name, kind in (("plain", "none"), ("store", s.store)):
+                    if name == "plain" and s.baseline:
+                        continue
+                    sized = os.path.join(self.state.tmp, f"sizes-{name}.dagprof")
+                    self._reset(name)
+                    self._run(f"{name} sizing pass (untimed)", dagprof_build_command(kind, s.spill, sized,
+                                                                                       s.scons_args, sizes=True))
+                    figs = _profile_figures(sized)
+                    variants[name]["node_bytes"] = [figs.get("node_bytes")]
+                    variants[name]["nodes"] = [figs.get("nodes")]
+            if s.state != "full":
+                self.state.restore("built", store=False)  # leave the tree as a plain build left it
+            if s.baseline:
+                variants["plain"] = {k: v for k, v in s.baseline.items() if k != "median"}
+            notes = list(s.notes)
+            if stopped:
+                notes.append("store stopped spilling: " + "; ".join(sorted(stopped)))
+        finally:
+            self.state.close()
+        ratios = summarize(variants)
+        return {"argv": list(s.scons_args), "runs": s.runs, "machine": machine_description(),
+                "state": s.state, "store": s.store, "spill": s.spill, "cwd": self.top,
+                "commands": {k: " ".join(c) for k, c in cmds.items()},
+                "variants": variants, "ratios": ratios, "notes": notes,
+                "measured": "peak_rss: wait4 ru_maxrss; anon/file: /proc status sampled every 20 ms; "
+                            "node data: separate untimed --sizes pass", "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def compare(spec: CompareSpec, progress: Progress | None = None) -> dict[str, Any]:
+    """Run a comparison and return its result dict."""
+    return Comparison(spec, progress).run()
+
+
+def with_progress(spec: CompareSpec, title: str = "dagprof compare") -> dict[str, Any]:
+    """compare() with a rich progress bar on stderr (quiet when stderr is not a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    cmp = Comparison(spec)
+    with Bar(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+             console=console, transient=True) as bar:
+        task = bar.add_task(title, total=cmp.steps())
+        first = [True]
+
+        def step(label: str) -> None:
+            if not first[0]:
+                bar.advance(task)
+            first[0] = False
+            bar.update(task, description=f"{title}: {label}")
+
+        cmp.progress = step
+        result = cmp.run()
+        bar.update(task, completed=cmp.steps())
+    return result
+
+
+# ---- the `dagprof compare` command ----------------------------------------------------------------
+
+_SCONSTRUCTS = ("SConstruct", "Sconstruct", "sconstruct", "SConstruct.py", "Sconstruct.py", "sconstruct.py")
+_LOCATING = ("-f", "--file", "--makefile", "--sconstruct", "-C", "--directory", "-u", "-U", "-D", "--up",
+             "--search-up")
+
+
+def check_project(cwd: str, scons_args: Sequence[str]) -> str | None:
+    """Why this directory cannot be compared (one line), or None; saves a failed up-front build."""
+    if any(a == o or a.startswith(o + "=") or (o in ("-f", "-C") and a.startswith(o)) for a in scons_args
+           for o in _LOCATING):
+        return None  # SCons finds the SConstruct itself
+    if not any(os.path.isfile(os.path.join(cwd, n)) for n in _SCONSTRUCTS):
+        return f"no SConstruct in {os.path.abspath(cwd)} (run dagprof compare from the top of the build)"
+    return None
+
+
+def check_spill(spill: str) -> str | None:
+    """An explicit --spill list is checked before any build runs (a typo would fail every store run)."""
+    if spill in ("auto", "none"):
+        return None
+    from dagstore.policy import PolicyError, choose
+
+    from .builds.scons import store_candidates
+
+    try:
+        choose(spill, store_candidates())
+    except PolicyError as e:
+        return str(e)
+    return None
+
+
+def register(add: Callable) -> None:
+    """The `compare` subparser."""
+    p = add("compare", "run the build as plain SCons and with the node store, alternately, and compare")
+    add_options(p)
+    p.add_argument("--state", choices=STATES, default="null",
+                   help="null: null build after a full build, store's first build; second: the store kept "
+                        "from a previous store build; full: a full build from clean (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
+    p.add_argument("--html", metavar="OUT", help="also write a self-contained HTML report")
+
+
+def add_options(p: Any) -> None:
+    """Options shared by compare and demo."""
+    p.add_argument("--store", choices=STORES, default="lmdb", help="store backend (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=3, help="timed runs per variant, alternated (default: %(default)s)")
+    p.add_argument("--spill", default="auto", metavar="ATTRS",
+                   help="'auto', 'none' or Class.attr,... passed to the store runs (default: %(default)s)")
+    p.add_argument("--no-sizes", action="store_true",
+                   help="skip the untimed sizing passes (node data at the end is then not shown)")
+
+
+def validate(args: Any) -> None:
+    """Bad option values end as one line and exit 2, before any build runs."""
+    from .cli import UsageError, _out_path
+
+    if args.runs < 1:
+        raise UsageError(f"--runs must be >= 1, not {args.runs}")
+    if getattr(args, "state", None) == "second" and args.store == "memory":
+        raise UsageError("--state second needs a store that outlives the process (--store lmdb)")
+    if getattr(args, "html", None):
+        _out_path(args.html, "--html")
+    err = check_spill(args.spill)
+    if err:
+        raise UsageError(err)
+
+
+def show(result: dict[str, Any], console: Any, title: str | None = None) -> None:
+    """The side-by-side table plus the notes (what was measured how)."""
+    from .report.compare import render_compare
+
+    if title:
+        console.print(f"[bold]{title}[/bold]")
+    render_compare(result, console)
+    for note in result.get("notes") or []:
+        console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
+
+
+def cmd_compare(args: Any, scons_args: list[str]) -> int:
+    """`dagprof compare`: one table (or JSON/HTML) of plain vs store on the same build state."""
+    from .cli import UsageError, _console
+
+    validate(args)
+    err = check_project(".", scons_args)
+    if err:
+        raise UsageError(err)
+    spec = CompareSpec(scons_args=scons_args, store=args.store, runs=args.runs, spill=args.spill, state=args.state,
+                       sizes=not args.no_sizes)
+    try:
+        result = with_progress(spec, f"compare ({args.state} build)")
+    except CompareError as e:
+        print(f"dagprof: error: {e}", file=sys.stderr)
+        return 1
+    if args.html:
+        from .report.compare import write_compare_html
+
+        write_compare_html(result, args.html)
+    if args.json:
+        from .report.compare import compare_to_json
+
+        sys.stdout.write(compare_to_json(result))
+    else:
+        console = _console()
+        show(result, console)
+        if args.html:
+            console.print(f"HTML report written to {args.html}")
+    return 0
