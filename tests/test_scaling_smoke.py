@@ -1,0 +1,40 @@
+"""bench/scaling.py on tiny sizes: it runs end to end and its table has the three systems with numbers."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_scaling_smoke(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("SCONSFLAGS", None)
+    out_json, png = tmp_path / "s.json", tmp_path / "s.png"
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "scaling.py"), "--sizes", "60,120", "--runs", "1",
+                        "--dir", str(tmp_path / "proj"), "--json", str(out_json), "--plot", str(png)],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "stand-in" in p.stdout and "machine:" in p.stdout and "command:" in p.stdout
+    rows = [l for l in p.stdout.splitlines() if re.match(r"\s*(60|120)\s+\d+\s+(make|scons)", l)]
+    systems = {re.split(r"\s{2,}", r.strip())[2] for r in rows}
+    assert systems == {"make", "scons", "scons+store (1st)", "scons+store (2nd)"}
+    for r in rows:
+        assert re.search(r"\d+\.\d MiB\s+\d+\.\d\dx\s+[\d,]+\s+\d+\.\d+$", r), r
+    data = json.loads(out_json.read_text())
+    assert [r["files"] for r in data["results"]] == [60, 120]
+    for res in data["results"]:
+        assert res["nodes"] > res["files"]
+        for name in ("make", "scons", "scons+store (1st)", "scons+store (2nd)"):
+            assert res["systems"][name]["peak_rss"] > 0
+        assert res["systems"]["scons"]["peak_rss"] > res["systems"]["make"]["peak_rss"]  # Python vs C: not timing
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not any((tmp_path / "proj").iterdir())  # projects removed unless --keep
+
+
+def test_scaling_bad_sizes_exit_2(tmp_path):
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "scaling.py"), "--sizes", "ten"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--sizes" in p.stderr and "Traceback" not in p.stderr
