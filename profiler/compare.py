@@ -203,9 +203,9 @@ class BuildState:
         shutil.rmtree(self.store_dir, ignore_errors=True)
 
     def close(self) -> None:
-        """Put the user's store back and drop the snapshots."""
+        """Drop the comparison's store, put the user's back, drop the snapshots."""
+        self.drop_store()
         if self.user_store:
-            self.drop_store()
             shutil.move(self.user_store, self.store_dir)
             self.user_store = None
         shutil.rmtree(self.tmp, ignore_errors=True)

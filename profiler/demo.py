@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 # Sized so that the whole demo (generation, full build, both comparisons) takes about a minute on a
 # loaded 2-core VM; measured in docs/low-memory-scons.md.
-DEFAULT_FILES = 600
+DEFAULT_FILES = 1000
 DEFAULT_RUNS = 1
 REPORT = "demo-report.html"
 REPORT_SECOND = "demo-report-second.html"
