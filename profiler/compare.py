@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -483,6 +484,9 @@ def check_spill(spill: str) -> str | None:
 def register(add: Callable) -> None:
     """The `compare` subparser."""
     p = add("compare", "run the build as plain SCons and with the node store, alternately, and compare")
+    p.description = textwrap.fill("Runs plain SCons (`python -m SCons ARGS`, no dagprof code in the process) and `dagprof build "
+                     "--store KIND` on the same build state, each in its own process, alternately; prints medians "
+                     "and store/plain ratios. Exit 0; 1 when a build failed; 2 on bad input.", 78)
     add_options(p)
     p.add_argument("--state", choices=STATES, default="null",
                    help="null: null build after a full build, store's first build; second: the store kept "
