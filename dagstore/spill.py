@@ -27,12 +27,17 @@ except ImportError:  # pragma: no cover - used when the extension is not built
 
 
 class Marker:
-    """What a guarded slot holds instead of its value; one shared instance per kind."""
+    """What a guarded slot holds instead of its value: a shared instance per kind, or one per spilled value.
 
-    __slots__ = ("kind",)
+    A spilled value's marker carries its sequence number: keys are handed out in increasing order, so
+    LMDB only ever appends (few pages touched, little file-backed RSS) and nothing else is kept per value.
+    """
 
-    def __init__(self, kind: str) -> None:
+    __slots__ = ("kind", "seq")
+
+    def __init__(self, kind: str, seq: int = -1) -> None:
         self.kind = kind
+        self.seq = seq
 
     def __repr__(self) -> str:
         return f"<dagstore {self.kind}>"
@@ -41,7 +46,7 @@ class Marker:
         raise TypeError(f"{self!r} leaked out of its slot")
 
 
-SPILLED = Marker("spilled")
+SPILLED = Marker("spilled")  # kind of every per-value marker; this instance means "under the reuse key"
 EMPTY_LIST = Marker("empty list")
 EMPTY_SET = Marker("empty set")
 EMPTY_DICT = Marker("empty dict")
@@ -138,8 +143,13 @@ class Spiller:
         stable_key: Callable[[object], str | None] | None = None,
         stamp: Callable[[object], bytes | None] | None = None,
         use_c: bool = True,
+        scratch: Any = None,
+        min_bytes: int = 0,
     ) -> None:
         self.store = store
+        self.scratch = scratch  # per-build values (may be the same store); None: use `store`
+        self.min_bytes = min_bytes  # smaller encodings stay: the marker would cost as much as the value
+        self._seq = 0
         self.codec = codec
         self.batch = batch
         self.stable_key = stable_key
@@ -151,7 +161,8 @@ class Spiller:
         self._spill: dict[type, tuple[str, ...]] = {}
         self._collapse: dict[type, tuple[str, ...]] = {}
         self._reuse: set[str] = set()
-        self._pending: dict[bytes, bytes] = {}
+        self._pending: dict[bytes, bytes] = {}        # per-build values not yet written (scratch)
+        self._pending_reuse: dict[bytes, bytes] = {}  # reusable values not yet written (store)
         self._tried_reuse: set[int] = set()
         self._refused_streak: dict[str, int] = {}
         self._lock = threading.RLock()
@@ -186,14 +197,19 @@ class Spiller:
 
     def begin(self) -> None:
         """Start of a build: values spilled by an earlier process are meaningless now; drop them."""
-        stale = [k for k, _ in self.store.items(b"s")]
-        if stale:
-            self.store.delete_many(stale)
+        if self.scratch is None:
+            stale = [k for k, _ in self.store.items(b"s")]
+            if stale:
+                self.store.delete_many(stale)
+
+    @property
+    def _scratch(self) -> Any:
+        return self.scratch if self.scratch is not None else self.store
 
     # ---- keys -----------------------------------------------------------------------------------
     @staticmethod
-    def _key(obj: object, name: str) -> bytes:
-        return b"s" + _ID.pack(id(obj)) + name.encode()
+    def _key(seq: int) -> bytes:
+        return b"s" + _ID.pack(seq)
 
     def _reuse_key(self, obj: object, name: str) -> bytes | None:
         if self.stable_key is None:
@@ -202,8 +218,23 @@ class Spiller:
         return None if k is None else b"r" + k.encode() + b"\0" + name.encode()
 
     # ---- safe point -----------------------------------------------------------------------------
-    def spill(self, objs: Iterable[object]) -> int:
-        """At a safe point: collapse empty containers and spill cold values of these objects."""
+    def collapse_now(self, obj: object) -> None:
+        """Collapse one object's empty containers right after it is constructed (freed blocks are reused at once)."""
+        guards = self._guards.get(type(obj))
+        if not guards:
+            return
+        for name in self._collapse.get(type(obj), ()):
+            g = guards[name]
+            try:
+                v = g.raw(obj)
+            except AttributeError:
+                continue
+            if type(v) in _EMPTY_OF and not v:
+                g.store(obj, _EMPTY_OF[type(v)])
+                self.stats.collapsed += 1
+
+    def spill(self, objs: Iterable[object], only: tuple[str, ...] | None = None) -> int:
+        """At a safe point: collapse empty containers and spill cold values of these objects (or just `only`)."""
         if not self.active:
             return 0
         t0 = time.perf_counter()
@@ -214,7 +245,7 @@ class Spiller:
                 guards = self._guards.get(cls)
                 if not guards:
                     continue
-                for name in self._collapse.get(cls, ()):
+                for name in (self._collapse.get(cls, ()) if only is None else ()):
                     g = guards[name]
                     try:
                         v = g.raw(obj)
@@ -226,8 +257,9 @@ class Spiller:
                         self.stats.attr(f"{cls.__name__}.{name}")["collapsed"] += 1
                         n += 1
                 for name in self._spill.get(cls, ()):
-                    n += self._spill_one(obj, cls, guards[name], name)
-            if len(self._pending) >= self.batch:
+                    if only is None or name in only:
+                        n += self._spill_one(obj, cls, guards[name], name)
+            if len(self._pending) + len(self._pending_reuse) >= self.batch:
                 self._flush_locked()
         self.stats.spill_time_s += time.perf_counter() - t0
         return n
@@ -256,17 +288,20 @@ class Spiller:
             self._refused_streak[label] = streak + 1
             return 0
         self._refused_streak[label] = 0
-        if name in self._reuse:
+        marker = None
+        if name in self._reuse:  # under the stable key: the shared marker costs nothing, so size does not matter
             key = self._reuse_key(obj, name)
             stamp = self.stamp(obj) if (self.stamp is not None and key is not None) else None
-            if key is None or stamp is None:
-                key, entry = self._key(obj, name), blob
-            else:
-                entry = _pack_reuse(stamp, blob)
-        else:
-            key, entry = self._key(obj, name), blob
-        self._pending[key] = entry
-        g.store(obj, SPILLED)
+            if key is not None and stamp is not None:
+                self._pending_reuse[key] = _pack_reuse(stamp, blob)
+                marker = SPILLED
+        if marker is None:
+            if len(blob) < self.min_bytes:
+                return 0
+            self._seq += 1
+            marker = Marker("spilled", self._seq)
+            self._pending[self._key(self._seq)] = blob
+        g.store(obj, marker)
         st = self.stats.attr(label)
         st["spilled"] += 1
         st["bytes"] += len(blob)
@@ -280,17 +315,21 @@ class Spiller:
             self._flush_locked()
 
     def _flush_locked(self) -> None:
-        if not self._pending:
+        if not self._pending and not self._pending_reuse:
             return
         try:
-            self.store.put_many(list(self._pending.items()))
+            if self._pending:
+                self._scratch.put_many(list(self._pending.items()))  # keys ascend: an append
+                self._pending = {}
+            if self._pending_reuse:
+                self.store.put_many(sorted(self._pending_reuse.items()))
+                self._pending_reuse = {}
         except Exception as e:  # StoreFull, disk full, I/O error: keep the values in memory, stop spilling
             if self.stats.stopped is None:
                 self.stats.stopped = f"{type(e).__name__}: {e}"
             self.active = False
             return
         self.stats.flushes += 1
-        self._pending = {}
 
     # ---- reload ---------------------------------------------------------------------------------
     def _reload(self, obj: object, name: str, marker: Marker) -> Any:
@@ -305,22 +344,19 @@ class Spiller:
             return value
         t0 = time.perf_counter()
         with self._lock:
-            key = self._key(obj, name)
-            blob = self._pending.get(key)
-            reuse = False
-            if blob is None:
-                blob = self.store.get(key)
-            if blob is None and name in self._reuse:
+            if marker is SPILLED:  # stored under the stable reuse key
                 rkey = self._reuse_key(obj, name)
-                if rkey is not None:
-                    blob = self._pending.get(rkey)
-                    if blob is None:
-                        blob = self.store.get(rkey)
-                    reuse = blob is not None
+                entry = self._pending_reuse.get(rkey) if rkey is not None else None
+                if entry is None and rkey is not None:
+                    entry = self.store.get(rkey)
+                blob = None if entry is None else _unpack_reuse(entry)[1]
+            else:
+                key = self._key(marker.seq)
+                blob = self._pending.get(key)
+                if blob is None:
+                    blob = self._scratch.get(key)
             if blob is None:
                 raise SpillLost(f"dagstore: spilled value of {type(obj).__name__}.{name} is missing from the store")
-            if reuse:
-                blob = _unpack_reuse(blob)[1]
             value = self.codec.decode(blob)
             guard.store(obj, value)
             self.stats.reloads += 1
@@ -338,7 +374,7 @@ class Spiller:
         if key is None or self.stamp is None:
             return None
         with self._lock:
-            entry = self._pending.get(key)
+            entry = self._pending_reuse.get(key)
             if entry is None:
                 try:
                     entry = self.store.get(key)
@@ -394,7 +430,7 @@ class Spiller:
             "reuse_hits": s.reuse_hits, "reuse_misses": s.reuse_misses, "reuse_stale": s.reuse_stale,
             "refused": s.refused, "spill_time_s": round(s.spill_time_s, 4),
             "reload_time_s": round(s.reload_time_s, 4), "flushes": s.flushes, "stopped": s.stopped,
-            "pending_in_memory": len(self._pending), "per_attr": s.per_attr,
+            "pending_in_memory": len(self._pending) + len(self._pending_reuse), "per_attr": s.per_attr,
         }
 
 

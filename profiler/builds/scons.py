@@ -389,13 +389,15 @@ def store_candidates() -> "Candidates":
 
 
 def file_stamp(node: object) -> bytes | None:
-    """size + mtime_ns + inode + ctime_ns of a file node: any edit changes it (content-free, one stat)."""
+    """size + mtime_ns + inode + ctime_ns of the file SCons reads for this node: any edit changes it."""
     import SCons.Node.FS as FS
 
-    if not isinstance(node, FS.Base):
+    if type(node) is not FS.File:  # an Entry would be morphed by rfile(); no stamp, no reuse
         return None
     try:
-        st = os.stat(node.get_abspath())
+        # the bytes SCons scans come from rfile(): the node itself, or for a VariantDir with
+        # duplicate=0 (and Repositories) the source file it stands for
+        st = os.stat(node.rfile().get_abspath())
     except OSError:
         return None
     return b"%d:%d:%d:%d" % (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
@@ -433,7 +435,7 @@ class StoreHooks:
     """Plugs a dagstore Spiller into a SCons build: guards at start, spills when a node's task is done."""
 
     def __init__(self, kind: str = "lmdb", path: str | None = None, spill: str = "auto",
-                 collapse_after_read: bool = True) -> None:
+                 collapse_after_read: bool = False, collapse_at_creation: bool = True) -> None:
         from dagstore.policy import choose
         from dagstore.spill import Spiller
 
@@ -442,9 +444,12 @@ class StoreHooks:
         self.path: str | None = None
         self.spec = spill
         self.collapse_after_read = collapse_after_read
+        self.collapse_at_creation = collapse_at_creation
+        self.scratch = None
+        self._undo_init = None
         self.candidates = store_candidates()
         choose(spill if spill != "auto" else "none", self.candidates)  # validate an explicit list early
-        self.spiller = Spiller(store=None, codec=make_codec(), stable_key=node_key, stamp=file_stamp)
+        self.spiller = Spiller(store=None, codec=make_codec(), stable_key=node_key, stamp=file_stamp, min_bytes=64)
         self.spiller.active = False
         self.store = None
         self.plan = None
@@ -463,6 +468,49 @@ class StoreHooks:
             if name not in cand.all_attrs:
                 continue
             self.spiller.guard(cls, spill=(), collapse=cand.collapse.get(name, ()), reuse=cand.reuse.get(name, ()))
+        if self.collapse_at_creation:
+            # A new node's empty containers are collapsed as soon as Node.__init__ returns: the blocks
+            # freed are reused by the next node's, so they never pile up (collapsing them later leaves
+            # pymalloc pools fragmented and does not lower peak RSS; measured in docs/benchmarks.md).
+            import SCons.Node
+
+            node_cls = SCons.Node.Node
+            orig_init = node_cls.__init__
+            collapse_now = self.spiller.collapse_now
+
+            def __init__(node, *a, **kw):
+                orig_init(node, *a, **kw)
+                collapse_now(node)
+
+            node_cls.__init__ = __init__
+
+            def undo() -> None:
+                node_cls.__init__ = orig_init
+
+            self._undo_init = undo
+        # A scanned file's include names are only read again if it is rescanned: right after the
+        # scan is a safe point for them (scanned source files in a VariantDir never get a task).
+        import SCons.Node.FS as FS
+
+        orig_found = FS.File.get_found_includes
+        spill = self.spiller.spill
+        reuse_only = REUSE_ATTRS
+
+        def get_found_includes(node, env, scanner, path):
+            result = orig_found(node, env, scanner, path)
+            real = node.rfile()  # the scanner stores the names on the file it read (VariantDir: the source)
+            spill((node,) if real is node else (node, real), only=reuse_only)
+            return result
+
+        FS.File.get_found_includes = get_found_includes
+        prev_undo = self._undo_init
+
+        def undo_all() -> None:
+            FS.File.get_found_includes = orig_found
+            if prev_undo is not None:
+                prev_undo()
+
+        self._undo_init = undo_all
 
     def _open(self) -> None:
         from dagstore.backends import open_store
@@ -493,8 +541,25 @@ class StoreHooks:
             if cls is not None:
                 self.spiller.guard(cls, spill=attrs, reuse=self.plan.reuse.get(name, ()))
         self.spiller.store = store
+        self.spiller.scratch = self._open_scratch(store)
         self.spiller.begin()
         self.spiller.active = True
+
+    def _open_scratch(self, store: Any) -> Any:
+        """Per-build values go to a scratch environment emptied at each start (dropping it reads nothing)."""
+        if getattr(store, "backend", None) != "lmdb":
+            return None
+        import shutil
+
+        from dagstore.backends import LMDBStore
+
+        path = os.path.join(self.path, "scratch")
+        shutil.rmtree(path, ignore_errors=True)  # our own per-build data, only valid for the build that wrote it
+        try:
+            return LMDBStore(path, map_size=256 << 20)
+        except Exception as e:
+            print(f"dagprof: warning: no scratch area ({e}); per-build values go to the main store", file=sys.stderr)
+            return None
 
     def on_phase(self, name: str) -> None:
         if name == PHASE_READ and self.store is None and self.warning is None:
@@ -521,6 +586,14 @@ class StoreHooks:
                 print(f"dagprof: warning: could not save the access profile in the store ({e})", file=sys.stderr)
 
     def close(self) -> None:
+        if self._undo_init is not None:
+            self._undo_init()
+            self._undo_init = None
+        if self.scratch is not None or self.spiller.scratch is not None:
+            try:
+                self.spiller.scratch.close()
+            except Exception:
+                pass
         if self.store is not None:
             try:
                 self.store.close()
