@@ -25,8 +25,8 @@ VARIANTS: dict[str, tuple[str, list[str], bool]] = {
     "-j2": ("", ["-j2"], False),
     "Decider('timestamp-match')": ("Decider('timestamp-match')\n", [], False),
     "Decider('content-timestamp')": ("Decider('content-timestamp')\n", [], False),
-    "SConsignFile(None) (one per dir)": ("SConsignFile(None)\n", [], False),
     "--max-drift=0": ("", ["--max-drift=0"], False),
+    "SConsignFile(None) (one per dir)": ("SConsignFile(None)\n", [], False),
     "one library for all sources": ("", [], True),
 }
 
@@ -51,13 +51,8 @@ def configure(root: str, proj, name: str, originals: dict[str, str]) -> list[str
     if one_lib:
         with open(os.path.join(root, "src", "SConscript"), "w") as f:
             f.write(ONE_LIB.format(sources="\n".join(p[len("src/"):] for p in proj.files)))
-    for p in os.listdir(root):  # each variant starts from no signature state of its own
-        if p.startswith(".sconsign"):
-            os.remove(os.path.join(root, p))
-    for dirpath, _dirs, files in os.walk(os.path.join(root, "build")):
-        for f in files:
-            if f.startswith(".sconsign"):
-                os.remove(os.path.join(dirpath, f))
+    # the signature state is kept: the warm-up run records what a variant needs (SConsignFile(None)
+    # finds no per-directory files and rebuilds everything once; the others rebuild nothing)
     return ["-Q", *args]
 
 
