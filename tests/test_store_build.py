@@ -1,0 +1,145 @@
+"""The node store on real SCons builds with real LMDB: identical outputs and rebuilds, exact reuse."""
+import re
+from pathlib import Path
+
+import pytest
+
+from profiler.builds.synthetic import generate
+from profiler.profile import load
+
+WIDE = "File.includes,File.implicit_set,File.implicit,File.binfo,File.contentsig,Dir.on_disk_entries"
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "build").rglob("*")) if p.is_file()}
+
+
+def commands(stdout: str, root: Path | None = None) -> list[str]:
+    lines = [line for line in stdout.splitlines() if "stub" in line]
+    if root is not None:
+        lines = [line.replace(str(root), "<root>") for line in lines]
+    return sorted(lines)
+
+
+def sequence(tmp_path_factory, runner):
+    """Full, null, edit .c, edit header, add a file, remove a file: (exit, commands, outputs) per step."""
+    proj = generate(tmp_path_factory.mktemp("p"), files=40, files_per_dir=10, seed=7)
+    root = proj.root
+    steps = []
+    for step in ("full", "null", "edit-c", "edit-header", "add", "remove"):
+        if step == "edit-c":
+            proj.edit_c(3)
+        elif step == "edit-header":
+            proj.edit_header(1)
+        elif step == "add":
+            proj.add_file(2)
+        elif step == "remove":
+            proj.remove_file(proj.files[11])
+        p = runner(root)
+        steps.append((step, p.returncode, commands(p.stdout, root), snapshot(root), p))
+    return proj, steps
+
+
+@pytest.fixture(scope="module")
+def plain_steps(tmp_path_factory):
+    from conftest import run_scons
+
+    return sequence(tmp_path_factory, lambda root: run_scons(["-Q"], root))[1]
+
+
+@pytest.mark.parametrize("spill", ["auto", WIDE])
+@pytest.mark.parametrize("store", ["lmdb", "memory"])
+def test_store_builds_identical_to_plain(tmp_path_factory, plain_steps, spill, store):
+    from conftest import run_dagprof
+
+    def runner(root):
+        return run_dagprof(["build", "--store", store, "--spill", spill, "-o", str(root / "b.dagprof"), "--", "-Q"],
+                           root)
+
+    proj, steps = sequence(tmp_path_factory, runner)
+    for (step, rc1, cmds1, files1, _), (_, rc2, cmds2, files2, p) in zip(plain_steps, steps):
+        assert rc1 == rc2 == 0, (step, p.stderr)
+        assert cmds1 == cmds2, f"{step}: a different set of targets was rebuilt"
+        assert files1 == files2, f"{step}: outputs differ"
+        assert "Traceback" not in p.stderr
+    assert steps[1][2] == []                           # the null build built nothing
+    assert len(steps[2][2]) >= 2                        # an edited .c rebuilds its object, library, program
+    st = load(proj.root / "b.dagprof").sections["store"]
+    assert st["backend"] == store and st["stopped"] is None
+    assert st["collapsed"] > 0 and st["spilled_attrs"] > 0
+    if spill == WIDE:
+        assert st["per_attr"]["File.implicit_set"]["spilled"] > 0
+
+
+def test_reuse_skips_rescans_and_edits_are_rescanned(tmp_path, dagprof):
+    proj = generate(tmp_path / "p", files=30, files_per_dir=10, seed=11)
+    root = proj.root
+
+    def build():
+        p = dagprof(["build", "--store", "lmdb", "-o", str(root / "b.dagprof"), "--", "-Q"], root, check=True)
+        return p, load(root / "b.dagprof").sections["store"]
+
+    _, first = build()
+    assert first["reuse_hits"] == 0
+    _, second = build()
+    # every C file's include list comes from the store instead of a rescan
+    assert second["reuse_hits"] >= len(proj.files)
+    assert second["reuse_stale"] == 0
+
+    # give one file a new #include of a header it did not reach before: it must be rescanned...
+    target = proj.files[4]
+    reached = proj.reached(target)
+    header = next(h for h in proj.headers if h.startswith("include/") and h not in reached)
+    src = root / target
+    name = header.split("/", 1)[1]
+    src.write_text(f'#include "{name}"\n' + src.read_text())
+    p, third = build()
+    assert third["reuse_stale"] >= 1
+    assert proj.object_of(target) in p.stdout
+    # ... and the new dependency is real: editing that header now rebuilds the object
+    proj.edit_header(proj.headers.index(header))
+    p, _ = build()
+    assert proj.object_of(target) in p.stdout
+    rebuilt = set(re.findall(r"-o (build/\S+\.o)", p.stdout))
+    assert proj.object_of(target) in rebuilt
+
+
+def test_spilled_scons_values_reload_equal_and_identical_nodes():
+    """Real SCons nodes, NodeInfo/BuildInfo and node lists through the real codec and LMDB-free MemoryStore."""
+    import SCons.Node.FS as FS
+
+    from dagstore.backends import MemoryStore
+    from dagstore.spill import Marker, Spiller
+    from profiler.builds.scons import make_codec
+
+    fs = FS.FS()
+    a, b, c = fs.File("a.c"), fs.File("b.h"), fs.File("c.h")
+    a.implicit = [b, c]
+    a.implicit_set = {b, c}
+    bi = FS.FileBuildInfo()
+    ni = FS.FileNodeInfo()
+    ni.csig, ni.timestamp, ni.size = "0123abcd" * 4, 1700000000, 42
+    bi.bsourcesigs, bi.bimplicitsigs, bi.bactsig = [ni], [ni, ni], "f" * 32
+    bi.bsources, bi.bimplicit, bi.bact = ["a.c"], ["b.h", "c.h"], "$CC -c $SOURCES"
+    a.binfo = bi
+    before = {k: v for k, v in bi.__getstate__().items()}
+    sp = Spiller(MemoryStore(), make_codec())
+    try:
+        sp.guard(FS.File, spill=("implicit", "implicit_set", "binfo"))
+        assert sp.spill([a]) == 3
+        raw = FS.File.__dict__["binfo"].raw(a)
+        assert type(raw) is Marker
+        sp.flush()
+        assert a.implicit[0] is b and a.implicit[1] is c
+        assert a.implicit_set == {b, c}
+        after = a.binfo.__getstate__()
+        assert after.keys() == before.keys()
+        for k in before:
+            if k in ("bsourcesigs", "bimplicitsigs"):
+                assert [x.__getstate__() for x in after[k]] == [x.__getstate__() for x in before[k]]
+            else:
+                assert after[k] == before[k]
+        assert sp.stats.reloads == 3
+    finally:
+        sp.reload_all([a, b, c])
+        sp.restore()
