@@ -143,3 +143,28 @@ def test_spilled_scons_values_reload_equal_and_identical_nodes():
     finally:
         sp.reload_all([a, b, c])
         sp.restore()
+
+
+def test_sconstruct_one_liner_with_plain_scons(tmp_path, scons):
+    """`import profiler.builds.scons as dagprof; dagprof.enable_store()` in an SConstruct, run by plain scons."""
+    proj = generate(tmp_path / "p", files=20, files_per_dir=10, seed=5)
+    root = proj.root
+    ref = generate(tmp_path / "ref", files=20, files_per_dir=10, seed=5)
+    sconstruct = root / "SConstruct"
+    sconstruct.write_text("import profiler.builds.scons as dagprof; dagprof.enable_store()\n" + sconstruct.read_text())
+    for step in ("full", "null", "edit"):
+        if step == "edit":
+            proj.edit_header(0)
+            ref.edit_header(0)
+        a, b = scons(["-Q"], ref.root), scons(["-Q"], root)
+        assert a.returncode == b.returncode == 0, b.stderr
+        assert commands(a.stdout, ref.root) == commands(b.stdout, root), step
+        assert snapshot(ref.root) == snapshot(root), step
+    assert (root / ".dagstore" / "data.mdb").exists()
+    from dagstore.backends import LMDBStore
+
+    st = LMDBStore(str(root / ".dagstore"))
+    try:
+        assert any(k.startswith(b"rF:") for k, _ in st.items(b"r"))   # include lists kept for reuse
+    finally:
+        st.close()

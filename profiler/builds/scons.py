@@ -364,6 +364,9 @@ REUSE_ATTRS = ("includes",)
 DEFAULT_COLD = {"File": ("includes", "implicit_set", "implicit", "binfo"),
                 "Entry": ("includes", "implicit_set", "implicit", "binfo")}
 STORE_CLASSES = ("File", "Dir", "Entry", "RootDir", "Alias", "Value")
+# Memoized results SCons recomputes from the file system on demand, and drops itself whenever a node is
+# built (Node.clear_memoized_values): once a node's task is done they are evicted from its _memo.
+MEMO_EVICT = frozenset(("stat", "_children_get", "_save_str", "get_timestamp", "get_size"))
 
 
 def store_candidates() -> "Candidates":
@@ -447,6 +450,9 @@ class StoreHooks:
         self.collapse_at_creation = collapse_at_creation
         self.scratch = None
         self._undo_init = None
+        self.evict_memo = True
+        self.memo_evicted = 0
+        self._memo_slot = None
         self.candidates = store_candidates()
         choose(spill if spill != "auto" else "none", self.candidates)  # validate an explicit list early
         self.spiller = Spiller(store=None, codec=make_codec(), stable_key=node_key, stamp=file_stamp, min_bytes=64)
@@ -463,6 +469,12 @@ class StoreHooks:
 
     def install(self) -> None:
         """Guard the node classes before any node exists, with the widest plan (narrowed on open)."""
+        import SCons.Node
+
+        slot = SCons.Node.Node.__dict__["_memo"]  # the raw slot: our own reads are not counted
+        while getattr(slot, "wrapped", None) is not None:
+            slot = slot.wrapped
+        self._memo_slot = slot
         cand = self.candidates
         for name, cls in self._classes.items():
             if name not in cand.all_attrs:
@@ -574,6 +586,21 @@ class StoreHooks:
     def on_node_done(self, nodes: list[object]) -> None:
         if self.spiller.active:
             self.spiller.spill(nodes)
+            if self.evict_memo:
+                self._evict(nodes)
+
+    def _evict(self, nodes: list[object]) -> None:
+        """Drop recomputable memoized results of finished nodes (a smaller dict replaces the old one)."""
+        slot, evict = self._memo_slot, MEMO_EVICT
+        for n in nodes:
+            try:
+                memo = slot.__get__(n, type(n))
+            except AttributeError:
+                continue
+            if type(memo) is dict and not evict.isdisjoint(memo):
+                kept = {k: v for k, v in memo.items() if k not in evict}
+                self.memo_evicted += len(memo) - len(kept)
+                slot.__set__(n, kept)
 
     def on_finish(self) -> None:
         if self.store is None:
@@ -602,8 +629,56 @@ class StoreHooks:
 
     def profile_sections(self) -> dict[str, Any]:
         sec = self.spiller.section(self.kind, self.path)
+        sec["memo_evicted"] = self.memo_evicted
         sec["plan"] = {"source": self.plan.source if self.plan else None,
                        "spill": self.plan.spill_spec() if self.plan else ""}
         if self.warning:
             sec["warning"] = self.warning
         return {"store": sec}
+
+
+_enabled: StoreHooks | None = None
+
+
+def enable_store(store: str = "lmdb", path: str | None = None, spill: str = "auto") -> StoreHooks | None:
+    """The one line for an SConstruct run by plain `scons`: spill cold node data to a store for this build.
+
+        import profiler.builds.scons as dagprof; dagprof.enable_store()
+    """
+    global _enabled
+    if _enabled is not None or store == "none":
+        return _enabled
+    import atexit
+
+    import SCons.SConsign as SConsign
+    import SCons.Taskmaster as Taskmaster
+
+    hooks = StoreHooks(kind=store, path=path, spill=spill)
+    hooks.install()
+    hooks.on_phase(PHASE_READ)  # SCons has already changed to the top directory: open the store there
+    if hooks.store is None:
+        return None
+    orig_postprocess = Taskmaster.Task.postprocess
+
+    def postprocess(self):
+        orig_postprocess(self)
+        hooks.on_node_done(self.targets)
+
+    orig_write = SConsign.write
+
+    def write_sconsign(*a, **kw):
+        hooks.on_phase(PHASE_SCONSIGN)
+        return orig_write(*a, **kw)
+
+    Taskmaster.Task.postprocess = postprocess
+    SConsign.write = write_sconsign
+
+    def finish() -> None:
+        try:
+            hooks.on_finish()
+        finally:
+            hooks.close()
+
+    atexit.register(finish)
+    _enabled = hooks
+    return hooks

@@ -1,0 +1,96 @@
+"""Node store vs plain SCons on the same null build: peak RSS and wall ratios, first and second build.
+
+Why: the store exists to lower peak RSS; this measures what it reaches and what it costs, side by side.
+Usage: python bench/store.py [--files 5000] [--runs 3] [--dir DIR] [--spill auto]
+"first" = a store build starting from an empty store; "second" = the next one (values reused).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+from _common import (REPO_ROOT, alternate, fmt_bytes, median, print_header, print_table, run_measured,
+                     scons_command)
+
+from profiler.builds.synthetic import generate
+from profiler.profile import load
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=5000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dir", help="project directory (default: a temporary one)")
+    ap.add_argument("--spill", default="auto")
+    ap.add_argument("-j", "--jobs", type=int, default=2, help="parallel jobs for the initial full build")
+    a = ap.parse_args()
+
+    root = a.dir or tempfile.mkdtemp(prefix="dagprof-store-")
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if not os.path.exists(os.path.join(root, "SConstruct")):
+        generate(root, files=a.files)
+        full = run_measured(scons_command("-Q", f"-j{a.jobs}"), cwd=root, env=env)
+        if full["exit_code"] != 0:
+            print(f"full build failed (exit {full['exit_code']})", file=sys.stderr)
+            return 1
+    store_dir = os.path.join(root, ".dagstore")
+    prof = os.path.join(root, "bench-store.dagprof")
+    build = [sys.executable, "-m", "profiler", "build", "--store", "lmdb", "--spill", a.spill, "-o", prof,
+             "--", "-Q"]
+    stats: dict[str, list[dict]] = {"first": [], "second": []}
+
+    def plain():
+        return run_measured(scons_command("-Q"), cwd=root, env=env)
+
+    def store(which: str):
+        if which == "first":
+            shutil.rmtree(store_dir, ignore_errors=True)
+        r = run_measured(build, cwd=root, env=env)
+        p = load(prof)
+        r["store"] = p.sections.get("store", {})
+        r["meta"] = p.meta
+        stats[which].append(r["store"])
+        return r
+
+    print_header(f"node store vs plain SCons, {a.files}-file synthetic project, null build, {a.runs} alternating "
+                 f"rounds (plain, store first build, store second build)",
+                 " ".join(scons_command("-Q")) + " | " + " ".join(build))
+    # a round is: plain, first (empty store), second (warm store): "second" always follows a "first"
+    rounds = alternate(a.runs, {"round": lambda: {"plain": plain(), "first": store("first"),
+                                                   "second": store("second")}})["round"]
+    res = {k: [r[k] for r in rounds] for k in ("plain", "first", "second")}
+    for name, runs in res.items():
+        bad = [r for r in runs if r["exit_code"] != 0]
+        if bad:
+            print(f"{name}: exit {bad[0]['exit_code']}", file=sys.stderr)
+            return 1
+    wall = {k: median(r["wall_s"] for r in v) for k, v in res.items()}
+    rss = {k: median(r["peak_rss"] for r in v) for k, v in res.items()}
+    rows = []
+    for k in ("plain", "first", "second"):
+        anon = median(r["meta"].get("peak_rss_anon", 0) for r in res[k]) if k != "plain" else None
+        filer = median(r["meta"].get("peak_rss_file", 0) for r in res[k]) if k != "plain" else None
+        rows.append([k, fmt_bytes(rss[k]), f"{rss[k] / rss['plain']:.3f}", fmt_bytes(anon), fmt_bytes(filer),
+                     wall[k], f"{wall[k] / wall['plain']:.3f}", " ".join(f"{r['wall_s']:.1f}" for r in res[k])])
+    print_table(rows, ["variant", "peak RSS", "RSS ratio", "peak anon", "peak file", "wall s", "wall ratio",
+                       "runs (wall s)"])
+    for which in ("first", "second"):
+        s = stats[which][-1]
+        tput = s["spilled_attrs"] / s["spill_time_s"] if s.get("spill_time_s") else 0
+        reload_us = 1e6 * s["reload_time_s"] / s["reloads"] if s.get("reloads") else 0
+        print(f"{which}: spilled {s['spilled_attrs']} values ({fmt_bytes(s['spilled_bytes'])}), collapsed "
+              f"{s['collapsed']}, reloads {s['reloads']} (mean {reload_us:.1f} us), reuse hits {s['reuse_hits']}, "
+              f"refused {s['refused']}, spill throughput {tput:,.0f} attrs/s (incl. safe-point walk)")
+    print(f"peak RSS ratio store/plain: first {rss['first'] / rss['plain']:.3f}, second "
+          f"{rss['second'] / rss['plain']:.3f}")
+    print(f"wall ratio store/plain: first {wall['first'] / wall['plain']:.3f}, second "
+          f"{wall['second'] / wall['plain']:.3f}")
+    print("reload p50 latency and raw spill throughput of the store itself: python bench/store_micro.py")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
