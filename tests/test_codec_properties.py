@@ -179,7 +179,7 @@ def _plant(draw, bad_value: object) -> object:
     if where == "set":
         return {bad_value}
     if where == "frozenset":
-        return frozenset({1, bad_value})
+        return frozenset({"a member unequal to any planted value", bad_value})
     if where == "info":
         return _info({"csig": v, "extra": [bad_value]})
     return [{"a": (v, [{"b": bad_value}])}]
