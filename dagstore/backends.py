@@ -243,6 +243,9 @@ class LMDBStore:
               expect: dict[str, str]) -> None:
         data_file = os.path.join(self.path, "data.mdb")
         existed = os.path.exists(data_file)
+        if existed and os.path.getsize(data_file) == 0:
+            # lmdb.open would initialise it in place: refuse first, so set_aside keeps the file as it was
+            raise StoreDamaged(f"store {self.path} is damaged: data.mdb is empty")
         try:
             self.env = lmdb.open(self.path, subdir=True, map_size=map_size, max_dbs=4, readahead=readahead,
                                  sync=sync, metasync=metasync, lock=True, create=True)
@@ -496,7 +499,7 @@ def open_store(kind: str, path: str | os.PathLike | None = None, expect: dict[st
         return None, f"dagstore: {e}; building without the store"
     except (StoreDamaged, StoreMismatch) as e:
         problem = str(e)
-    except (OSError, lmdb.Error) as e:
+    except (StoreFull, OSError, lmdb.Error) as e:  # no room for even the header: build without the store
         return None, f"dagstore: cannot use store {path}: {_os_reason(e)}; building without the store"
     try:
         moved = set_aside(path)

@@ -65,6 +65,9 @@ def parse_spill(spec: str, candidates: Candidates) -> dict[str, tuple[str, ...]]
             raise PolicyError(f"--spill: unknown class {cls!r} (known: {known})")
         if attr not in candidates.all_attrs[cls]:
             raise PolicyError(f"--spill: {cls} has no attribute {attr!r}")
+        if attr not in candidates.spill.get(cls, ()):
+            safe = ", ".join(candidates.spill.get(cls, ())) or "none"
+            raise PolicyError(f"--spill: {cls}.{attr} is not safe to spill (spillable on {cls}: {safe})")
         out.setdefault(cls, [])
         if attr not in out[cls]:
             out[cls].append(attr)

@@ -16,6 +16,8 @@ def _register_build(add: Callable) -> None:
     p.add_argument("--store-path", metavar="DIR", help="store directory (default: .dagstore in the top directory)")
     p.add_argument("--spill", default="auto", metavar="ATTRS",
                    help="'auto' (previous build's access profile), 'none', or Class.attr,Class.attr,...")
+    p.add_argument("--store-wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for a store another build holds, then build without it (default: 0)")
     p.add_argument("-o", "--output", metavar="FILE", help="also write a profile (access counts + store stats)")
     p.add_argument("--sizes", action="store_true", help="size node data left resident at the end (slower)")
     p.add_argument("--quiet-store", action="store_true", help="do not print the one-line store summary")
@@ -34,7 +36,10 @@ def cmd_build(args, scons_args: list[str]) -> int:
     hooks = []
     if args.store != "none":
         try:
-            hooks.append(adapter.StoreHooks(kind=args.store, path=args.store_path, spill=args.spill))
+            if args.store_wait < 0:
+                raise UsageError("--store-wait must be >= 0 seconds")
+            hooks.append(adapter.StoreHooks(kind=args.store, path=args.store_path, spill=args.spill,
+                                            wait_s=args.store_wait))
         except PolicyError as e:
             raise UsageError(str(e)) from None
     elif args.spill not in ("auto", "none"):

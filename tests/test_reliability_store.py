@@ -120,14 +120,8 @@ SET_ASIDE = {
 }
 
 
-EMPTY_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "BUG (dagstore/backends.py LMDBStore._open): lmdb.open(create=True) initialises a 0-byte data.mdb "
-    "before the missing header is noticed, so the store set aside no longer holds the original bytes"))
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", [pytest.param(d, marks=EMPTY_XFAIL) if d == "truncated-empty" else d
-                                    for d in sorted(SET_ASIDE)])
+@pytest.mark.parametrize("damage", sorted(SET_ASIDE))
 def test_bad_store_is_set_aside_and_the_build_is_plain_scons(template, clean_outputs, tmp_path, scons, dagprof,
                                                              damage):
     plain, root = tmp_path / "plain", tmp_path / "store"
@@ -350,10 +344,6 @@ OPEN_UNDER_FSIZE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (dagstore/backends.py open_store): StoreFull raised by LMDBStore._open while writing the header or "
-    "open mark (disk full / EFBIG / EIO on the first commit) escapes open_store, which only catches "
-    "StoreBusy/StoreDamaged/StoreMismatch/OSError/lmdb.Error; `dagprof build` then dies with a traceback"))
 @pytest.mark.parametrize("limit_kib", [20, 24])
 def test_open_store_never_raises_when_the_first_commit_fails(tmp_path, limit_kib):
     code = OPEN_UNDER_FSIZE.format(root=str(ROOT), limit=limit_kib * KiB, path=str(tmp_path / "s"))
