@@ -220,6 +220,13 @@ class Codec:
         types = set(map(type, obj))
         if len(types) == 1 and types <= _SORTABLE:  # one totally ordered type: sort by value
             return self._pack_nested(sorted(obj))
+        if self.node_key is not None and len(types) == 1 and next(iter(types)) not in self._encoders:
+            # a set of nodes (SCons' implicit_set, ...): sort by node key, pack in one call
+            node_key = self.node_key
+            keys = [node_key(m) for m in obj]
+            if None not in keys:
+                keys.sort()
+                return self._pack_nested([_ext(EXT_NODE, k.encode("utf-8", _UNICODE_ERRORS)) for k in keys])
         self._check(list(obj))
         members = [self._pack_nested(m) for m in obj]
         members.sort()
