@@ -88,12 +88,16 @@ def spill_candidates(profile: Profile, min_bytes: int = SPILL_MIN_BYTES,
 def _spill_rows(profile: Profile, min_bytes: int, max_rpi: float) -> list[tuple[str, int, float]]:
     totals = profile.access_totals()
     accessed = {r.cls for r in profile.access}
+    # the build adapter records which attributes its store can spill safely; only those are advised
+    spillable = profile.meta.get("spillable")
     rows = []
     for cls, c in _size_classes(profile).items():
         if cls not in accessed:
             continue
         count = int(c.get("count") or 0)
         for attr, a in (c.get("attrs") or {}).items():
+            if spillable is not None and attr not in (spillable.get(cls) or ()):
+                continue
             b = int(a.get("bytes") or 0) - int(a.get("empty_bytes") or 0)
             if b < min_bytes:
                 continue

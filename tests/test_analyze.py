@@ -103,3 +103,16 @@ def test_parse_spill_rejects_bad_items(bad: str) -> None:
 
 def test_parse_spill_ok() -> None:
     assert parse_spill(" File._memo, Dir._sconsign ") == ["File._memo", "Dir._sconsign"]
+
+
+def test_spill_advice_limited_to_what_the_adapter_can_spill():
+    from profiler.analyze import spill_candidates
+    from report_fixtures import full_profile
+
+    p = full_profile()
+    every = spill_candidates(p)
+    assert every
+    keep = every[0]
+    cls, attr = keep.split(".")
+    p.meta["spillable"] = {cls: [attr]}
+    assert spill_candidates(p) == [keep]

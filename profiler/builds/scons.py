@@ -337,6 +337,7 @@ def profile_build(
         "started": started,
         "machine": _machine(),
         "fast_counters": recorder.fast,
+        "spillable": {c: list(a) for c, a in store_candidates().spill.items()},
         "readers_counted": readers,
     }
     for h in hooks:
