@@ -50,7 +50,9 @@ def cmd_build(args, scons_args: list[str]) -> int:
 
         args.detail, args.interval = "", 0.5
         introspector = _make_introspector(args, adapter)
-    profile = adapter.profile_build(scons_args, introspector=introspector, extra_hooks=hooks)
+    # the access counters only run when the store wants a fresh profile (see PROFILE_REFRESH)
+    profile = adapter.profile_build(scons_args, introspector=introspector, extra_hooks=hooks,
+                                    lazy_counts=bool(hooks) and args.spill == "auto")
     profile.meta["store"] = args.store if args.store != "none" else None
     st = profile.sections.get("store")
     if st and not args.quiet_store:

@@ -260,8 +260,13 @@ def profile_build(
     readers: bool = False,
     introspector: Any | None = None,
     extra_hooks: Iterable[BuildHooks] = (),
+    lazy_counts: bool = False,
 ) -> "Profile":
-    """Run one SCons build in-process with access counters (and optional introspection/store hooks)."""
+    """Run one SCons build in-process with access counters (and optional introspection/store hooks).
+
+    lazy_counts: install the counters only if a hook asks for them once SConscripts start being read
+    (the store wants a fresh access profile only now and then; counting costs a few percent).
+    """
     import datetime
     import platform
 
@@ -276,8 +281,15 @@ def profile_build(
             h.install()
         if hasattr(h, "bind"):
             h.bind(recorder)
-    for cls in node_classes():
-        recorder.instrument(cls)
+    counted = [False]
+
+    def count() -> None:
+        for cls in node_classes():
+            recorder.instrument(cls)
+        counted[0] = True
+
+    if not lazy_counts:
+        count()
     if introspector is not None:
         introspector.start()
 
@@ -287,6 +299,9 @@ def profile_build(
             introspector.mark(name)
         for h in hooks:
             h.on_phase(name)
+        if lazy_counts and not counted[0] and name == PHASE_READ and any(getattr(h, "counting", False)
+                                                                          for h in hooks):
+            count()
 
     on_done = None
     if hooks:
@@ -339,6 +354,7 @@ def profile_build(
         "fast_counters": recorder.fast,
         "spillable": {c: list(a) for c, a in store_candidates().spill.items()},
         "readers_counted": readers,
+        "access_counted": counted[0],
     }
     for h in hooks:
         extra = getattr(h, "profile_sections", None)
@@ -355,7 +371,7 @@ def profile_build(
 # reference to these containers across a task boundary.
 COLLAPSE_ATTRS = ("waiting_parents", "waiting_s_e", "side_effects", "sources", "sources_set", "depends",
                   "depends_set", "ignore", "ignore_set", "implicit", "prerequisites")
-FS_COLLAPSE_ATTRS = ("scanner_paths",)
+FS_COLLAPSE_ATTRS = ("scanner_paths", "_path_elements")
 # Attributes that may be spilled once a node's task is done (value semantics; never merged by identity).
 SPILL_ATTRS = ("includes", "implicit", "implicit_set", "binfo", "contentsig", "cachedir_csig", "cachesig")
 DIR_SPILL_ATTRS = ("on_disk_entries", "released_target_info")
@@ -367,6 +383,7 @@ REUSE_ATTRS = ("includes",)
 DEFAULT_COLD = {"File": ("includes", "implicit_set", "implicit"),
                 "Entry": ("includes", "implicit_set", "implicit")}
 STORE_CLASSES = ("File", "Dir", "Entry", "RootDir", "Alias", "Value")
+PROFILE_REFRESH = 10  # builds between two access-counted builds under `dagprof build --spill auto`
 # Memoized results SCons recomputes from the file system on demand, and drops itself whenever a node is
 # built (Node.clear_memoized_values): once a node's task is done they are evicted from its _memo.
 MEMO_EVICT = frozenset(("stat", "_children_get", "_save_str", "get_timestamp", "get_size"))
@@ -465,6 +482,8 @@ class StoreHooks:
         self.plan = None
         self.warning: str | None = None
         self.recorder = None
+        self.counting = True
+        self.profile_age = 0
         self._classes = {c.__name__: c for c in node_classes()}
 
     def bind(self, recorder: Any) -> None:
@@ -499,9 +518,24 @@ class StoreHooks:
                 collapse_now(node)
 
             node_cls.__init__ = __init__
+            # FS nodes set a few more containers after Node.__init__ (Base.__init__, File._morph)
+            import SCons.Node.FS as FS
+
+            orig_base_init, orig_morph = FS.Base.__init__, FS.File._morph
+
+            def base_init(node, *a, **kw):
+                orig_base_init(node, *a, **kw)
+                collapse_now(node)
+
+            def file_morph(node, *a, **kw):
+                orig_morph(node, *a, **kw)
+                collapse_now(node)
+
+            FS.Base.__init__, FS.File._morph = base_init, file_morph
 
             def undo() -> None:
                 node_cls.__init__ = orig_init
+                FS.Base.__init__, FS.File._morph = orig_base_init, orig_morph
 
             self._undo_init = undo
         # A scanned file's include names are only read again if it is rescanned: right after the
@@ -553,6 +587,12 @@ class StoreHooks:
 
                 previous = [AccessRow(*r) for r in rows]
         self.plan = choose(self.spec, self.candidates, previous)
+        try:
+            self.profile_age = int(store.get_meta("profile_age") or 0)
+        except Exception:
+            self.profile_age = 0
+        # count accesses when there is no profile yet, or it is PROFILE_REFRESH builds old
+        self.counting = not previous or self.profile_age + 1 >= PROFILE_REFRESH
         for name, attrs in self.plan.spill.items():
             cls = self._classes.get(name)
             if cls is not None:
@@ -611,11 +651,15 @@ class StoreHooks:
         if self.store is None:
             return
         self.spiller.flush()
-        if self.recorder is not None:
-            try:
-                self.store.set_meta("access_profile", [r.as_list() for r in self.recorder.rows()])
-            except Exception as e:  # the profile is advice for next time; a failure here loses nothing
-                print(f"dagprof: warning: could not save the access profile in the store ({e})", file=sys.stderr)
+        rows = self.recorder.rows() if self.recorder is not None else []
+        try:
+            if rows and any(r.reads or r.writes for r in rows):
+                self.store.set_meta("access_profile", [r.as_list() for r in rows])
+                self.store.set_meta("profile_age", 0)
+            else:
+                self.store.set_meta("profile_age", self.profile_age + 1)
+        except Exception as e:  # the profile is advice for next time; a failure here loses nothing
+            print(f"dagprof: warning: could not save the access profile in the store ({e})", file=sys.stderr)
 
     def close(self) -> None:
         if self._undo_init is not None:
@@ -635,6 +679,7 @@ class StoreHooks:
     def profile_sections(self) -> dict[str, Any]:
         sec = self.spiller.section(self.kind, self.path)
         sec["memo_evicted"] = self.memo_evicted
+        sec["access_counted"] = bool(self.counting)
         sec["plan"] = {"source": self.plan.source if self.plan else None,
                        "spill": self.plan.spill_spec() if self.plan else ""}
         if self.warning:
