@@ -168,3 +168,25 @@ def test_sconstruct_one_liner_with_plain_scons(tmp_path, scons):
         assert any(k.startswith(b"rF:") for k, _ in st.items(b"r"))   # include lists kept for reuse
     finally:
         st.close()
+
+
+def test_auto_counts_accesses_only_when_the_stored_profile_is_missing_or_old(tmp_path, dagprof, monkeypatch):
+    proj = generate(tmp_path / "p", files=10, files_per_dir=10, seed=2)
+    root = proj.root
+    counted = []
+    for _ in range(3):
+        dagprof(["build", "--store", "lmdb", "-o", str(root / "b.dagprof"), "--", "-Q"], root, check=True)
+        p = load(root / "b.dagprof")
+        counted.append((p.meta["access_counted"], bool(p.access)))
+    assert counted == [(True, True), (False, False), (False, False)]
+    from dagstore.backends import LMDBStore
+
+    st = LMDBStore(str(root / ".dagstore"))
+    try:
+        assert st.get_meta("profile_age") == 2
+        assert st.get_meta("access_profile")            # the first build's table is still the advice
+        st.set_meta("profile_age", 9)                  # ... until it is PROFILE_REFRESH builds old
+    finally:
+        st.close()
+    dagprof(["build", "--store", "lmdb", "-o", str(root / "b.dagprof"), "--", "-Q"], root, check=True)
+    assert load(root / "b.dagprof").meta["access_counted"] is True
