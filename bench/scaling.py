@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             json.dump({"machine": machine_description(), "date": time.strftime("%Y-%m-%d"), "runs": a.runs,
                        "commands": {k: " ".join(v) for k, v in cmds.items()}, "results": results}, f, indent=2)
     if a.plot:
-        plot(results, a.plot, f"null build, stand-in compiler; {machine_description().split(' | load')[0]}")
+        m = machine_description().split(" | ")
+        plot(results, a.plot, f"null build after a full build, stand-in compiler\n{' | '.join(m[:2] + m[4:6])}")
         print(f"plot written to {a.plot}")
     return 0
 
