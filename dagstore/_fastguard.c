@@ -147,8 +147,51 @@ static PyTypeObject GuardType = {
 };
 
 
+
+/* collapse(obj, guards, list_marker, set_marker, dict_marker) -> int
+ * For each Guard in the tuple `guards`: if obj's slot holds an empty list/set/dict (exact types), store
+ * the matching shared marker instead.  Returns how many were collapsed.  The loop the spill layer runs
+ * for every node at creation and at every safe point, so it is in C. */
+static PyObject *
+fastguard_collapse(PyObject *module, PyObject *args)
+{
+    PyObject *obj, *guards, *mlist, *mset, *mdict;
+    if (!PyArg_ParseTuple(args, "OO!OOO", &obj, &PyTuple_Type, &guards, &mlist, &mset, &mdict))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(guards), done = 0;
+    PyObject *type = (PyObject *)Py_TYPE(obj);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *g = PyTuple_GET_ITEM(guards, i);
+        if (Py_TYPE(g) != &GuardType) {
+            PyErr_SetString(PyExc_TypeError, "collapse() takes a tuple of Guard objects");
+            return NULL;
+        }
+        Guard *gd = (Guard *)g;
+        PyObject *v = gd->get(gd->wrapped, obj, type);
+        if (v == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_AttributeError)) { PyErr_Clear(); continue; }
+            return NULL;
+        }
+        PyObject *marker = NULL;
+        if (PyList_CheckExact(v) && PyList_GET_SIZE(v) == 0) marker = mlist;
+        else if (PySet_CheckExact(v) && PySet_GET_SIZE(v) == 0) marker = mset;
+        else if (PyDict_CheckExact(v) && PyDict_GET_SIZE(v) == 0) marker = mdict;
+        Py_DECREF(v);
+        if (marker != NULL) {
+            if (gd->set(gd->wrapped, obj, marker) < 0) return NULL;
+            done++;
+        }
+    }
+    return PyLong_FromSsize_t(done);
+}
+
+static PyMethodDef fastguard_functions[] = {
+    {"collapse", fastguard_collapse, METH_VARARGS, "Collapse empty containers in guarded slots to markers."},
+    {NULL}
+};
+
 static struct PyModuleDef fastguard_module = {
-    PyModuleDef_HEAD_INIT, "_fastguard", "C fast path for dagstore.spill", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_fastguard", "C fast path for dagstore.spill", -1, fastguard_functions,
 };
 
 PyMODINIT_FUNC

@@ -22,8 +22,10 @@ from .codec import Codec, Refused
 
 try:
     from ._fastguard import Guard as _CGuard
+    from ._fastguard import collapse as _c_collapse
 except ImportError:  # pragma: no cover - used when the extension is not built
     _CGuard = None
+    _c_collapse = None
 
 
 class Marker:
@@ -156,6 +158,8 @@ class Spiller:
         self.stamp = stamp
         self.stats = SpillStats()
         self._guard_type = _CGuard if (use_c and _CGuard is not None) else _PyGuard
+        self._c_loop = self._guard_type is _CGuard and _c_collapse is not None
+        self._collapse_cache: dict[tuple, tuple] = {}
         self._guards: dict[type, dict[str, object]] = {}
         self._saved: list[tuple[type, str, object]] = []
         self._spill: dict[type, tuple[str, ...]] = {}
@@ -193,6 +197,7 @@ class Spiller:
             self._saved.append((cls, name, current))
             setattr(cls, name, g)
             guards[name] = g
+        self._collapse_cache.clear()
         self._spill[cls] = tuple(dict.fromkeys(self._spill.get(cls, ()) + spill + reuse))
         self._collapse[cls] = tuple(dict.fromkeys(self._collapse.get(cls, ()) + collapse))
         self._reuse.update(reuse)
@@ -220,20 +225,37 @@ class Spiller:
         return None if k is None else b"r" + k.encode() + b"\0" + name.encode()
 
     # ---- safe point -----------------------------------------------------------------------------
-    def collapse_now(self, obj: object) -> None:
-        """Collapse one object's empty containers right after it is constructed (freed blocks are reused at once)."""
-        guards = self._guards.get(type(obj))
+    def _collapse_tuple(self, cls: type, names: tuple[str, ...] | None = None) -> tuple:
+        """The guards to collapse on `cls` (all, or those in `names`), cached as a tuple for the C loop."""
+        key = (cls, names)
+        t = self._collapse_cache.get(key)
+        if t is None:
+            guards = self._guards.get(cls) or {}
+            t = tuple(guards[n] for n in self._collapse.get(cls, ()) if names is None or n in names)
+            self._collapse_cache[key] = t
+        return t
+
+    def _collapse_obj(self, obj: object, guards: tuple) -> int:
         if not guards:
-            return
-        for name in self._collapse.get(type(obj), ()):
-            g = guards[name]
-            try:
-                v = g.raw(obj)
-            except AttributeError:
-                continue
-            if type(v) in _EMPTY_OF and not v:
-                g.store(obj, _EMPTY_OF[type(v)])
-                self.stats.collapsed += 1
+            return 0
+        if self._c_loop:
+            n = _c_collapse(obj, guards, EMPTY_LIST, EMPTY_SET, EMPTY_DICT)
+        else:
+            n = 0
+            for g in guards:
+                try:
+                    v = g.raw(obj)
+                except AttributeError:
+                    continue
+                if type(v) in _EMPTY_OF and not v:
+                    g.store(obj, _EMPTY_OF[type(v)])
+                    n += 1
+        self.stats.collapsed += n
+        return n
+
+    def collapse_now(self, obj: object, names: tuple[str, ...] | None = None) -> None:
+        """Collapse one object's empty containers right after it is constructed (freed blocks are reused at once)."""
+        self._collapse_obj(obj, self._collapse_tuple(type(obj), names))
 
     def spill(self, objs: Iterable[object], only: tuple[str, ...] | None = None) -> int:
         """At a safe point: collapse empty containers and spill cold values of these objects (or just `only`)."""
@@ -247,17 +269,8 @@ class Spiller:
                 guards = self._guards.get(cls)
                 if not guards:
                     continue
-                for name in (self._collapse.get(cls, ()) if only is None else ()):
-                    g = guards[name]
-                    try:
-                        v = g.raw(obj)
-                    except AttributeError:
-                        continue
-                    if type(v) in _EMPTY_OF and not v:
-                        g.store(obj, _EMPTY_OF[type(v)])
-                        self.stats.collapsed += 1
-                        self.stats.attr(f"{cls.__name__}.{name}")["collapsed"] += 1
-                        n += 1
+                if only is None:
+                    n += self._collapse_obj(obj, self._collapse_tuple(cls))
                 for name in self._spill.get(cls, ()):
                     if only is None or name in only:
                         n += self._spill_one(obj, cls, guards[name], name)

@@ -513,9 +513,13 @@ class StoreHooks:
             orig_init = node_cls.__init__
             collapse_now = self.spiller.collapse_now
 
+            node_level = tuple(COLLAPSE_ATTRS)
+            fs_level = ("_path_elements",)
+            file_level = ("scanner_paths",)
+
             def __init__(node, *a, **kw):
                 orig_init(node, *a, **kw)
-                collapse_now(node)
+                collapse_now(node, node_level)
 
             node_cls.__init__ = __init__
             # FS nodes set a few more containers after Node.__init__ (Base.__init__, File._morph)
@@ -525,11 +529,11 @@ class StoreHooks:
 
             def base_init(node, *a, **kw):
                 orig_base_init(node, *a, **kw)
-                collapse_now(node)
+                collapse_now(node, fs_level)
 
             def file_morph(node, *a, **kw):
                 orig_morph(node, *a, **kw)
-                collapse_now(node)
+                collapse_now(node, file_level)
 
             FS.Base.__init__, FS.File._morph = base_init, file_morph
 
