@@ -190,3 +190,22 @@ def test_auto_counts_accesses_only_when_the_stored_profile_is_missing_or_old(tmp
         st.close()
     dagprof(["build", "--store", "lmdb", "-o", str(root / "b.dagprof"), "--", "-Q"], root, check=True)
     assert load(root / "b.dagprof").meta["access_counted"] is True
+
+
+def test_parallel_build_with_store_is_equivalent(tmp_path):
+    """-j2: workers may reload values while the main thread spills at safe points."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import _env
+
+    generate(tmp_path / "p", files=60, files_per_dir=15, seed=9)
+    edits = tmp_path / "edits.json"
+    edits.write_text(json.dumps([{"edit": "src/d000/f00001.c", "append": "\nint extra_j2(void) { return 2; }\n"},
+                                 {"edit": "include/d001/h1.h", "append": "\n#define J2_EXTRA 1\n"}]))
+    p = subprocess.run([sys.executable, "-m", "profiler.equivalence", str(tmp_path / "p"), "--edits", str(edits),
+                        "--store", "lmdb", "--", "-Q", "-j2"], capture_output=True, text=True, env=_env(),
+                       timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "EQUIVALENT" in p.stdout
