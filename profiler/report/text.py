@@ -346,6 +346,15 @@ def _render_store(profile: Profile, console: Console) -> bool:
             ("reloads", fmt_int(st.get("reloads"))), ("reuse hits", fmt_int(st.get("reuse_hits"))),
             ("refused", fmt_int(st.get("refused"))), ("spill time", f"{_f3(st.get('spill_time_s'))} s"),
             ("reload time", f"{_f3(st.get('reload_time_s'))} s"), ("stopped", st.get("stopped"))]
+    if st.get("collapsed") is not None:
+        rows.insert(3, ("empty containers collapsed", fmt_int(st.get("collapsed"))))
+    if st.get("memo_evicted") is not None:
+        rows.insert(4, ("memo entries evicted", fmt_int(st.get("memo_evicted"))))
+    if st.get("reuse_stale"):
+        rows.insert(6, ("reuse refused (file changed)", fmt_int(st.get("reuse_stale"))))
+    plan = st.get("plan") or {}
+    if plan.get("source"):
+        rows.append(("spill plan", f"{plan.get('spill') or '(collapse and reuse only)'} ({plan['source']})"))
     for k, v in rows:
         if v not in (None, ""):
             t.add_row(k, str(v))
@@ -356,6 +365,8 @@ def _render_store(profile: Profile, console: Console) -> bool:
         for col in ("attribute", "spilled", "bytes", "reloads"):
             pt.add_column(col, justify="left" if col == "attribute" else "right")
         for k, v in sorted(per.items(), key=lambda kv: (-(kv[1].get("bytes") or 0), kv[0])):
+            if not (v.get("spilled") or v.get("reloads")):
+                continue
             pt.add_row(k, fmt_int(v.get("spilled")), fmt_int(v.get("bytes")), fmt_int(v.get("reloads")))
         console.print(pt)
     console.print()
