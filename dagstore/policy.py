@@ -96,7 +96,31 @@ def cold_from_stats(rows: Iterable[AccessStats], candidates: Candidates,
     return out
 
 
-def choose(spec: str, candidates: Candidates, previous: Sequence[AccessStats] | None = None) -> Plan:
+def adjust_with_history(cold: dict[str, tuple[str, ...]], history: dict[str, Sequence[int]] | None,
+                        candidates: Candidates, keep_below: float = 0.1,
+                        drop_above: float = 0.5) -> dict[str, tuple[str, ...]]:
+    """What the last build's spills taught: rarely reloaded stays (or becomes) cold, often reloaded is hot.
+
+    history: {"Cls.attr": [spilled, reloads]} from the previous build's store statistics.
+    """
+    if not history:
+        return cold
+    out = {c: list(a) for c, a in cold.items()}
+    for label, (spilled, reloads) in sorted(history.items()):
+        cls, _, attr = label.partition(".")
+        if spilled <= 0 or attr not in candidates.spill.get(cls, ()):
+            continue
+        rate = reloads / spilled
+        attrs = out.setdefault(cls, [])
+        if rate <= keep_below and attr not in attrs:
+            attrs.append(attr)
+        elif rate > drop_above and attr in attrs:
+            attrs.remove(attr)
+    return {c: tuple(a) for c, a in out.items() if a}
+
+
+def choose(spec: str, candidates: Candidates, previous: Sequence[AccessStats] | None = None,
+           history: dict[str, Sequence[int]] | None = None) -> Plan:
     """Turn `--spill none|auto|Cls.attr,...` into a Plan (empty containers always collapse)."""
     spec = (spec or "auto").strip()
     plan = Plan(collapse=dict(candidates.collapse), reuse={})
@@ -105,8 +129,8 @@ def choose(spec: str, candidates: Candidates, previous: Sequence[AccessStats] | 
         return plan
     if spec == "auto":
         if previous:
-            plan.spill = cold_from_stats(previous, candidates)
-            plan.source = "auto: previous build's access profile"
+            plan.spill = adjust_with_history(cold_from_stats(previous, candidates), history, candidates)
+            plan.source = "auto: previous build's access profile" + (" and reload rates" if history else "")
         else:
             plan.spill = dict(candidates.default_cold)
             plan.source = "auto: built-in defaults (no previous profile in the store)"

@@ -168,7 +168,6 @@ class Spiller:
         self._pending: dict[bytes, bytes] = {}        # per-build values not yet written (scratch)
         self._pending_reuse: dict[bytes, bytes] = {}  # reusable values not yet written (store)
         self._tried_reuse: set[int] = set()
-        self._reused: set[int] = set()  # objects whose value came from the store this build
         self._reused_value: dict[int, object] = {}  # ... and that value, until it is spilled again
         self._refused_streak: dict[str, int] = {}
         self._lock = threading.RLock()
@@ -292,7 +291,7 @@ class Spiller:
             self.stats.collapsed += 1
             self.stats.attr(label)["collapsed"] += 1
             return 1
-        if name in self._reuse and id(obj) in self._reused and self._reused_value.get(id(obj)) is v:
+        if name in self._reuse and self._reused_value.get(id(obj)) is v:
             # reused from the store and not replaced since: the stored copy is current, nothing to write
             del self._reused_value[id(obj)]
             g.store(obj, SPILLED)
@@ -411,7 +410,6 @@ class Spiller:
             return None
         value = self.codec.decode(blob)
         self._guards[type(obj)][name].store(obj, value)
-        self._reused.add(oid)
         self._reused_value[oid] = value
         self.stats.reuse_hits += 1
         self.stats.attr(f"{type(obj).__name__}.{name}")["reuse_hits"] += 1

@@ -250,3 +250,17 @@ def test_policy_parse_and_choose():
     assert p.spill == {"File": ("includes",)}           # binfo is read 50x per write: hot
     assert choose("none", CANDS).spill == {}
     assert choose("File.binfo", CANDS).spill_spec() == "File.binfo"
+
+
+def test_policy_learns_from_reload_rates():
+    from profiler.profile import AccessRow
+
+    cands = Candidates(spill={"File": ("includes", "binfo", "implicit")}, collapse={}, reuse={},
+                       default_cold={}, all_attrs={"File": ("includes", "binfo", "implicit")},
+                       late_phases=("build",))
+    rows = [AccessRow("File", "includes", "build", 10, 10, 0), AccessRow("File", "implicit", "build", 90, 10, 0)]
+    assert choose("auto", cands, rows).spill == {"File": ("includes",)}
+    # last build: implicit was spilled 100 times and never reloaded -> cold; includes reloaded 90% -> hot
+    p = choose("auto", cands, rows, {"File.implicit": [100, 0], "File.includes": [100, 90]})
+    assert p.spill == {"File": ("implicit",)}
+    assert "reload rates" in p.source

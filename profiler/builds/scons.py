@@ -590,7 +590,13 @@ class StoreHooks:
                 from ..profile import AccessRow
 
                 previous = [AccessRow(*r) for r in rows]
-        self.plan = choose(self.spec, self.candidates, previous)
+        history = None
+        if self.spec == "auto":
+            try:
+                history = store.get_meta("spill_history")
+            except Exception:
+                history = None
+        self.plan = choose(self.spec, self.candidates, previous, history if isinstance(history, dict) else None)
         try:
             self.profile_age = int(store.get_meta("profile_age") or 0)
         except Exception:
@@ -657,6 +663,9 @@ class StoreHooks:
         self.spiller.flush()
         rows = self.recorder.rows() if self.recorder is not None else []
         try:
+            per = self.spiller.stats.per_attr
+            self.store.set_meta("spill_history", {k: [v["spilled"], v["reloads"]] for k, v in per.items()
+                                                  if v.get("spilled")})
             if rows and any(r.reads or r.writes for r in rows):
                 self.store.set_meta("access_profile", [r.as_list() for r in rows])
                 self.store.set_meta("profile_age", 0)
