@@ -203,8 +203,12 @@ def main(argv: list[str] | None = None) -> int:
                        "commands": {k: " ".join(v) for k, v in cmds.items()}, "results": results}, f, indent=2)
     if a.plot:
         m = machine_description().split(" | ")
-        plot(results, a.plot, f"null build after a full build, stand-in compiler\n{' | '.join(m[:2] + m[4:6])}")
-        print(f"plot written to {a.plot}")
+        try:
+            plot(results, a.plot, f"null build after a full build, stand-in compiler\n{' | '.join(m[:2] + m[4:6])}")
+        except ImportError:
+            print("no plot: matplotlib is not installed (pip install '.[bench]')", file=sys.stderr)
+        else:
+            print(f"plot written to {a.plot}")
     return 0
 
 
