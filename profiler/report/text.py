@@ -288,7 +288,10 @@ def _render_cycles(profile: Profile, console: Console) -> bool:
     _heading(console, "Reference cycles (garbage collector)")
     console.print(f"collections {fmt_int(cy.get('collections'))}, collected {fmt_int(cy.get('collected'))}, "
                   f"unreachable cycles {fmt_int(cy.get('unreachable_cycles'))}, "
-                  f"uncollectable garbage {fmt_int(cy.get('garbage'))}")
+                  f"objects in them at the final check {fmt_int(cy.get('garbage'))}, "
+                  f"uncollectable {fmt_int(cy.get('uncollectable', 0))}")
+    if not (cy.get("by_class") or {}):
+        console.print("no tracked class was found in an unreachable cycle")
     by = cy.get("by_class") or {}
     if by:
         t = Table(box=None, header_style="bold cyan")
