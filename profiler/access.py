@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Iterable, Iterator
 
+from .classpatch import ClassPatches
 from .profile import AccessRow
 
 try:  # the C fast path; pure Python keeps working without a compiler
@@ -168,7 +169,7 @@ class AccessRecorder:
         self.phases: list[str] = [phase]
         self._use_c = use_c and _CCounter is not None
         self._counters: list = []
-        self._saved: list[tuple[type, str, object]] = []  # (cls, name, previous __dict__ entry or _MISSING)
+        self._patches = ClassPatches()
         self._totals: dict[tuple[str, str, str], list] = {}
         self._lock = threading.Lock()
 
@@ -199,8 +200,7 @@ class AccessRecorder:
                     raise ValueError(f"{cls.__name__} has no attribute slot or __dict__ for {name!r}")
                 counter = _DictCounter(target, cls, name)
             counter.track_readers(self.readers)
-            self._saved.append((cls, name, current))
-            setattr(cls, name, counter)
+            self._patches.set(cls, name, counter)
             self._counters.append(counter)
             done.append(name)
         return done
@@ -262,15 +262,7 @@ class AccessRecorder:
         """Put every instrumented class back exactly as it was (counts are kept for rows())."""
         with self._lock:
             self._harvest()
-        for cls, name, previous in reversed(self._saved):
-            if previous is _MISSING:
-                try:
-                    delattr(cls, name)
-                except AttributeError:
-                    pass
-            else:
-                setattr(cls, name, previous)
-        self._saved.clear()
+        self._patches.undo()
         self._counters.clear()
 
     def __enter__(self) -> "AccessRecorder":

@@ -29,6 +29,8 @@ from typing import Any, Callable, Iterable
 
 import psutil
 
+from .classpatch import ClassPatches
+
 __all__ = ["Tracker", "Monitor", "read_rss"]
 
 _RESERVOIR = 10_001  # lifetime samples kept per class for the median
@@ -93,7 +95,7 @@ class Tracker:
         self._born: dict[str, dict[int, float]] = {}  # creation class name -> {id: birth time}
         self._refs: dict[int, _Ref] = {}  # id -> weak reference, for classes that support them
         self._stats: dict[str, _ClassCounts] = {}
-        self._saved: list[tuple[type, str, Any]] = []  # (class, name, own value or _ABSENT)
+        self._patches = ClassPatches()
         self.unhookable: list[type] = []
         self.installed = False
 
@@ -113,21 +115,8 @@ class Tracker:
 
     def restore(self) -> None:
         """Undo every hook exactly, newest first, so stacked wrappers unwind cleanly."""
-        for cls, name, old in reversed(self._saved):
-            if old is _ABSENT:
-                try:
-                    delattr(cls, name)
-                except AttributeError:
-                    pass
-            else:
-                setattr(cls, name, old)
-        self._saved.clear()
+        self._patches.undo()
         self.installed = False
-
-    def _save(self, cls: type, name: str) -> Any:
-        old = cls.__dict__.get(name, _ABSENT)
-        self._saved.append((cls, name, old))
-        return old
 
     def _hook_init(self, cls: type) -> None:
         own = cls.__dict__.get("__init__")
@@ -148,8 +137,7 @@ class Tracker:
 
         __init__.__wrapped__ = own  # type: ignore[attr-defined]
         __init__.__qualname__ = f"{cls.__qualname__}.__init__"
-        self._save(cls, "__init__")
-        setattr(cls, "__init__", __init__)
+        self._patches.set(cls, "__init__", __init__)
 
     def _hook_del(self, cls: type) -> None:
         own = cls.__dict__.get("__del__")
@@ -162,8 +150,7 @@ class Tracker:
                 nxt(obj)
 
         __del__.__qualname__ = f"{cls.__qualname__}.__del__"
-        self._save(cls, "__del__")
-        setattr(cls, "__del__", __del__)
+        self._patches.set(cls, "__del__", __del__)
 
     # ---- events (may run in any thread, from the garbage collector) -----------------------------
     def _on_born(self, obj: Any) -> None:
@@ -284,14 +271,6 @@ class Tracker:
         for st in list(self._stats.values()):
             n += sys.getsizeof(st.sample) + 24 * len(st.sample)
         return n
-
-
-class _Absent:
-    def __repr__(self) -> str:
-        return "<absent>"
-
-
-_ABSENT = _Absent()
 
 
 # ---- RSS ----------------------------------------------------------------------------------------

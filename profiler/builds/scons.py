@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 if TYPE_CHECKING:
     from dagstore.codec import Codec
+
+    from ..classpatch import ClassPatches
     from dagstore.policy import Candidates
 
     from ..profile import Profile
@@ -121,22 +123,27 @@ class RunResult:
     argv: list[str] = field(default_factory=list)
 
 
-class _Patches:
-    """Monkeypatches on SCons entry points, undone in reverse order."""
+def _hook_safe_points(patches: "ClassPatches", before_sconsign: Callable[[], None],
+                      on_node_done: Callable[[list[object]], None] | None) -> None:
+    """Wrap the two SCons points every component needs: a finished task, and the .sconsign write."""
+    import SCons.SConsign as SConsign
+    import SCons.Taskmaster as Taskmaster
 
-    def __init__(self) -> None:
-        self._undo: list[tuple[object, str, object]] = []
+    orig_write = SConsign.write
 
-    def replace(self, owner: object, name: str, new: object) -> object:
-        old = getattr(owner, name)
-        self._undo.append((owner, name, old))
-        setattr(owner, name, new)
-        return old
+    def write_sconsign(*a, **kw):
+        before_sconsign()
+        return orig_write(*a, **kw)
 
-    def undo(self) -> None:
-        while self._undo:
-            owner, name, old = self._undo.pop()
-            setattr(owner, name, old)
+    patches.set(SConsign, "write", write_sconsign)
+    if on_node_done is not None:
+        orig_postprocess = Taskmaster.Task.postprocess
+
+        def postprocess(self):
+            orig_postprocess(self)
+            on_node_done(self.targets)  # the task is finished: its targets are a safe point
+
+        patches.set(Taskmaster.Task, "postprocess", postprocess)
 
 
 def run_scons(
@@ -148,8 +155,8 @@ def run_scons(
     """Run SCons in this process exactly as `scons ARGS` would, reporting phases and finished nodes."""
     import SCons.Script.Main as Main
     import SCons.Script.SConscript  # noqa: F401  (the name is shadowed by a function in SCons.Script)
-    import SCons.SConsign as SConsign
-    import SCons.Taskmaster as Taskmaster
+
+    from ..classpatch import ClassPatches
 
     _SConscript = sys.modules["SCons.Script.SConscript"]
     phases: list[dict[str, Any]] = []
@@ -165,7 +172,7 @@ def run_scons(
         if on_phase is not None:
             on_phase(name)
 
-    patches = _Patches()
+    patches = ClassPatches()
     depth = [0]
     orig_sconscript = _SConscript._SConscript
 
@@ -198,24 +205,9 @@ def run_scons(
         mark(PHASE_BUILD)
         return orig_build_targets(*a, **kw)
 
-    orig_write = SConsign.write
-
-    def write_sconsign(*a, **kw):
-        mark(PHASE_SCONSIGN)
-        return orig_write(*a, **kw)
-
-    patches.replace(_SConscript, "_SConscript", sconscript)
-    patches.replace(Main, "_build_targets", build_targets)
-    patches.replace(SConsign, "write", write_sconsign)
-
-    if on_node_done is not None:
-        orig_postprocess = Taskmaster.Task.postprocess
-
-        def postprocess(self):
-            orig_postprocess(self)
-            on_node_done(self.targets)  # the task is finished: its targets are a safe point
-
-        patches.replace(Taskmaster.Task, "postprocess", postprocess)
+    patches.set(_SConscript, "_SConscript", sconscript)
+    patches.set(Main, "_build_targets", build_targets)
+    _hook_safe_points(patches, lambda: mark(PHASE_SCONSIGN), on_node_done)
 
     saved_argv = sys.argv
     saved_cwd = os.getcwd()
@@ -454,24 +446,32 @@ def make_codec() -> "Codec":
     return codec
 
 
+def _then(method: Callable, collapse_now: Callable, names: tuple[str, ...]) -> Callable:
+    """`method`, followed by collapsing the empty containers it just created."""
+    def wrapper(node, *a, **kw):
+        method(node, *a, **kw)
+        collapse_now(node, names)
+
+    return wrapper
+
+
 class StoreHooks:
     """Plugs a dagstore Spiller into a SCons build: guards at start, spills when a node's task is done."""
 
     def __init__(self, kind: str = "lmdb", path: str | None = None, spill: str = "auto",
-                 collapse_after_read: bool = False, collapse_at_creation: bool = True, wait_s: float = 0.0) -> None:
+                 collapse_at_creation: bool = True, wait_s: float = 0.0) -> None:
         from dagstore.policy import choose
         from dagstore.spill import Spiller
+
+        from ..classpatch import ClassPatches
 
         self.kind = kind
         self.path_arg = path
         self.path: str | None = None
         self.spec = spill
-        self.collapse_after_read = collapse_after_read
         self.collapse_at_creation = collapse_at_creation
         self.wait_s = wait_s
-        self.scratch = None
-        self._undo_init = None
-        self.evict_memo = True
+        self._patches = ClassPatches()
         self.memo_evicted = 0
         self._memo_slot = None
         self.candidates = store_candidates()
@@ -493,6 +493,7 @@ class StoreHooks:
     def install(self) -> None:
         """Guard the node classes before any node exists, with the widest plan (narrowed on open)."""
         import SCons.Node
+        import SCons.Node.FS as FS
 
         slot = SCons.Node.Node.__dict__["_memo"]  # the raw slot: our own reads are not counted
         while getattr(slot, "wrapped", None) is not None:
@@ -503,68 +504,28 @@ class StoreHooks:
             if name not in cand.all_attrs:
                 continue
             self.spiller.guard(cls, spill=(), collapse=cand.collapse.get(name, ()), reuse=cand.reuse.get(name, ()))
+        collapse_now = self.spiller.collapse_now
         if self.collapse_at_creation:
-            # A new node's empty containers are collapsed as soon as Node.__init__ returns: the blocks
-            # freed are reused by the next node's, so they never pile up (collapsing them later leaves
-            # pymalloc pools fragmented and does not lower peak RSS; measured in docs/benchmarks.md).
-            import SCons.Node
-
-            node_cls = SCons.Node.Node
-            orig_init = node_cls.__init__
-            collapse_now = self.spiller.collapse_now
-
-            node_level = tuple(COLLAPSE_ATTRS)
-            fs_level = ("_path_elements",)
-            file_level = ("scanner_paths",)
-
-            def __init__(node, *a, **kw):
-                orig_init(node, *a, **kw)
-                collapse_now(node, node_level)
-
-            node_cls.__init__ = __init__
-            # FS nodes set a few more containers after Node.__init__ (Base.__init__, File._morph)
-            import SCons.Node.FS as FS
-
-            orig_base_init, orig_morph = FS.Base.__init__, FS.File._morph
-
-            def base_init(node, *a, **kw):
-                orig_base_init(node, *a, **kw)
-                collapse_now(node, fs_level)
-
-            def file_morph(node, *a, **kw):
-                orig_morph(node, *a, **kw)
-                collapse_now(node, file_level)
-
-            FS.Base.__init__, FS.File._morph = base_init, file_morph
-
-            def undo() -> None:
-                node_cls.__init__ = orig_init
-                FS.Base.__init__, FS.File._morph = orig_base_init, orig_morph
-
-            self._undo_init = undo
+            # A new node's empty containers are collapsed as soon as the constructor that made them
+            # returns: the blocks freed are reused by the next node's, so they never pile up (collapsing
+            # them later leaves pymalloc pools fragmented and does not lower peak RSS; docs/benchmarks.md).
+            # Node.__init__ makes most of them; FS.Base.__init__ and File._morph add one each.
+            for owner, method, names in ((SCons.Node.Node, "__init__", tuple(COLLAPSE_ATTRS)),
+                                         (FS.Base, "__init__", ("_path_elements",)),
+                                         (FS.File, "_morph", ("scanner_paths",))):
+                self._patches.set(owner, method, _then(getattr(owner, method), collapse_now, names))
         # A scanned file's include names are only read again if it is rescanned: right after the
         # scan is a safe point for them (scanned source files in a VariantDir never get a task).
-        import SCons.Node.FS as FS
-
         orig_found = FS.File.get_found_includes
         spill = self.spiller.spill
-        reuse_only = REUSE_ATTRS
 
         def get_found_includes(node, env, scanner, path):
             result = orig_found(node, env, scanner, path)
             real = node.rfile()  # the scanner stores the names on the file it read (VariantDir: the source)
-            spill((node,) if real is node else (node, real), only=reuse_only)
+            spill((node,) if real is node else (node, real), only=REUSE_ATTRS)
             return result
 
-        FS.File.get_found_includes = get_found_includes
-        prev_undo = self._undo_init
-
-        def undo_all() -> None:
-            FS.File.get_found_includes = orig_found
-            if prev_undo is not None:
-                prev_undo()
-
-        self._undo_init = undo_all
+        self._patches.set(FS.File, "get_found_includes", get_found_includes)
 
     def _open(self) -> None:
         from dagstore.backends import open_store
@@ -580,26 +541,23 @@ class StoreHooks:
         if store is None:
             return
         self.store = store
-        previous = None
-        if self.spec == "auto":
-            try:
-                rows = store.get_meta("access_profile")
-            except Exception:
-                rows = None
-            if rows:
-                from ..profile import AccessRow
 
-                previous = [AccessRow(*r) for r in rows]
-        history = None
-        if self.spec == "auto":
+        def meta(name: str) -> Any:  # advice from earlier builds: unreadable means absent
             try:
-                history = store.get_meta("spill_history")
+                return store.get_meta(name)
             except Exception:
-                history = None
+                return None
+
+        previous = history = None
+        if self.spec == "auto":
+            from ..profile import AccessRow
+
+            previous = [AccessRow(*r) for r in meta("access_profile") or ()]
+            history = meta("spill_history")
         self.plan = choose(self.spec, self.candidates, previous, history if isinstance(history, dict) else None)
         try:
-            self.profile_age = int(store.get_meta("profile_age") or 0)
-        except Exception:
+            self.profile_age = int(meta("profile_age") or 0)
+        except (TypeError, ValueError):
             self.profile_age = 0
         # count accesses when there is no profile yet, or it is PROFILE_REFRESH builds old
         self.counting = not previous or self.profile_age + 1 >= PROFILE_REFRESH
@@ -631,18 +589,13 @@ class StoreHooks:
     def on_phase(self, name: str) -> None:
         if name == PHASE_READ and self.store is None and self.warning is None:
             self._open()
-        elif name == PHASE_BUILD and self.spiller.active:
-            if self.collapse_after_read:
-                self.spiller.spill(live_nodes())  # nothing is in flight yet: every node is at a safe point
-            self.spiller.flush()
-        elif name == PHASE_SCONSIGN and self.spiller.active:
+        elif name in (PHASE_BUILD, PHASE_SCONSIGN) and self.spiller.active:
             self.spiller.flush()
 
     def on_node_done(self, nodes: list[object]) -> None:
         if self.spiller.active:
             self.spiller.spill(nodes)
-            if self.evict_memo:
-                self._evict(nodes)
+            self._evict(nodes)
 
     def _evict(self, nodes: list[object]) -> None:
         """Drop recomputable memoized results of finished nodes (a smaller dict replaces the old one)."""
@@ -675,10 +628,8 @@ class StoreHooks:
             print(f"dagprof: warning: could not save the access profile in the store ({e})", file=sys.stderr)
 
     def close(self) -> None:
-        if self._undo_init is not None:
-            self._undo_init()
-            self._undo_init = None
-        if self.scratch is not None or self.spiller.scratch is not None:
+        self._patches.undo()
+        if self.spiller.scratch is not None:
             try:
                 self.spiller.scratch.close()
             except Exception:
@@ -713,28 +664,15 @@ def enable_store(store: str = "lmdb", path: str | None = None, spill: str = "aut
         return _enabled
     import atexit
 
-    import SCons.SConsign as SConsign
-    import SCons.Taskmaster as Taskmaster
+    from ..classpatch import ClassPatches
 
     hooks = StoreHooks(kind=store, path=path, spill=spill)
     hooks.install()
     hooks.on_phase(PHASE_READ)  # SCons has already changed to the top directory: open the store there
     if hooks.store is None:
         return None
-    orig_postprocess = Taskmaster.Task.postprocess
-
-    def postprocess(self):
-        orig_postprocess(self)
-        hooks.on_node_done(self.targets)
-
-    orig_write = SConsign.write
-
-    def write_sconsign(*a, **kw):
-        hooks.on_phase(PHASE_SCONSIGN)
-        return orig_write(*a, **kw)
-
-    Taskmaster.Task.postprocess = postprocess
-    SConsign.write = write_sconsign
+    # never undone: they serve this build until the process exits
+    _hook_safe_points(ClassPatches(), lambda: hooks.on_phase(PHASE_SCONSIGN), hooks.on_node_done)
 
     def finish() -> None:
         try:
