@@ -367,9 +367,7 @@ class Spiller:
         with self._lock:
             if marker is SPILLED:  # stored under the stable reuse key
                 rkey = self._reuse_key(obj, name)
-                entry = self._pending_reuse.get(rkey) if rkey is not None else None
-                if entry is None and rkey is not None:
-                    entry = self.store.get(rkey)
+                entry = self._reuse_entry(rkey) if rkey is not None else None
                 blob = None if entry is None else _unpack_reuse(entry)[1]
             else:
                 key = self._key(marker.seq)
@@ -385,6 +383,12 @@ class Spiller:
         self.stats.reload_time_s += time.perf_counter() - t0
         return value
 
+    def _reuse_entry(self, key: bytes) -> bytes | None:
+        """The stored (stamp, value) entry under a reuse key: the pending batch first, then the store."""
+        with self._lock:
+            entry = self._pending_reuse.get(key)
+            return entry if entry is not None else self.store.get(key)
+
     def _reuse_value(self, obj: object, name: str) -> Any:
         """An attribute reads as None: offer the previous build's value if its stamp still matches."""
         oid = id(obj)
@@ -394,13 +398,10 @@ class Spiller:
         key = self._reuse_key(obj, name)
         if key is None or self.stamp is None:
             return None
-        with self._lock:
-            entry = self._pending_reuse.get(key)
-            if entry is None:
-                try:
-                    entry = self.store.get(key)
-                except Exception:
-                    entry = None
+        try:
+            entry = self._reuse_entry(key)
+        except Exception:  # an unreadable store only costs the reuse: SCons rescans
+            entry = None
         if entry is None:
             self.stats.reuse_misses += 1
             return None
