@@ -104,15 +104,12 @@ def _show(profile, args) -> int:
     if args.json:
         from .report.jsonout import to_json
 
-        sys.stdout.write(to_json(profile) + "\n")
+        sys.stdout.write(to_json(profile))
     else:
         from .report import text
 
         console = _console()
-        if hasattr(text, "render"):
-            text.render(profile, console, top=args.top) if "top" in text.render.__code__.co_varnames else text.render(profile, console)
-        else:
-            text.render_access_summary(profile, console, top=args.top)
+        text.render(profile, console, top=args.top)
         if getattr(args, "html", None):
             console.print(f"HTML report written to {args.html}")
     if args.budget is not None:
@@ -131,7 +128,8 @@ def cmd_profile(args, scons_args: list[str]) -> int:
         _out_path(args.html, "--html")
     introspector = None
     if not args.no_introspect:
-        introspector = _make_introspector(args, adapter)
+        detail = [d.strip() for d in args.detail.split(",") if d.strip()]
+        introspector = make_introspector(adapter, detail=detail, interval_s=args.interval)
     profile = adapter.profile_build(scons_args, readers=args.readers, introspector=introspector)
     profile.save(out)
     status = _show(profile, args)
@@ -141,15 +139,12 @@ def cmd_profile(args, scons_args: list[str]) -> int:
     return code if code else status
 
 
-def _make_introspector(args, adapter):
-    """The sizing/monitor/cycles facade, when that part of the profiler is installed."""
-    try:
-        from .introspect import Introspector
-    except ImportError:
-        return None
-    detail = [d.strip() for d in args.detail.split(",") if d.strip()]
-    return Introspector(adapter.node_classes(), boundary=adapter.boundary_classes(), detail=detail,
-                        interval_s=args.interval)
+def make_introspector(adapter, detail: list[str] = (), interval_s: float = 0.1):
+    """The sizing/monitor/cycles facade over the adapter's node classes and boundaries."""
+    from .introspect import Introspector
+
+    return Introspector(adapter.node_classes(), boundary=adapter.boundary_classes(), detail=list(detail),
+                        interval_s=interval_s)
 
 
 def cmd_report(args, scons_args: list[str]) -> int:

@@ -46,10 +46,9 @@ def cmd_build(args, scons_args: list[str]) -> int:
         raise UsageError("--spill needs a store (--store lmdb or memory)")
     introspector = None
     if args.sizes:
-        from .cli import _make_introspector
+        from .cli import make_introspector
 
-        args.detail, args.interval = "", 0.5
-        introspector = _make_introspector(args, adapter)
+        introspector = make_introspector(adapter, interval_s=0.5)
     # the access counters only run when the store wants a fresh profile (see PROFILE_REFRESH)
     profile = adapter.profile_build(scons_args, introspector=introspector, extra_hooks=hooks,
                                     lazy_counts=bool(hooks) and args.spill == "auto")

@@ -60,6 +60,16 @@ def test_access_summary_limits_rows_per_class() -> None:
     assert "readers" not in out  # instances were not counted
 
 
+def test_full_report_honours_top() -> None:
+    from profiler.report.text import render
+
+    rows = [AccessRow("File", f"a{i:02d}", "evaluate/build", i, 0, 0, -1) for i in range(50)]
+    con, buf = _console()
+    render(Profile(phases=PHASES, access=rows), con, top=2)
+    shown = [line.split()[1] for line in buf.getvalue().splitlines() if line.lstrip().startswith(("hot", "cold"))]
+    assert shown == ["a49", "a48", "a00", "a01"]
+
+
 # ---- full report and JSON ---------------------------------------------------------------------
 import json  # noqa: E402
 import re  # noqa: E402

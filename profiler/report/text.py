@@ -71,13 +71,13 @@ def render_access_summary(profile: Profile, console: Console, top: int = 8) -> N
         console.print()
 
 
-def render(profile: Profile, console: Console, sections: set[str] | None = None) -> None:
+def render(profile: Profile, console: Console, sections: set[str] | None = None, top: int = 8) -> None:
     """The full text report; each section is skipped when the profile has no data for it."""
     want = set(SECTIONS) if sections is None else set(sections)
     renderers: list[tuple[str, Callable[[Profile, Console], bool]]] = [
         ("meta", _render_meta),
         ("phases", _render_phases),
-        ("access", lambda p, c: _render_access(p, c)),
+        ("access", lambda p, c: _render_access(p, c, top)),
         ("sizes", _render_sizes),
         ("counts", _render_counts),
         ("lifetimes", _render_lifetimes),
@@ -96,11 +96,11 @@ def _heading(console: Console, text: str) -> None:
     console.rule(f"[bold]{text}[/bold]", align="left")
 
 
-def _render_access(profile: Profile, console: Console) -> bool:
+def _render_access(profile: Profile, console: Console, top: int = 8) -> bool:
     if not profile.access and not (profile.sections.get("sizes") or {}).get("classes"):
         return False
     _heading(console, "Attribute access (hottest and coldest per class)")
-    render_access_summary(profile, console)
+    render_access_summary(profile, console, top=top)
     return True
 
 
