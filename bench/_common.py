@@ -25,73 +25,23 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-from importlib import metadata
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:  # bench scripts run as `python bench/x.py`; make `profiler` importable
     sys.path.insert(0, REPO_ROOT)
 
+from profiler.measure import TRAMPOLINE, machine_description  # noqa: E402  (after the sys.path line)
+
 T = TypeVar("T")
 
 __all__ = ["REPO_ROOT", "machine_description", "run_measured", "median", "alternate", "print_table",
            "print_header", "fmt_bytes", "fmt_ratio", "scons_command"]
-
-
-# ---- the machine -------------------------------------------------------------------------------
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _ram_bytes() -> int | None:
-    try:
-        import psutil
-        return int(psutil.virtual_memory().total)
-    except ImportError:
-        try:
-            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError):
-            return None
-
-
-def _version_of(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def machine_description() -> str:
-    """One line naming what the figures were measured on, printed by every bench."""
-    ram = _ram_bytes()
-    try:
-        load = "load %.1f" % os.getloadavg()[0]
-    except OSError:
-        load = "load ?"
-    return " | ".join([
-        _cpu_model(),
-        f"{os.cpu_count()} cores",
-        f"{fmt_bytes(ram)} RAM" if ram else "RAM ?",
-        platform.platform(terse=True),
-        f"Python {platform.python_version()}",
-        f"SCons {_version_of('SCons')}",
-        load,
-    ])
 
 
 # ---- measured runs ------------------------------------------------------------------------------
@@ -130,32 +80,6 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-# The wrapper between the bench and the measured command. A child's ru_maxrss starts at its
-# spawner's high-water mark (exec records the old, vfork-shared mm), so spawning from the bench
-# process would put a ~25-40 MiB floor under every figure; this `python -S` trampoline keeps the
-# floor at its own ~8-10 MiB and reports it. It prints the child's pid, then one JSON line.
-_TRAMPOLINE = r"""
-import json, os, resource, sys, time
-w = int(sys.argv[1]); cmd = sys.argv[2:]
-try:  # own mm's high-water mark; ru_maxrss would include the bench process that spawned us
-    floor = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1])
-except (OSError, StopIteration):
-    floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t0 = time.perf_counter()
-try:
-    pid = os.posix_spawnp(cmd[0], cmd, os.environ)
-except OSError as e:
-    os.write(w, ("0\n" + json.dumps({"error": f"{cmd[0]}: {e.strerror}"}) + "\n").encode()); sys.exit(127)
-os.write(w, f"{pid}\n".encode())
-_, status, ru = os.wait4(pid, 0)
-wall = time.perf_counter() - t0
-code = os.waitstatus_to_exitcode(status)
-os.write(w, (json.dumps({"wall_s": wall, "exit_code": code, "maxrss_kib": ru.ru_maxrss, "floor_kib": floor,
-                         "user_s": ru.ru_utime, "sys_s": ru.ru_stime}) + "\n").encode())
-sys.exit(code if 0 <= code < 256 else 128 + (-code))
-"""
-
-
 class _Sampler:
     """Polls the measured process's own VmHWM (and optionally its tree's summed RSS)."""
 
@@ -167,7 +91,7 @@ class _Sampler:
         self.proc_dir: int | None = None
         try:
             self.proc_dir = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY)
-            with open(f"stat", opener=lambda p, f: os.open(p, f, dir_fd=self.proc_dir)) as st:
+            with open("stat", opener=lambda p, f: os.open(p, f, dir_fd=self.proc_dir)) as st:
                 if int(st.read().rsplit(")", 1)[1].split()[1]) != parent:  # pid already recycled
                     os.close(self.proc_dir)
                     self.proc_dir = None
@@ -204,7 +128,7 @@ def run_measured(cmd: Sequence[str], cwd: str | os.PathLike, env: Mapping[str, s
     sink = out if out is not None else subprocess.DEVNULL
     r, w = os.pipe()
     try:
-        wrapper = subprocess.Popen([sys.executable, "-S", "-c", _TRAMPOLINE, str(w), *cmd], cwd=cwd,
+        wrapper = subprocess.Popen([sys.executable, "-S", "-c", TRAMPOLINE, str(w), *cmd], cwd=cwd,
                                    env=dict(env) if env is not None else None, pass_fds=(w,),
                                    stdin=subprocess.DEVNULL, stdout=sink,
                                    stderr=subprocess.STDOUT if capture else subprocess.DEVNULL,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -35,6 +34,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
+
+from .measure import TRAMPOLINE, machine_description
 
 STATES = ("null", "second", "full")
 STORES = ("lmdb", "memory")
@@ -66,25 +67,6 @@ class CompareSpec:
 
 # ---- measured runs ------------------------------------------------------------------------------
 
-# Spawned by the comparing process; it spawns the build and wait4()s it. A child's ru_maxrss starts at
-# its spawner's high-water mark, so spawning from here (rich, msgpack loaded) would floor every figure.
-_TRAMPOLINE = r"""
-import json, os, sys, time
-w = int(sys.argv[1]); cmd = sys.argv[2:]
-floor = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1])
-t0 = time.perf_counter()
-try:
-    pid = os.posix_spawnp(cmd[0], cmd, os.environ)
-except OSError as e:
-    os.write(w, ("0\n" + json.dumps({"error": f"{cmd[0]}: {e.strerror}"}) + "\n").encode()); sys.exit(127)
-os.write(w, f"{pid}\n".encode())
-_, status, ru = os.wait4(pid, 0)
-wall = time.perf_counter() - t0
-code = os.waitstatus_to_exitcode(status)
-os.write(w, (json.dumps({"wall_s": wall, "exit_code": code, "maxrss_kib": ru.ru_maxrss, "floor_kib": floor}) + "\n").encode())
-"""
-
-
 def _rss_split(pid: int) -> tuple[int, int] | None:
     """(RssAnon, RssFile) of a live process in bytes; None once it is gone."""
     try:
@@ -107,7 +89,7 @@ def run_measured(cmd: Sequence[str], cwd: str, env: dict[str, str] | None = None
     r, w = os.pipe()
     sink = open(log, "wb") if log else subprocess.DEVNULL
     try:
-        wrapper = subprocess.Popen([sys.executable, "-S", "-c", _TRAMPOLINE, str(w), *cmd], cwd=cwd, env=env,
+        wrapper = subprocess.Popen([sys.executable, "-S", "-c", TRAMPOLINE, str(w), *cmd], cwd=cwd, env=env,
                                    pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     finally:
@@ -238,32 +220,6 @@ def dagprof_build_command(store: str, spill: str, out: str, scons_args: Sequence
     if sizes:
         cmd.append("--sizes")
     return [*cmd, "--", *scons_args]
-
-
-def machine_description() -> str:
-    """One line naming what the figures were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
-    except OSError:
-        pass
-    try:
-        ram = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB RAM"
-    except (ValueError, OSError):
-        ram = "RAM ?"
-    try:
-        from importlib.metadata import version
-
-        scons = version("SCons")
-    except Exception:
-        scons = "?"
-    try:
-        load = f"load {os.getloadavg()[0]:.1f}"
-    except OSError:
-        load = "load ?"
-    return " | ".join([cpu, f"{os.cpu_count()} cores", ram, platform.platform(terse=True),
-                       f"Python {platform.python_version()}", f"SCons {scons}", load])
 
 
 def _profile_figures(path: str) -> dict[str, Any]:
