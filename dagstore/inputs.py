@@ -509,7 +509,8 @@ class InputRecorder:
         with _Quiet():
             if whole_env:
                 out.append(["E", _env_digest(self._env_start, hash_name)])
-            out.extend(["e", k, v] for k, v in sorted(env.items()))
+            else:                           # the whole environment covers each variable
+                out.extend(["e", k, v] for k, v in sorted(env.items()))
             recorded_at = time.time_ns()
             file_recs: list[list] = []
             covered = set(dirs)
