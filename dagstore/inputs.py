@@ -283,7 +283,7 @@ class InputRecorder:
         self._env_set: set[str] = set()         # names the phase set/deleted itself
         self._env_start: dict[str, str] = {}    # the environment when the phase started
         self._whole_env = False
-        self._execs: dict[tuple, list] = {}     # argv tuple -> ["x", argv, exe]
+        self._execs: dict[tuple, list] = {}     # (cwd, *argv) -> ["x", argv, exe]
         self._errors: list[str] = []
         self._patched: list[tuple] = []         # (owner, name, original or _MISSING)
         self._support_sets: list[tuple[set, object]] = []
@@ -344,7 +344,9 @@ class InputRecorder:
         """Absolute normalised path, or None when it is under an ignored prefix."""
         if not path:
             return None
-        p = os.path.normpath(os.path.join(cwd or os.getcwd(), path))
+        if not os.path.isabs(path):
+            path = os.path.join(cwd or os.getcwd(), path)
+        p = os.path.normpath(path)
         if p in self._ignore_exact or p.startswith(self._ignore_under):
             return None
         return p
@@ -399,6 +401,9 @@ class InputRecorder:
         p = _fspath(path)
         if p is None:
             return
+        old = self._probes.get(p)           # fast path: an absolute path seen before
+        if old is not None and old & bit:
+            return
         p = self._abs(p)
         if p is None:
             return
@@ -447,12 +452,12 @@ class InputRecorder:
             argv = [argv]
         words = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a)
                  for a in (argv or [])]
-        key = tuple(words)
-        if key in self._execs:
-            return
         cwd_s = _fspath(cwd) if cwd is not None else None
         if cwd_s is not None:
             cwd_s = os.path.join(os.getcwd(), cwd_s)
+        key = (cwd_s or os.getcwd(), *words)     # the same argv elsewhere names other files
+        if key in self._execs:
+            return
         exe_s = _fspath(exe) if exe is not None else (words[0] if words else None)
         exe_path = self._resolve(exe_s, cwd_s, env) if exe_s else None
         with self._lock:
