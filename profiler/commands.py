@@ -21,6 +21,10 @@ def _register_build(add: Callable) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="also write a profile (access counts + store stats)")
     p.add_argument("--sizes", action="store_true", help="size node data left resident at the end (slower)")
     p.add_argument("--quiet-store", action="store_true", help="do not print the one-line store summary")
+    p.add_argument("--dag-cache", choices=("on", "off", "verify", "reset"), default="on",
+                   help="answer an up-to-date build from the last build's DAG snapshot without running SCons "
+                        "(on); never (off); run SCons anyway and report if the cache would have been wrong "
+                        "(verify, exit 67); forget the snapshot and turn the cache back on (reset)")
 
 
 def cmd_build(args, scons_args: list[str]) -> int:
@@ -33,6 +37,29 @@ def cmd_build(args, scons_args: list[str]) -> int:
         _out_path(args.output, "--output")
     if args.store_path and os.path.exists(args.store_path) and not os.path.isdir(args.store_path):
         raise UsageError(f"--store-path {args.store_path!r} exists and is not a directory")
+    summary = bool(getattr(args, "summary", False))
+    store_path = args.store_path or ".dagstore"
+    dag_mode = args.dag_cache if args.store == "lmdb" else "off"
+    if dag_mode == "on":
+        from .builds.scons_dag import try_answer
+
+        code = try_answer(scons_args, store_path, summary)  # imports neither SCons nor the profiler
+        if code is not None:
+            return code
+    would_answer = None
+    if args.store == "lmdb" and args.dag_cache == "off":
+        from dagstore.dagcache import DagCache
+
+        DagCache(os.path.abspath(store_path)).invalidate()  # this build may change what the snapshot says
+    if dag_mode == "reset":
+        from dagstore.dagcache import DagCache
+
+        DagCache(os.path.abspath(store_path)).reset()
+        dag_mode = "on"
+    elif dag_mode == "verify":
+        from .builds.scons_dag import would_answer as _would
+
+        would_answer = _would(scons_args, store_path)
     hooks = []
     if args.store != "none":
         try:
@@ -44,6 +71,12 @@ def cmd_build(args, scons_args: list[str]) -> int:
             raise UsageError(str(e)) from None
     elif args.spill not in ("auto", "none"):
         raise UsageError("--spill needs a store (--store lmdb or memory)")
+    recorder = None
+    if dag_mode != "off":
+        from .builds.scons_dag import DagRecorder
+
+        recorder = DagRecorder(scons_args, args.store_path, summary=summary)
+        hooks.append(recorder)
     introspector = None
     if args.sizes:
         from .cli import make_introspector
@@ -60,9 +93,16 @@ def cmd_build(args, scons_args: list[str]) -> int:
         print(f"dagstore: {st['backend']} store at {st['path']}: spilled {st['spilled_attrs']} values ({mb:.1f} MB), "
               f"collapsed {st['collapsed']} empty containers, {st['reloads']} reloads, "
               f"{st['reuse_hits']} reused from the previous build, {st['refused']} refused{extra}", file=sys.stderr)
+    exit_code = int(profile.meta.get("exit_code", 0) or 0)
+    if recorder is not None:
+        from .builds.scons_dag import after_build
+
+        verdict = after_build(recorder, exit_code, would_answer, summary)
+        if verdict is not None:
+            exit_code = verdict
     if args.output:
         profile.save(args.output)
-    return int(profile.meta.get("exit_code", 0) or 0)
+    return exit_code
 
 
 REGISTER.append(_register_build)

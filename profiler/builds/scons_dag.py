@@ -1,0 +1,457 @@
+"""What the DAG cache needs from SCons: which invocations it may answer, what a build examined, what it printed.
+
+Two halves with different import budgets:
+- the answer (`eligible`, `invocation`, `try_answer`) runs before SCons is imported and imports
+  only os/sys/hashlib plus dagstore (lmdb, msgpack): it must cost milliseconds;
+- the recording (`DagRecorder`) runs inside a normal in-process build as one more build hook.
+The snapshot format and its streaming check are in dagstore/dagcache.py, the read-phase input
+recorder in dagstore/inputs.py; neither knows SCons.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from typing import Any
+
+# SCons options after which an up-to-date build may be answered from the snapshot: they change
+# neither what is built nor what is printed beyond what the recorded output already holds. Anything
+# else (-n, -c, -q, -h, --interactive, --debug, --tree, --taskmastertrace, -C/-D/-U/-u, --config,
+# --cache-force, options this list does not know) runs SCons. value: the option takes an argument.
+SAFE_OPTIONS = {
+    "-Q": False, "-s": False, "--silent": False, "--quiet": False, "-k": False, "--keep-going": False,
+    "-S": False, "--no-keep-going": False, "--stop": False, "-j": True, "--jobs": True,
+    "-f": True, "--file": True, "--makefile": True, "--sconstruct": True, "--site-dir": True,
+    "--no-site-dir": False, "--warn": True, "--warning": True, "--random": False,
+    "--implicit-cache": False, "--max-drift": True, "--hash-chunksize": True, "--md5-chunksize": True,
+    "--duplicate": True, "--diskcheck": True, "-I": True, "--include-dir": True, "--stack-size": True,
+    "--hash-format": True, "--cache-readonly": False, "--cache-disable": False, "--no-cache": False,
+    "--cache-show": False, "-i": False, "--ignore-errors": False, "-Y": True, "--repository": True,
+    "--srcdir": True,
+}
+
+
+def eligible(args: list[str]) -> str | None:
+    """None when an up-to-date build with these SCons arguments may be answered; else why not."""
+    flags = os.environ.get("SCONSFLAGS", "").split()
+    for source, argv in (("", args), ("SCONSFLAGS: ", flags)):
+        i = 0
+        while i < len(argv):
+            a = argv[i]
+            i += 1
+            if a == "--" or not a.startswith("-") or a == "-":
+                continue  # a target or VAR=value
+            name, eq, _ = a.partition("=")
+            if name.startswith("--"):
+                takes = SAFE_OPTIONS.get(name)
+                if takes is None:
+                    return f"{source}{name} is not answered from the DAG cache"
+                if takes and not eq:
+                    i += 1
+                continue
+            # short options, possibly bundled (-Qk) or with an attached value (-j2)
+            for j, ch in enumerate(a[1:]):
+                takes = SAFE_OPTIONS.get("-" + ch)
+                if takes is None:
+                    return f"{source}-{ch} is not answered from the DAG cache"
+                if takes:
+                    if j == len(a) - 2:
+                        i += 1  # the value is the next argument
+                    break
+    return None
+
+
+def _stamp(path: str | None) -> list:
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        st = None
+    return [path, st.st_size, st.st_mtime_ns] if st else [path, None, None]
+
+
+def _scons_identity() -> list:
+    """Where SCons is installed and its stamp, found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("SCons")
+    return _stamp(spec.origin if spec is not None else None)
+
+
+def invocation(args: list[str], store_path: str) -> dict:
+    """What must be identical for a recorded answer to hold: arguments, environment flags, versions, terminal."""
+    from .. import __version__
+
+    return {
+        "args": list(args), "SCONSFLAGS": os.environ.get("SCONSFLAGS", ""), "cwd": os.getcwd(),
+        "store": os.path.abspath(store_path), "python": [sys.executable, sys.version],
+        "scons": _scons_identity(), "dagprof": __version__,
+        "tty": [os.isatty(1), os.isatty(2)],
+    }
+
+
+def try_answer(args: list[str], store_path: str, summary: bool) -> int | None:
+    """The fast path: 0 when the snapshot says the build is up to date (its output replayed), else None."""
+    if eligible(args) is not None:
+        return None
+    from dagstore.dagcache import DagCache, SnapshotDamaged
+
+    cache = DagCache(os.path.abspath(store_path))
+    try:
+        ans = cache.answer(invocation(args, store_path))
+    except SnapshotDamaged as e:
+        where = cache.set_aside(str(e))
+        _say(f"DAG snapshot damaged ({e}); set aside at {where}, building", summary)
+        return None
+    if not ans.up_to_date:
+        _say(f"DAG cache: {ans.reason}; running SCons", summary, verbose_only=True)
+        return None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, chunk in ans.output:
+        _write_all(fd, chunk)
+    _say(f"up to date from the DAG cache: {ans.nodes_checked} nodes checked in {ans.seconds:.2f} s", summary)
+    return 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _say(line: str, summary: bool, verbose_only: bool = False) -> None:
+    """dagprof's own lines go to a terminal, or anywhere when --summary asks; never into a pipe otherwise."""
+    if summary or (not verbose_only and sys.stderr.isatty()):
+        print(f"dagprof: {line}", file=sys.stderr)
+
+
+# ---- recording -----------------------------------------------------------------------------------
+
+OUTPUT_CAP = 4 << 20  # a null build printing more than this is not replayed
+
+
+class _Tee:
+    """A text stream that records what passes through it (encoded as the real stream would)."""
+
+    def __init__(self, stream: Any, fd: int, sink: "OutputCapture") -> None:
+        self._stream, self._fd, self._sink = stream, fd, sink
+        self._encoding = getattr(stream, "encoding", None) or "utf-8"
+        self._errors = getattr(stream, "errors", None) or "strict"
+
+    def write(self, s: str) -> int:
+        n = self._stream.write(s)
+        self._sink.add(self._fd, s.encode(self._encoding, self._errors) if isinstance(s, str) else bytes(s))
+        return n
+
+    def writelines(self, lines: Any) -> None:
+        for s in lines:
+            self.write(s)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class OutputCapture:
+    """What the build printed on stdout and stderr, in order, so a cached answer prints the same bytes."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[int, bytes]] = []
+        self.size = 0
+        self.overflow = False
+        self._saved: tuple[Any, Any] | None = None
+
+    def add(self, fd: int, data: bytes) -> None:
+        if self.overflow or not data:
+            return
+        self.size += len(data)
+        if self.size > OUTPUT_CAP:
+            self.overflow = True
+            self.chunks = []
+            return
+        if self.chunks and self.chunks[-1][0] == fd:
+            self.chunks[-1] = (fd, self.chunks[-1][1] + data)
+        else:
+            self.chunks.append((fd, data))
+
+    def start(self) -> None:
+        self._saved = (sys.stdout, sys.stderr)
+        sys.stdout = _Tee(sys.stdout, 1, self)
+        sys.stderr = _Tee(sys.stderr, 2, self)
+
+    def stop(self) -> None:
+        if self._saved is not None:
+            sys.stdout, sys.stderr = self._saved
+            self._saved = None
+
+
+def _content_deciders() -> tuple:
+    import SCons.Environment as E
+
+    return (E.Base._changed_content, E.Base._changed_timestamp_then_content)
+
+
+class DagRecorder:
+    """A build hook that records the DAG snapshot: read-phase inputs, examined nodes, the output."""
+
+    def __init__(self, args: list[str], store_path_arg: str | None, summary: bool = False) -> None:
+        self.args = list(args)
+        self.store_path_arg = store_path_arg
+        self.summary = summary
+        self.invocation = invocation(args, store_path_arg or ".dagstore")
+        self.eligible_reason = eligible(args)
+        self.output = OutputCapture()
+        self.inputs: Any = None
+        self.store_path: str | None = None
+        self.started_ns = time.time_ns()
+        self.built_nothing = True
+        self.first_built: str | None = None
+        self.unanswerable: list[str] = []
+        self.targets: dict[str, str] = {}
+        self.examined: set[int] = set()
+        self.subprocess_output = False
+        self.phase = ""
+        self.snapshot: dict | None = None
+        self.result: dict[str, Any] = {}
+        self._saved_popen: Any = None
+        self._saved_system: Any = None
+
+    # -- build hooks
+    def install(self) -> None:
+        self.output.start()
+
+    def on_phase(self, name: str) -> None:
+        from . import scons as adapter
+
+        self.phase = name
+        if name == adapter.PHASE_READ and self.inputs is None:
+            from dagstore.dagcache import DagCache
+            from dagstore.inputs import InputRecorder
+
+            self.store_path = os.path.abspath(self.store_path_arg or ".dagstore")
+            self.invocation["store"] = self.store_path
+            DagCache(self.store_path).invalidate()  # a build is starting: the snapshot must not answer
+            # /proc, /sys and /dev are the machine's state, not the project's (dagprof's own memory
+            # sampler reads /proc/self/status while SConscripts are read): docs/dagstore.md
+            self.inputs = InputRecorder(ignore_prefixes=[self.store_path + os.sep, "/proc/", "/sys/", "/dev/"])
+            self.inputs.start()
+            self._watch_subprocess_output()
+        elif name == adapter.PHASE_BUILD:
+            self._stop_inputs()
+
+    def _watch_subprocess_output(self) -> None:
+        """A read-phase subprocess writing straight to our stdout cannot be replayed: notice it."""
+        import subprocess
+
+        rec = self
+        orig_init = subprocess.Popen.__init__
+        orig_system = os.system
+
+        def init(self, args, bufsize=-1, executable=None, stdin=None, stdout=None, *a, **kw):  # type: ignore[no-untyped-def]
+            if stdout is None:
+                rec.subprocess_output = True
+            return orig_init(self, args, bufsize, executable, stdin, stdout, *a, **kw)
+
+        def system(command):  # type: ignore[no-untyped-def]
+            rec.subprocess_output = True
+            return orig_system(command)
+
+        self._saved_popen, self._saved_system = orig_init, orig_system
+        subprocess.Popen.__init__ = init  # type: ignore[method-assign]
+        os.system = system
+
+    def _stop_inputs(self) -> None:
+        if self.inputs is not None and self._saved_popen is not None:
+            import subprocess
+
+            subprocess.Popen.__init__ = self._saved_popen  # type: ignore[method-assign]
+            os.system = self._saved_system
+            self._saved_popen = self._saved_system = None
+            self.inputs.stop()
+
+    def on_node_done(self, nodes: list[object]) -> None:
+        import SCons.Node
+
+        from . import scons as adapter
+
+        if self.phase != adapter.PHASE_BUILD:
+            return  # Configure's own tasks run while SConscripts are read: they are read-phase work
+        for n in nodes:
+            if not isinstance(n, SCons.Node.Node):
+                continue
+            self.examined.add(id(n))
+            state = n.get_state()
+            if state != SCons.Node.up_to_date:
+                self.built_nothing = False
+                if self.first_built is None:
+                    self.first_built = str(n)
+            if n.always_build:
+                self._refuse(f"AlwaysBuild target {n}")
+            if n.has_builder():
+                self.targets[str(n)] = _target_digest(n)
+
+    def _refuse(self, why: str) -> None:
+        if len(self.unanswerable) < 3:
+            self.unanswerable.append(why)
+
+    def on_finish(self) -> None:
+        """Still inside the run: walk the nodes while SCons' state is intact."""
+        self._stop_inputs()
+        if self.inputs is None:
+            return
+        try:
+            self.result = self._collect()
+        except Exception as e:  # a snapshot is an optimisation: any doubt means no snapshot
+            self.result = {}
+            self._refuse(f"snapshot not recorded: {type(e).__name__}: {e}")
+            raise
+
+    def close(self) -> None:
+        self._stop_inputs()
+        self.output.stop()
+
+    # -- collecting
+    def _collect(self) -> dict[str, Any]:
+        import SCons.Node.FS as FS
+        import SCons.Util
+
+        from dagstore.dagcache import file_digest, listing_digest, node_record
+
+        hash_name = SCons.Util.get_hash_format() or SCons.Util.get_current_hash_algorithm_used() or "md5"
+        content_deciders = _content_deciders()
+        rehash = True
+        fs = FS.get_default_fs()
+        nodes: list[list] = []
+        from dagstore.dagcache import RACY_NS
+
+        started = min(self.started_ns, time.time_ns() - RACY_NS)  # changed in this build, or racily clean
+        seen_envs: set[int] = set()
+        stack = list(fs.Root.values()) if hasattr(fs, "Root") else []
+        while stack:
+            d = stack.pop()
+            for name, n in list(d.entries.items()):
+                if name in (".", ".."):
+                    continue
+                path = n.get_abspath()
+                if isinstance(n, FS.Dir):
+                    stack.append(n)
+                    try:
+                        listed = n.on_disk_entries is not None  # SCons listed it to look for files
+                    except AttributeError:
+                        listed = False
+                    nodes.append(node_record(path, listing_digest(path) if listed else None))
+                    continue
+                if not isinstance(n, FS.Base):
+                    continue
+                sig = None
+                ninfo = getattr(n, "ninfo", None)
+                if ninfo is not None:
+                    sig = getattr(ninfo, "csig", None)
+                env = getattr(n, "env", None)
+                if env is not None and id(env) not in seen_envs:
+                    seen_envs.add(id(env))
+                    for f in (getattr(env, "decide_source", None), getattr(env, "decide_target", None)):
+                        if f is not None and f not in content_deciders and f.__name__ not in (
+                                "default_decide_source", "default_decide_target"):
+                            rehash = False
+                rec = node_record(path, sig)
+                if rec[1] == "f" and rec[3] >= started:
+                    # changed during this build (or just before): the signature must describe the bytes on disk now
+                    now = file_digest(path, hash_name)
+                    if sig is None:
+                        rec[6] = now
+                    elif now != sig:
+                        self._refuse(f"{path} changed after SCons read it")
+                elif rec[1] == "m" and id(n) in self.examined and n.has_builder():
+                    self._refuse(f"target {n} was not written by its command")
+                nodes.append(rec)
+        top = fs.Top.get_abspath()
+        for name in sorted(os.listdir(top)):
+            if name.startswith(".sconsign"):  # SCons' record of the last build: another build changes it
+                path = os.path.join(top, name)
+                nodes.append(node_record(path, file_digest(path, hash_name)))
+        default_env = _default_env_deciders()
+        if default_env is not None and not all(f in content_deciders for f in default_env):
+            rehash = False
+        return {"nodes": nodes, "hash": hash_name, "rehash": rehash}
+
+    def write(self, exit_code: int) -> dict | None:
+        """After the run: record the snapshot if the build succeeded (only then)."""
+        if self.inputs is None or exit_code != 0 or not self.result:
+            return None
+        from dagstore.dagcache import DagCache
+
+        reasons = list(self.unanswerable)
+        if self.eligible_reason:
+            reasons.append(self.eligible_reason)
+        if self.output.overflow:
+            reasons.append("the build printed too much to replay")
+        if self.subprocess_output:
+            reasons.append("a subprocess started while reading SConscripts wrote to the terminal")
+        recorded_at = time.time_ns()
+        # SCons' own .sconsign (read by Configure) is build state, not SConscript input: the node
+        # records check it, and a build that rewrites it must not make the inputs look new
+        inputs = [r for r in self.inputs.records(self.result["hash"])
+                  if not (r[0] in ("f", "o", "p") and os.path.basename(str(r[1])).startswith(".sconsign"))]
+        dag = hashlib.sha256()
+        for t, d in sorted(self.targets.items()):
+            dag.update(f"{t}\0{d}\n".encode("utf-8", "surrogateescape"))
+        cache = DagCache(self.store_path or os.path.abspath(".dagstore"))
+        self.snapshot = cache.record(
+            self.invocation, inputs, self.result["nodes"], hash_name=self.result["hash"],
+            recorded_at_ns=recorded_at, dag_digest=dag.hexdigest(), dag_targets=self.targets,
+            built_nothing=self.built_nothing, answerable=not reasons, reason="; ".join(reasons),
+            output=None if self.output.overflow else self.output.chunks, rehash=self.result["rehash"])
+        return self.snapshot
+
+
+def _default_env_deciders() -> tuple | None:
+    import SCons.Defaults
+
+    env = SCons.Defaults._default_env
+    if env is None:
+        return None
+    return (env.decide_source, env.decide_target)
+
+
+def _target_digest(node: Any) -> str:
+    """What SCons' decision for a target rests on besides file contents: its command and explicit inputs."""
+    import SCons.Node.FS as FS
+
+    binfo = getattr(node, "binfo", None) if isinstance(node, FS.Base) else None  # an Alias' "command" is its children's contents
+    actsig = getattr(binfo, "bactsig", "") if binfo is not None else ""
+    parts = [str(actsig or "")]
+    parts += sorted(str(s) for s in (node.sources or ()))
+    parts.append("|")
+    parts += sorted(str(s) for s in (node.depends or ()))
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+EXIT_VERIFY_MISMATCH = 67  # docs/usage.md: --dag-cache verify found the cache would have answered wrongly
+
+
+def would_answer(args: list[str], store_path: str) -> Any:
+    """For --dag-cache verify: what the cache would have answered, before SCons runs."""
+    from dagstore.dagcache import DagCache, SnapshotDamaged
+
+    if eligible(args) is not None:
+        return None
+    try:
+        return DagCache(os.path.abspath(store_path)).answer(invocation(args, store_path))
+    except SnapshotDamaged:
+        return None
+
+
+def after_build(recorder: DagRecorder, exit_code: int, predicted: Any, summary: bool) -> int | None:
+    """Record the snapshot; under verify, compare what SCons did with what the cache would have said."""
+    header = recorder.write(exit_code)
+    if header is not None and header.get("off"):
+        off = header["off"]
+        _say(f"DAG cache turned off: {off.get('reason')} (e.g. {off.get('target')}); "
+             f"`dagprof build --dag-cache reset` turns it back on", summary)
+    if predicted is not None and predicted.up_to_date and (exit_code != 0 or not recorder.built_nothing):
+        print("dagprof: DAG cache verify: the cache would have answered 'up to date' but SCons rebuilt "
+              f"{recorder.first_built or 'something'}", file=sys.stderr)
+        return EXIT_VERIFY_MISMATCH
+    return None

@@ -1,0 +1,173 @@
+"""A small hand-written SCons project with the features the DAG cache must get right, and twin copies of it.
+
+SConscripts in subdirectories, Glob, a Configure check, a site_scons module, an environment variable
+and a file read by the SConstruct, a Value node, an Alias, an AlwaysBuild target (not a default
+target), real gcc compiles with header scanning. `Twins` keeps two identical copies (one for plain
+scons, one for dagprof) and applies every edit to both with the same bytes and timestamps.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import ROOT, _env
+
+MODULE = "profiler"
+
+FILES = {
+    "SConstruct": """\
+import os
+env = Environment(ENV={'PATH': os.environ['PATH']}, CPPPATH=['#include'])
+mode = os.environ.get('DAGTEST_MODE', 'plain')
+conf = Configure(env)
+if not conf.CheckCHeader('stdio.h'):
+    Exit(1)
+env = conf.Finish()
+with open('version.txt') as f:
+    version = f.read().strip()
+from dagtest_helpers import banner
+print(banner(version, mode))
+env.Append(CPPDEFINES=[('MODE', '\\\\"%s\\\\"' % mode)])
+Export('env')
+lib = SConscript('lib/SConscript')
+prog = SConscript('app/SConscript', exports={'lib': lib})
+def write_value(target, source, env):
+    with open(str(target[0]), 'w') as f:
+        f.write(source[0].read() + '\\n')
+env.Command('gen/version.txt', env.Value(version + '/' + mode), write_value)
+Alias('all', [prog, 'gen/version.txt'])
+stamp = env.Command('stamp.txt', [], 'date +%s%N > $TARGET')
+AlwaysBuild(stamp)
+Default('all')
+""",
+    "site_scons/dagtest_helpers.py": """\
+def banner(version, mode):
+    return 'building version %s (%s)' % (version, mode)
+""",
+    "version.txt": "1.0\n",
+    "include/common.h": "#define COMMON 1\n",
+    "lib/SConscript": """\
+Import('env')
+lib = env.StaticLibrary('util', Glob('*.c'))
+Return('lib')
+""",
+    "lib/a.c": '#include "common.h"\nint a(void) { return COMMON; }\n',
+    "lib/b.c": '#include "b.h"\nint b(void) { return B; }\n',
+    "lib/b.h": "#define B 2\n",
+    "app/SConscript": """\
+Import('env', 'lib')
+prog = env.Program('main', ['main.c'], LIBS=[lib])
+Return('prog')
+""",
+    "app/main.c": '#include <stdio.h>\n#include "common.h"\nint a(void); int b(void);\n'
+                  'int main(void) { printf("%d %s\\n", a() + b(), MODE); return 0; }\n',
+}
+
+
+def write_project(root: Path) -> None:
+    for rel, text in FILES.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+
+
+def _strip_importtime(stderr: str) -> tuple[str, bool]:
+    """stderr without -X importtime's lines, and whether SCons was imported."""
+    kept, scons = [], False
+    for line in stderr.splitlines(keepends=True):
+        if line.startswith("import time:"):
+            if re.search(r"\|\s*SCons(\.|\s*$)", line):
+                scons = True
+            continue
+        kept.append(line)
+    return "".join(kept), scons
+
+
+class Twins:
+    """Two identical project copies: `plain` built by scons, `cached` by dagprof build."""
+
+    def __init__(self, base: Path, env: dict | None = None) -> None:
+        self.plain = base / "plain"
+        self.cached = base / "cached"
+        self.extra_env = dict(env or {})
+        for d in (self.plain, self.cached):
+            d.mkdir(parents=True)
+            write_project(d)
+        self._sync_times()
+
+    def _sync_times(self) -> None:
+        for dirpath, _, files in os.walk(self.plain):
+            for f in files:
+                src = Path(dirpath) / f
+                dst = self.cached / src.relative_to(self.plain)
+                if dst.exists():
+                    st = src.stat()
+                    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    def env(self) -> dict:
+        e = _env()
+        e.update(self.extra_env)
+        return e
+
+    # -- edits, applied to both copies with the same bytes and timestamps
+    def write(self, rel: str, text: str) -> None:
+        now = time.time_ns()
+        for d in (self.plain, self.cached):
+            p = d / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+            os.utime(p, ns=(now, now))
+
+    def append(self, rel: str, text: str) -> None:
+        self.write(rel, (self.plain / rel).read_text() + text)
+
+    def touch(self, rel: str) -> None:
+        now = time.time_ns()
+        for d in (self.plain, self.cached):
+            os.utime(d / rel, ns=(now, now))
+
+    def remove(self, rel: str) -> None:
+        for d in (self.plain, self.cached):
+            p = d / rel
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+
+    # -- builds
+    def scons(self, args: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "import SCons.Script; SCons.Script.main()", *args],
+                              cwd=self.plain, env=self.env(), capture_output=True, text=True, timeout=300)
+
+    def dagprof(self, args: list[str], opts: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, bool]:
+        """Run `dagprof build` on the cached copy; returns the process (stderr without importtime) and
+        whether it was answered from the DAG cache (SCons never imported)."""
+        p = subprocess.run([sys.executable, "-X", "importtime", "-m", MODULE, "build", "--quiet-store", *opts, "--", *args],
+                           cwd=self.cached, env=self.env(), capture_output=True, text=True, timeout=300)
+        p.stderr, imported = _strip_importtime(p.stderr)
+        return p, not imported
+
+    def both(self, args: list[str], opts: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, bool]:
+        """Build both copies; assert same exit code, stdout and stderr; return dagprof's run."""
+        plain = self.scons(args)
+        cached, answered = self.dagprof(args, opts)
+        assert cached.returncode == plain.returncode, (plain.stdout, plain.stderr, cached.stdout, cached.stderr)
+        assert cached.stdout == plain.stdout, f"stdout differs (answered={answered}):\n--- plain\n{plain.stdout}\n--- dagprof\n{cached.stdout}"
+        assert cached.stderr == plain.stderr, f"stderr differs (answered={answered}):\n--- plain\n{plain.stderr}\n--- dagprof\n{cached.stderr}"
+        return cached, answered
+
+    def outputs_equal(self) -> None:
+        """Every build output is byte-identical in the two copies."""
+        for rel in ("lib/libutil.a", "app/main", "gen/version.txt"):
+            a, b = self.plain / rel, self.cached / rel
+            assert a.exists() == b.exists(), rel
+            if a.exists() and rel != "lib/libutil.a":  # ar archives embed timestamps
+                assert a.read_bytes() == b.read_bytes(), rel
+
+
+ROOT = ROOT

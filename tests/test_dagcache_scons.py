@@ -1,0 +1,209 @@
+"""The DAG cache on real SCons builds in real processes: answers only where plain scons finds nothing to do.
+
+Every step builds two identical copies, one with plain scons and one with `dagprof build`, and asserts
+the same exit code and byte-identical stdout and stderr; whether dagprof answered from the cache is
+proved with `-X importtime` (SCons never imported).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dagcache_project import MODULE, Twins
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["-Q"]
+
+
+def _settle(tw: Twins) -> None:
+    """Full build, then a null build (SCons confirms these inputs), then the cache answers."""
+    p, answered = tw.both(ARGS)
+    assert not answered and "gcc" in p.stdout or "cc" in p.stdout
+    _, answered = tw.both(ARGS)
+    assert not answered  # first null build: SCons itself confirms the recorded inputs
+    p, answered = tw.both(ARGS)
+    assert answered, "third build must be answered from the DAG cache"
+    assert "up to date" in p.stdout
+
+
+@pytest.fixture
+def tw(tmp_path):
+    t = Twins(tmp_path)
+    _settle(t)
+    return t
+
+
+def test_null_build_is_answered_byte_identical(tw):
+    p, answered = tw.both(ARGS)
+    assert answered
+    p, answered = tw.both([])  # without -Q: other arguments, SCons runs; then answered after confirmation
+    assert not answered
+    assert "scons: Reading SConscript files ..." in p.stdout
+    tw.both([])
+    p, answered = tw.both([])
+    assert answered and "scons: done building targets." in p.stdout
+    tw.outputs_equal()
+
+
+@pytest.mark.parametrize("edit, rebuilds", [
+    ("edit_c", True), ("edit_header", True), ("touch", False), ("delete_output", True),
+    ("edit_sconstruct", True), ("edit_sconscript", True), ("edit_read_file", True), ("edit_site_scons", True),
+    ("add_glob_match", True), ("remove_source", True), ("env_var", True), ("unrelated_env_var", False),
+])
+def test_edit_then_same_decisions_as_scons(tmp_path, edit, rebuilds):
+    tw = Twins(tmp_path)
+    _settle(tw)
+    args = ARGS
+    if edit == "edit_c":
+        tw.append("lib/a.c", "int a2(void) { return 3; }\n")
+    elif edit == "edit_header":
+        tw.write("lib/b.h", "#define B 5\n")
+    elif edit == "touch":
+        tw.touch("lib/a.c")
+        tw.touch("include/common.h")
+        tw.touch("SConstruct")
+    elif edit == "delete_output":
+        tw.remove("app/main")
+    elif edit == "edit_sconstruct":
+        tw.append("SConstruct", "print('one more line')\n")
+    elif edit == "edit_sconscript":
+        tw.append("lib/SConscript", "env.Command('extra.txt', 'a.c', Copy('$TARGET', '$SOURCE'))\n")
+        tw.append("SConstruct", "Default('lib/extra.txt')\n")
+    elif edit == "edit_read_file":
+        tw.write("version.txt", "2.0\n")
+    elif edit == "edit_site_scons":
+        tw.write("site_scons/dagtest_helpers.py",
+                 "def banner(version, mode):\n    return 'version %s, mode %s' % (version, mode)\n")
+    elif edit == "add_glob_match":
+        tw.write("lib/c.c", "int c(void) { return 7; }\n")
+    elif edit == "remove_source":
+        tw.remove("lib/b.c")
+        tw.write("lib/a.c", '#include "common.h"\nint a(void) { return COMMON; }\nint b(void) { return 0; }\n')
+    elif edit == "env_var":
+        tw.extra_env["DAGTEST_MODE"] = "debug"
+    elif edit == "unrelated_env_var":
+        tw.extra_env["SOME_UNRELATED_VARIABLE"] = "x"
+    p, answered = tw.both(args)
+    assert answered == (not rebuilds), p.stdout
+    if rebuilds and edit not in ("edit_sconstruct", "edit_site_scons", "edit_read_file", "env_var",
+                                 "edit_sconscript"):
+        assert "up to date" not in p.stdout
+    tw.outputs_equal()
+    # and the loop goes on: with the SConscript inputs unchanged since a confirmed build the cache
+    # answers at once; with new inputs, SCons confirms them once first
+    p, answered = tw.both(args)
+    new_inputs = edit in ("edit_sconstruct", "edit_sconscript", "edit_read_file", "edit_site_scons",
+                          "add_glob_match", "remove_source", "env_var")
+    assert answered == (not new_inputs)
+    if new_inputs:
+        p, answered = tw.both(args)
+        assert answered
+
+
+def test_value_node_content_change(tw):
+    tw.write("version.txt", "3.0\n")
+    p, answered = tw.both(ARGS)
+    assert not answered and "write_value" in p.stdout
+    assert (tw.cached / "gen/version.txt").read_text() == "3.0/plain\n"
+
+
+def test_always_build_target_is_never_answered(tw):
+    for _ in range(3):
+        p, answered = tw.both(ARGS + ["stamp.txt"])
+        assert not answered and "date" in p.stdout
+
+
+def test_alias_and_other_targets(tw):
+    for _ in range(3):
+        p, answered = tw.both(ARGS + ["all"])
+    assert answered
+    p, answered = tw.both(ARGS + ["lib"])
+    assert not answered
+
+
+def test_failed_build_then_no_answer(tw):
+    tw.write("lib/b.h", "#define B (\n")
+    p, answered = tw.both(ARGS)
+    assert p.returncode == 2 and not answered
+    tw.write("lib/b.h", "#define B 2\n")
+    p, answered = tw.both(ARGS)  # the failed build left no snapshot: SCons runs and rebuilds
+    assert not answered
+    p, answered = tw.both(ARGS)
+    assert answered
+
+
+@pytest.mark.parametrize("option", ["-n", "-c", "-q", "--tree=all", "--debug=explain", "--taskmastertrace=-"])
+def test_never_answered_for_options_that_change_the_build(tw, option):
+    p, answered = tw.both(ARGS + [option])
+    assert not answered
+
+
+def test_damaged_snapshot_is_set_aside(tw):
+    data = tw.cached / ".dagstore" / "dag" / "data.mdb"
+    size = data.stat().st_size
+    with open(data, "r+b") as f:
+        f.seek(0)
+        f.write(os.urandom(min(size, 8192)))
+    p, answered = tw.both(ARGS)
+    assert not answered
+    aside = [d for d in (tw.cached / ".dagstore").iterdir() if d.name.startswith("dag.damaged-")]
+    assert len(aside) == 1 and (aside[0] / "data.mdb").exists()
+    tw.both(ARGS)
+    p, answered = tw.both(ARGS)
+    assert answered
+
+
+def test_killed_build_leaves_no_answering_snapshot(tw):
+    """kill -9 while the build runs (after reading SConscripts): the next build is SCons', and correct."""
+    tw.write("lib/b.h", "#define B 9\n")
+    tw.append("SConstruct", "import time\nenv.Command('slow.txt', [], 'sleep 30; echo > $TARGET')\nDefault('slow.txt')\n")
+    p = subprocess.Popen([sys.executable, "-m", MODULE, "build", "--", *ARGS], cwd=tw.cached, env=tw.env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    out = ""
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if (tw.cached / "app/main.o").exists() or "sleep" in out:
+            break
+    time.sleep(2)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    tw.write("SConstruct", (tw.plain / "SConstruct").read_text())  # back to the settled SConstruct
+    tw.plain.joinpath("SConstruct").touch()
+    p2, answered = tw.dagprof(ARGS)
+    assert not answered and p2.returncode == 0
+    assert "up to date" not in p2.stdout or "main" in p2.stdout
+    plain = tw.scons(ARGS)
+    assert plain.returncode == 0
+    tw.outputs_equal()
+
+
+def test_time_in_command_line_turns_cache_off(tmp_path):
+    tw = Twins(tmp_path)
+    tw.append("SConstruct", "import time\nenv.Command('when.txt', [], 'echo %d > $TARGET' % time.time_ns())\n"
+                            "Default('when.txt')\n")
+    for _ in range(4):
+        p, answered = tw.both(ARGS)
+        assert not answered and "echo" in p.stdout
+    p = subprocess.run([sys.executable, "-m", MODULE, "build", "--summary", "--", *ARGS], cwd=tw.cached,
+                       env=tw.env(), capture_output=True, text=True)
+    assert "DAG cache" in p.stderr and "when.txt" in p.stderr
+
+
+def test_verify_agrees_with_scons(tw):
+    p, answered = tw.dagprof(ARGS, ("--dag-cache", "verify"))
+    assert p.returncode == 0 and not answered
+    tw.append("lib/a.c", "int a3(void) { return 1; }\n")
+    p, answered = tw.dagprof(ARGS, ("--dag-cache", "verify"))
+    assert p.returncode == 0
+
+
+def test_dag_cache_off_never_answers(tw):
+    p, answered = tw.dagprof(ARGS, ("--dag-cache", "off"))
+    assert not answered and p.returncode == 0
