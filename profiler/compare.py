@@ -5,7 +5,7 @@ on the same work, alternately (so machine drift hits both alike).
 
 How each figure is measured (the choices, documented in docs/low-memory-scons.md too):
   * plain = ``python -m SCons ARGS`` with the same interpreter: no dagprof code in the process.
-    store = ``python -m profiler build --store KIND --spill SPILL -o TMP -- ARGS``.
+    store = ``python -m dagprof build --store KIND --spill SPILL -o TMP -- ARGS``.
   * Both run under the same small ``python -S`` wrapper that posix_spawns the build and ``wait4``s it:
     ``peak_rss`` is the kernel's ru_maxrss (the floor is the wrapper's own ~9 MiB, not ours).
   * ``peak_rss_anon``/``peak_rss_file`` are the maxima of RssAnon/RssFile read from
@@ -214,7 +214,7 @@ def plain_command(scons_args: Sequence[str]) -> list[str]:
 
 def dagprof_build_command(store: str, spill: str, out: str, scons_args: Sequence[str], sizes: bool = False) -> list[str]:
     """`dagprof build` in a fresh interpreter, writing a profile with the store's figures."""
-    cmd = [sys.executable, "-m", "profiler", "build", "--store", store, "--quiet-store", "-o", out]
+    cmd = [sys.executable, "-m", "dagprof", "build", "--store", store, "--quiet-store", "-o", out]
     if store != "none":
         cmd += ["--spill", spill]
     if sizes:

@@ -5,7 +5,7 @@ any SCons project twice, plain and with `dagprof build --store ...`, from clean,
 and after each step of a list of edits, and compares exit codes, the rebuild sets (from
 `--debug=explain`), SCons' messages and the bytes of every file in the tree.
 
-    python -m profiler.equivalence PROJECT_DIR [--edits FILE] [--store lmdb] [-- scons args]
+    python -m dagprof.equivalence PROJECT_DIR [--edits FILE] [--store lmdb] [-- scons args]
 
 It works on two copies of PROJECT_DIR (the user's tree is never touched). Both copies are built at
 the SAME absolute path, one after the other (each copy is renamed into place for its build), so
@@ -281,7 +281,7 @@ def plain_command() -> list[str]:
 
 def store_command(store: str, store_path: str | None = None) -> list[str]:
     """`dagprof build` with the store, quiet summary, SCons arguments appended after `--`."""
-    cmd = [sys.executable, "-m", "profiler", "build", "--store", store]
+    cmd = [sys.executable, "-m", "dagprof", "build", "--store", store]
     if store_path:
         cmd += ["--store-path", store_path]
     return cmd + ["--"]
@@ -442,10 +442,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m profiler.equivalence",
+    p = _Parser(prog="python -m dagprof.equivalence",
                 description="Build a copy of an SCons project plainly and with the dagstore, from clean, "
                             "as a null build and after each edit; compare outputs, exit codes and rebuilds.",
-                epilog="example:  python -m profiler.equivalence ~/src/myproj --edits edits.json -- -j4 -Q\n"
+                epilog="example:  python -m dagprof.equivalence ~/src/myproj --edits edits.json -- -j4 -Q\n"
                        'edits.json: [{"edit": "src/a.c", "append": "\\n"}, {"touch": "include/a.h"}, '
                        '[{"add": "src/new.c", "content": "int x;\\n"}, {"edit": "src/SConscript", '
                        '"replace": ["a.c", "a.c new.c"]}], {"remove": "src/b.c"}]',

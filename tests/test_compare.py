@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from profiler.builds.synthetic import generate
-from profiler.compare import BuildState, summarize
+from dagprof.builds.synthetic import generate
+from dagprof.compare import BuildState, summarize
 
 
 def _outputs(root) -> dict:

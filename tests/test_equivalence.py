@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from profiler.builds.synthetic import generate
-from profiler.equivalence import (EquivalenceError, Step, explained, run_equivalence, snapshot,
+from dagprof.builds.synthetic import generate
+from dagprof.equivalence import (EquivalenceError, Step, explained, run_equivalence, snapshot,
                                   steps_from_data)
 
 from conftest import _env
@@ -49,7 +49,7 @@ def test_cli_generated_project_is_equivalent_and_untouched(project, tmp_path):
     before = _tree(project.root)
     edits = tmp_path / "edits.json"
     edits.write_text(json.dumps(_edits(project)))
-    p = subprocess.run([sys.executable, "-m", "profiler.equivalence", str(project.root), "--edits", str(edits),
+    p = subprocess.run([sys.executable, "-m", "dagprof.equivalence", str(project.root), "--edits", str(edits),
                         "--json", "--", "-Q"], env=_env(), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     report = json.loads(p.stdout)
@@ -166,7 +166,7 @@ def test_bad_input_one_line_exit_2(tmp_path, setup, args, needle):
         (tmp_path / name).write_text(text)
     if needle is None:
         args, needle = [], "the following arguments are required: project"
-    p = subprocess.run([sys.executable, "-m", "profiler.equivalence", *args], cwd=tmp_path, env=_env(),
+    p = subprocess.run([sys.executable, "-m", "dagprof.equivalence", *args], cwd=tmp_path, env=_env(),
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2, (p.stdout, p.stderr)
     lines = p.stderr.strip().splitlines()

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from profiler.builds.synthetic import generate
-from profiler.profile import Profile, ProfileError, load
+from dagprof.builds.synthetic import generate
+from dagprof.profile import Profile, ProfileError, load
 
 from report_fixtures import full_profile
 
@@ -129,7 +129,7 @@ def test_store_path_under_a_file_is_bypassed_and_the_build_is_right(project, tmp
     assert p.returncode == s.returncode == 0, s.stderr
     warnings = [ln for ln in s.stderr.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and "building without the store" in warnings[0], s.stderr
-    from profiler.equivalence import snapshot
+    from dagprof.equivalence import snapshot
 
     out_p = {k: v[0] for k, v in snapshot(plain).items()}
     out_s = {k: v[0] for k, v in snapshot(root).items() if k != "afile"}

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from profiler.builds.synthetic import generate
-from profiler.profile import load
+from dagprof.builds.synthetic import generate
+from dagprof.profile import load
 
 
 def snapshot_outputs(root: Path) -> dict[str, bytes]:
@@ -119,7 +119,7 @@ def test_sconscript_error_exit_code(tmp_path, scons, dagprof):
 def test_bad_input_one_line_exit_2(tmp_path, dagprof, args, needle):
     import msgpack
 
-    from profiler.profile import Profile
+    from dagprof.profile import Profile
 
     (tmp_path / "garbage.dagprof").write_bytes(b"GIF89a this is a picture, not a profile")
     good = Profile(meta={"x": 1}).dumps()
