@@ -442,7 +442,7 @@ def register(add: Callable) -> None:
     p = add("compare", "run the build as plain SCons and with the node store, alternately, and compare")
     p.description = textwrap.fill("Runs plain SCons (`python -m SCons ARGS`, no dagprof code in the process) and `dagprof build "
                      "--store KIND` on the same build state, each in its own process, alternately; prints medians "
-                     "and store/plain ratios. Exit 0; 1 when a build failed; 2 on bad input.", 78)
+                     "and store/plain ratios. Exit 0; 70 when a build failed; 64 on a bad command line.", 78)
     add_options(p)
     p.add_argument("--state", choices=STATES, default="null",
                    help="null: null build after a full build, store's first build; second: the store kept "
@@ -462,7 +462,7 @@ def add_options(p: Any) -> None:
 
 
 def validate(args: Any) -> None:
-    """Bad option values end as one line and exit 2, before any build runs."""
+    """Bad option values end as one line and exit exitcodes.USAGE, before any build runs."""
     from .cli import UsageError, _out_path
 
     if args.runs < 1:
@@ -489,6 +489,7 @@ def show(result: dict[str, Any], console: Any, title: str | None = None) -> None
 
 def cmd_compare(args: Any, scons_args: list[str]) -> int:
     """`dagprof compare`: one table (or JSON/HTML) of plain vs store on the same build state."""
+    from . import exitcodes
     from .cli import UsageError, _console
 
     validate(args)
@@ -500,8 +501,8 @@ def cmd_compare(args: Any, scons_args: list[str]) -> int:
     try:
         result = with_progress(spec, f"compare ({args.state} build)")
     except CompareError as e:
-        print(f"dagprof: error: {e}", file=sys.stderr)
-        return 1
+        print(f"dagprof: {e}", file=sys.stderr)
+        return exitcodes.BUILD_FAILED
     if args.html:
         from .report.compare import write_compare_html
 
@@ -515,4 +516,4 @@ def cmd_compare(args: Any, scons_args: list[str]) -> int:
         show(result, console)
         if args.html:
             console.print(f"HTML report written to {args.html}")
-    return 0
+    return exitcodes.OK
