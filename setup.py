@@ -2,6 +2,6 @@
 from setuptools import Extension, setup
 
 setup(ext_modules=[
-    Extension("profiler._fastcount", ["profiler/_fastcount.c"], optional=True),
+    Extension("dagprof._fastcount", ["profiler/_fastcount.c"], optional=True),
     Extension("dagstore._fastguard", ["dagstore/_fastguard.c"], optional=True),
 ])

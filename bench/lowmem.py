@@ -14,9 +14,9 @@ import shutil
 import sys
 import tempfile
 
-from _common import REPO_ROOT, fmt_bytes, fmt_ratio, median, print_header, print_table, run_measured, scons_command
+from _common import IMPORT_PATH, fmt_bytes, fmt_ratio, median, print_header, print_table, run_measured, scons_command
 
-from profiler.builds.synthetic import generate
+from dagprof.builds.synthetic import generate
 
 # name -> (line appended to the SConstruct, extra scons args, rewrite src/SConscript as one library?)
 VARIANTS: dict[str, tuple[str, list[str], bool]] = {
@@ -71,7 +71,7 @@ def main() -> int:
             ap.error(f"unknown variants: {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
         names = ["baseline"] + [n for n in names if n in wanted and n != "baseline"]
     root = a.dir or tempfile.mkdtemp(prefix="dagprof-lowmem-")
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("SCONSFLAGS", None)
     proj = generate(root, files=a.files)
     originals = {rel: open(os.path.join(root, rel)).read() for rel in ("SConstruct", "src/SConscript")}

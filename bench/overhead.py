@@ -10,10 +10,10 @@ import os
 import sys
 import tempfile
 
-from _common import (REPO_ROOT, alternate, fmt_bytes, median, print_header, print_table, run_measured,
+from _common import (IMPORT_PATH, alternate, fmt_bytes, median, print_header, print_table, run_measured,
                      scons_command)
 
-from profiler.builds.synthetic import generate
+from dagprof.builds.synthetic import generate
 
 
 def main() -> int:
@@ -26,7 +26,7 @@ def main() -> int:
     a = ap.parse_args()
 
     root = a.dir or tempfile.mkdtemp(prefix="dagprof-overhead-")
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if not os.path.exists(os.path.join(root, "SConstruct")):  # an existing project is reused as it is
         generate(root, files=a.files)
     full = run_measured(scons_command("-Q", f"-j{a.jobs}"), cwd=root, env=env)
@@ -34,7 +34,7 @@ def main() -> int:
         print(f"full build failed (exit {full['exit_code']})", file=sys.stderr)
         return 1
     prof_out = os.path.join(root, "overhead.dagprof")
-    dagprof = [sys.executable, "-m", "profiler", "profile", "-o", prof_out]
+    dagprof = [sys.executable, "-m", "dagprof", "profile", "-o", prof_out]
     if not a.introspect:
         dagprof.append("--no-introspect")
     cmds = {"plain": scons_command("-Q"), "dagprof": [*dagprof, "--", "-Q"]}

@@ -26,10 +26,10 @@ import sys
 import tempfile
 import time
 
-from _common import (REPO_ROOT, alternate, fmt_bytes, machine_description, median, print_header, print_table,
+from _common import (IMPORT_PATH, alternate, fmt_bytes, machine_description, median, print_header, print_table,
                      run_measured, scons_command)
 
-from profiler.builds.synthetic import generate
+from dagprof.builds.synthetic import generate
 
 SYSTEMS = ("make", "scons", "scons+store (1st)", "scons+store (2nd)")
 
@@ -55,7 +55,7 @@ def _check(r: dict, what: str) -> None:
 
 def commands(jobs: int) -> dict[str, list[str]]:
     """The measured command lines, printed with the table."""
-    dagprof = [sys.executable, "-m", "profiler", "build", "--store", "lmdb", "--quiet-store", "--", "-Q"]
+    dagprof = [sys.executable, "-m", "dagprof", "build", "--store", "lmdb", "--quiet-store", "--", "-Q"]
     return {"make_full": ["make", f"-j{jobs}"], "scons_full": scons_command("-Q", f"-j{jobs}"),
             "make": ([TIME, "-f", TIME_TAG + "%M", "make"] if os.access(TIME, os.X_OK) else ["make"]),
             "scons": scons_command("-Q"), "store": dagprof}
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base = a.dir or tempfile.mkdtemp(prefix="dagprof-scaling-")
     os.makedirs(base, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("SCONSFLAGS", None)
     env.pop("MAKEFLAGS", None)
     cmds = commands(a.jobs)

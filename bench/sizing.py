@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import fmt_bytes, fmt_ratio, median, print_header, print_table  # noqa: E402
 
-from profiler.sizing import size_sections  # noqa: E402
-from profiler.tracker import Monitor, Tracker  # noqa: E402
+from dagprof.sizing import size_sections  # noqa: E402
+from dagprof.tracker import Monitor, Tracker  # noqa: E402
 
 
 class Env:

@@ -12,11 +12,11 @@ import shutil
 import sys
 import tempfile
 
-from _common import (REPO_ROOT, alternate, fmt_bytes, median, print_header, print_table, run_measured,
+from _common import (IMPORT_PATH, alternate, fmt_bytes, median, print_header, print_table, run_measured,
                      scons_command)
 
-from profiler.builds.synthetic import generate
-from profiler.profile import load
+from dagprof.builds.synthetic import generate
+from dagprof.profile import load
 
 
 def main() -> int:
@@ -29,7 +29,7 @@ def main() -> int:
     a = ap.parse_args()
 
     root = a.dir or tempfile.mkdtemp(prefix="dagprof-store-")
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if not os.path.exists(os.path.join(root, "SConstruct")):
         generate(root, files=a.files)
         full = run_measured(scons_command("-Q", f"-j{a.jobs}"), cwd=root, env=env)
@@ -38,7 +38,7 @@ def main() -> int:
             return 1
     store_dir = os.path.join(root, ".dagstore")
     prof = os.path.join(root, "bench-store.dagprof")
-    build = [sys.executable, "-m", "profiler", "build", "--store", "lmdb", "--spill", a.spill, "-o", prof,
+    build = [sys.executable, "-m", "dagprof", "build", "--store", "lmdb", "--spill", a.spill, "-o", prof,
              "--", "-Q"]
     stats: dict[str, list[dict]] = {"first": [], "second": []}
 

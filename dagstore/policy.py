@@ -11,7 +11,7 @@ from typing import Iterable, Protocol, Sequence
 
 
 class AccessStats(Protocol):
-    """One access-table row; profiler.profile.AccessRow satisfies it."""
+    """One access-table row; dagprof.profile.AccessRow satisfies it."""
 
     cls: str
     attr: str

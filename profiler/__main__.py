@@ -1,4 +1,4 @@
-"""`python -m profiler` is `dagprof`, for environments where the console script is not on PATH."""
+"""`python -m dagprof` is `dagprof`, for environments where the console script is not on PATH."""
 import sys
 
 from .cli import main

@@ -1,4 +1,4 @@
-/* The hot path of profiler.access: a data descriptor that counts reads, writes and deletes and then
+/* The hot path of dagprof.access: a data descriptor that counts reads, writes and deletes and then
  * delegates to the descriptor it wraps (a slot member descriptor, a property, ...).  Written in C
  * because a Python-level __get__ on every SCons Node slot read costs ~1.3x wall time on a null build.
  * profiler/access.py holds the identical pure-Python fallback and all the bookkeeping. */
@@ -160,7 +160,7 @@ static PyGetSetDef Counter_getset[] = {
 
 static PyTypeObject CounterType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "profiler._fastcount.Counter",
+    .tp_name = "dagprof._fastcount.Counter",
     .tp_basicsize = sizeof(Counter),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
@@ -177,7 +177,7 @@ static PyTypeObject CounterType = {
 
 
 static struct PyModuleDef fastcount_module = {
-    PyModuleDef_HEAD_INIT, "_fastcount", "C fast path for profiler.access", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_fastcount", "C fast path for dagprof.access", -1, NULL,
 };
 
 PyMODINIT_FUNC

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from profiler.profile import Profile
+from dagprof.profile import Profile
 
 MIN_BYTES = 16 * 1024
 MIN_INSTANCES = 2
@@ -54,7 +54,7 @@ def _finding(kind: str, cls: str, attr: str | None, nbytes: int, message: str, s
 
 
 def _kib(n: int) -> str:
-    from profiler.report.tables import fmt_bytes
+    from dagprof.report.tables import fmt_bytes
 
     return fmt_bytes(n)
 

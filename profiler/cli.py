@@ -1,7 +1,8 @@
-"""The `dagprof` command: profile, report, build, compare, demo.
+"""The `dagprof` command: profile, report, build, compare, demo, check.
 
-Exit codes: 0 ok (or the build's own exit code for `profile`/`build`), 1 findings over a budget,
-2 usage or input error (always one line on stderr, never a traceback).
+Exit codes: `profile` and `build` end with the build's own (SCons') exit code; dagprof's own codes are
+in exitcodes.py, apart from SCons' (docs/usage.md). Every error is one line "dagprof: ...", never a
+traceback.
 """
 from __future__ import annotations
 
@@ -10,22 +11,27 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from . import __version__, exitcodes
+
 EXAMPLES = {
     "profile": "example:  dagprof profile -o build.dagprof -- -Q -j2",
     "report": "example:  dagprof report build.dagprof --json > build.json",
     "build": "example:  dagprof build --store lmdb --spill auto -- -Q",
     "compare": "example:  dagprof compare --runs 3 -- -Q",
     "demo": "example:  dagprof demo --files 2000",
+    "check": "example:  dagprof check ~/src/myproj --edits edits.json -- -j4 -Q",
 }
+# the subcommands that pass everything after `--` to SCons
+SCONS_COMMANDS = ("profile", "build", "compare", "check")
 
 
 class UsageError(Exception):
-    """Bad input from the user; printed as one line, exit 2."""
+    """A bad command line; printed as one line, exit exitcodes.USAGE."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(message)
 
 
 def _split_scons_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -54,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="\n".join(EXAMPLES.values()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"dagprof {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
@@ -69,20 +76,37 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--html", metavar="OUT", help="also write a self-contained HTML report")
     pr.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
     pr.add_argument("--top", type=int, default=8, help="hottest/coldest attributes shown per class")
-    pr.add_argument("--budget", type=int, metavar="BYTES", help="exit 1 when findings estimate more savings than this")
+    pr.add_argument("--budget", type=int, metavar="BYTES", help="exit 66 when findings estimate more savings than this")
 
     rp = add("report", "show a recorded profile")
     rp.add_argument("file", help="a .dagprof profile file")
     rp.add_argument("--json", action="store_true", help="machine-readable output")
     rp.add_argument("--html", metavar="OUT", help="write a self-contained HTML report")
     rp.add_argument("--top", type=int, default=8, help="hottest/coldest attributes shown per class")
-    rp.add_argument("--budget", type=int, metavar="BYTES", help="exit 1 when findings estimate more savings than this")
+    rp.add_argument("--budget", type=int, metavar="BYTES", help="exit 66 when findings estimate more savings than this")
 
     from . import commands  # noqa: F401  (registers build/compare/demo when available)
 
     for register in commands.REGISTER:
         register(add)
+    for name in SCONS_COMMANDS:
+        _show_scons_args(sub.choices[name])
     return p
+
+
+def _show_scons_args(p: argparse.ArgumentParser) -> None:
+    """The usage line ends with `[-- SCONS_ARGS]`: argparse never sees them (split off before parsing)."""
+    usage = p.format_usage().removeprefix("usage: ").rstrip()
+    p.usage = usage.replace("%", "%%") + " [-- SCONS_ARGS]"
+
+
+def _unrecognized(command: str | None, extra: list[str]) -> UsageError:
+    """Options argparse did not know; for commands that run SCons, say where SCons options go."""
+    words = " ".join(extra)
+    if command in SCONS_COMMANDS:
+        return UsageError(f"unrecognized arguments: {words} "
+                          f"(SCons arguments go after --: dagprof {command} [options] -- {words})")
+    return UsageError(f"unrecognized arguments: {words}")
 
 
 def _console():
@@ -116,8 +140,8 @@ def _show(profile, args) -> int:
         total = sum(f.get("bytes", 0) for f in profile.sections.get("findings", []))
         if total > args.budget:
             print(f"dagprof: findings estimate {total} bytes, over the budget of {args.budget}", file=sys.stderr)
-            return 1
-    return 0
+            return exitcodes.BUDGET
+    return exitcodes.OK
 
 
 def cmd_profile(args, scons_args: list[str]) -> int:
@@ -159,30 +183,35 @@ HANDLERS: dict[str, Callable] = {"profile": cmd_profile, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point; every user error ends as one line and exit 2."""
+    """Console entry point; every error ends as one line "dagprof: ..." and one of exitcodes."""
     from .profile import ProfileError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, scons_args = _split_scons_args(argv)
     try:
         parser = build_parser()
-        args = parser.parse_args(ours)
+        try:
+            args, extra = parser.parse_known_args(ours)
+        except SystemExit as e:  # --help, --version
+            return int(e.code or 0)
+        if extra:
+            raise _unrecognized(getattr(args, "command", None), extra)
         if not args.command:
             parser.print_help()
-            return 2
+            return exitcodes.USAGE
         from . import commands
 
         handler = HANDLERS.get(args.command) or commands.HANDLERS[args.command]
         code = handler(args, scons_args)
     except UsageError as e:
-        print(f"dagprof: error: {e}", file=sys.stderr)
-        return 2
+        print(f"dagprof: {e}", file=sys.stderr)
+        return exitcodes.USAGE
     except ProfileError as e:
-        print(f"dagprof: error: {e}", file=sys.stderr)
-        return 2
+        print(f"dagprof: {e}", file=sys.stderr)
+        return exitcodes.BAD_INPUT
     except KeyboardInterrupt:
         print("dagprof: interrupted", file=sys.stderr)
-        return 130
+        return exitcodes.INTERRUPTED
     sys.stdout.flush()
     return code
 

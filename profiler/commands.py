@@ -1,4 +1,4 @@
-"""Subcommands beyond profile/report (build, compare, demo); each registers a parser and a handler."""
+"""Subcommands beyond profile/report (build, compare, demo, check); each registers a parser and a handler."""
 from __future__ import annotations
 
 import os
@@ -87,7 +87,8 @@ def cmd_build(args, scons_args: list[str]) -> int:
                                     lazy_counts=bool(hooks) and args.spill == "auto")
     profile.meta["store"] = args.store if args.store != "none" else None
     st = profile.sections.get("store")
-    if st and not args.quiet_store:
+    # no path: SCons stopped before reading an SConstruct (none found), so no store was opened
+    if st and st.get("path") and not args.quiet_store:
         mb = st["spilled_bytes"] / 1e6
         extra = f"; stopped: {st['stopped']}" if st.get("stopped") else ""
         print(f"dagstore: {st['backend']} store at {st['path']}: spilled {st['spilled_attrs']} values ({mb:.1f} MB), "
@@ -135,6 +136,19 @@ def cmd_demo(args, scons_args: list[str]) -> int:
     return run(args, scons_args)
 
 
-REGISTER.extend([_register_compare, _register_demo])
+def _register_check(add: Callable) -> None:
+    from . import equivalence
+
+    equivalence.register(add)
+
+
+def cmd_check(args, scons_args: list[str]) -> int:
+    from .equivalence import cmd_check as run
+
+    return run(args, scons_args)
+
+
+REGISTER.extend([_register_compare, _register_demo, _register_check])
 HANDLERS["compare"] = cmd_compare
 HANDLERS["demo"] = cmd_demo
+HANDLERS["check"] = cmd_check

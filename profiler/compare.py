@@ -5,7 +5,7 @@ on the same work, alternately (so machine drift hits both alike).
 
 How each figure is measured (the choices, documented in docs/low-memory-scons.md too):
   * plain = ``python -m SCons ARGS`` with the same interpreter: no dagprof code in the process.
-    store = ``python -m profiler build --store KIND --spill SPILL -o TMP -- ARGS``.
+    store = ``python -m dagprof build --store KIND --spill SPILL -o TMP -- ARGS``.
   * Both run under the same small ``python -S`` wrapper that posix_spawns the build and ``wait4``s it:
     ``peak_rss`` is the kernel's ru_maxrss (the floor is the wrapper's own ~9 MiB, not ours).
   * ``peak_rss_anon``/``peak_rss_file`` are the maxima of RssAnon/RssFile read from
@@ -214,7 +214,7 @@ def plain_command(scons_args: Sequence[str]) -> list[str]:
 
 def dagprof_build_command(store: str, spill: str, out: str, scons_args: Sequence[str], sizes: bool = False) -> list[str]:
     """`dagprof build` in a fresh interpreter, writing a profile with the store's figures."""
-    cmd = [sys.executable, "-m", "profiler", "build", "--store", store, "--quiet-store", "-o", out]
+    cmd = [sys.executable, "-m", "dagprof", "build", "--store", store, "--quiet-store", "-o", out]
     if store != "none":
         cmd += ["--spill", spill]
     if sizes:
@@ -442,7 +442,7 @@ def register(add: Callable) -> None:
     p = add("compare", "run the build as plain SCons and with the node store, alternately, and compare")
     p.description = textwrap.fill("Runs plain SCons (`python -m SCons ARGS`, no dagprof code in the process) and `dagprof build "
                      "--store KIND` on the same build state, each in its own process, alternately; prints medians "
-                     "and store/plain ratios. Exit 0; 1 when a build failed; 2 on bad input.", 78)
+                     "and store/plain ratios. Exit 0; 70 when a build failed; 64 on a bad command line.", 78)
     add_options(p)
     p.add_argument("--state", choices=STATES, default="null",
                    help="null: null build after a full build, store's first build; second: the store kept "
@@ -462,7 +462,7 @@ def add_options(p: Any) -> None:
 
 
 def validate(args: Any) -> None:
-    """Bad option values end as one line and exit 2, before any build runs."""
+    """Bad option values end as one line and exit exitcodes.USAGE, before any build runs."""
     from .cli import UsageError, _out_path
 
     if args.runs < 1:
@@ -489,6 +489,7 @@ def show(result: dict[str, Any], console: Any, title: str | None = None) -> None
 
 def cmd_compare(args: Any, scons_args: list[str]) -> int:
     """`dagprof compare`: one table (or JSON/HTML) of plain vs store on the same build state."""
+    from . import exitcodes
     from .cli import UsageError, _console
 
     validate(args)
@@ -500,8 +501,8 @@ def cmd_compare(args: Any, scons_args: list[str]) -> int:
     try:
         result = with_progress(spec, f"compare ({args.state} build)")
     except CompareError as e:
-        print(f"dagprof: error: {e}", file=sys.stderr)
-        return 1
+        print(f"dagprof: {e}", file=sys.stderr)
+        return exitcodes.BUILD_FAILED
     if args.html:
         from .report.compare import write_compare_html
 
@@ -515,4 +516,4 @@ def cmd_compare(args: Any, scons_args: list[str]) -> int:
         show(result, console)
         if args.html:
             console.print(f"HTML report written to {args.html}")
-    return 0
+    return exitcodes.OK

@@ -47,6 +47,7 @@ def _project_dir(arg: str | None) -> str:
 
 def cmd_demo(args: Any, scons_args: list[str]) -> int:
     """Generate, build, compare twice, report; exit 0 when every build succeeded."""
+    from . import exitcodes
     from .builds.synthetic import generate
     from .cli import UsageError, _console
     from .compare import CompareError, CompareSpec, plain_command, run_measured, default_env, show, with_progress
@@ -72,8 +73,8 @@ def cmd_demo(args: Any, scons_args: list[str]) -> int:
     with err.status(f"full build with plain SCons (-j{args.jobs})"):
         full = run_measured(plain_command(["-Q", f"-j{args.jobs}"]), cwd=root, env=default_env())
     if full["exit_code"] != 0:
-        print(f"dagprof: error: the full build failed (exit {full['exit_code']}) in {root}", file=sys.stderr)
-        return 1
+        print(f"dagprof: the full build failed (exit {full['exit_code']}) in {root}", file=sys.stderr)
+        return exitcodes.BUILD_FAILED
     console.print(f"full build: {full['wall_s']:.1f} s")
     scons = ["-Q"]
     try:
@@ -84,8 +85,8 @@ def cmd_demo(args: Any, scons_args: list[str]) -> int:
                                            notes=["plain SCons figures are the same runs as in the first table"]),
                                "null build, store kept from a previous build")
     except CompareError as e:
-        print(f"dagprof: error: {e}", file=sys.stderr)
-        return 1
+        print(f"dagprof: {e}", file=sys.stderr)
+        return exitcodes.BUILD_FAILED
     show(first, console, "1. null build: plain SCons vs its first build with the store")
     show(second, console, "2. null build again: plain SCons vs the store kept from the previous build")
     write_compare_html(first, os.path.join(root, REPORT))
@@ -95,7 +96,7 @@ def cmd_demo(args: Any, scons_args: list[str]) -> int:
         console.print(f"peak RSS store/plain: {r1:.2f}x (first store build), {r2:.2f}x (second)")
     console.print(f"HTML report: {os.path.join(root, REPORT)} (second build: {REPORT_SECOND})")
     console.print(f"demo took {time.perf_counter() - t0:.0f} s; remove {root} when done")
-    return 0
+    return exitcodes.OK
 
 
 def _console_stderr():

@@ -5,7 +5,8 @@ any SCons project twice, plain and with `dagprof build --store ...`, from clean,
 and after each step of a list of edits, and compares exit codes, the rebuild sets (from
 `--debug=explain`), SCons' messages and the bytes of every file in the tree.
 
-    python -m profiler.equivalence PROJECT_DIR [--edits FILE] [--store lmdb] [-- scons args]
+    dagprof check PROJECT_DIR [--edits FILE] [--store lmdb] [-- scons args]
+    (`python -m dagprof.equivalence ...` is the same command)
 
 It works on two copies of PROJECT_DIR (the user's tree is never touched). Both copies are built at
 the SAME absolute path, one after the other (each copy is renamed into place for its build), so
@@ -18,11 +19,11 @@ together, each one of
     {"touch": PATH}                      move the mtime forward, content unchanged
     {"remove": PATH}                     delete a file
     {"add": PATH, "content": TEXT}       create a file (or overwrite one)
-PATH is relative to PROJECT_DIR. Exit 0 equivalent, 1 not equivalent, 2 bad input.
+PATH is relative to PROJECT_DIR. Exit 0 equivalent, 69 not equivalent, 65 bad input (project,
+edits file), 64 bad command line (dagprof/exitcodes.py).
 """
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import os
@@ -41,11 +42,12 @@ __all__ = ["EquivalenceError", "Step", "StepResult", "Report", "load_edits", "ch
 DEFAULT_IGNORE = (".sconsign*", ".dagstore", ".dagstore.bad-*")
 EDIT_KINDS = ("edit", "touch", "remove", "add")
 _EXPLAIN = re.compile(r"^scons: (?:re)?building `(.+?)' because")
-_REPO_ROOT = str(Path(__file__).resolve().parents[1])
+# the directory `dagprof` was imported from (not resolved: it may be a name mapped onto profiler/)
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class EquivalenceError(Exception):
-    """Bad input (project, edits file, options); one line for the user, exit 2."""
+    """Bad input (project, edits file); one line for the user, exit exitcodes.BAD_INPUT."""
 
 
 @dataclass
@@ -281,7 +283,7 @@ def plain_command() -> list[str]:
 
 def store_command(store: str, store_path: str | None = None) -> list[str]:
     """`dagprof build` with the store, quiet summary, SCons arguments appended after `--`."""
-    cmd = [sys.executable, "-m", "profiler", "build", "--store", store]
+    cmd = [sys.executable, "-m", "dagprof", "build", "--store", store]
     if store_path:
         cmd += ["--store-path", store_path]
     return cmd + ["--"]
@@ -435,51 +437,50 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
-# ---- command line --------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        raise EquivalenceError(message)
+# ---- command line: `dagprof check` ------------------------------------------------------------------
+EDITS_EXAMPLE = ('edits.json: [{"edit": "src/a.c", "append": "\\n"}, {"touch": "include/a.h"}, '
+                 '[{"add": "src/new.c", "content": "int x;\\n"}, {"edit": "src/SConscript", '
+                 '"replace": ["a.c", "a.c new.c"]}], {"remove": "src/b.c"}]')
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m profiler.equivalence",
-                description="Build a copy of an SCons project plainly and with the dagstore, from clean, "
-                            "as a null build and after each edit; compare outputs, exit codes and rebuilds.",
-                epilog="example:  python -m profiler.equivalence ~/src/myproj --edits edits.json -- -j4 -Q\n"
-                       'edits.json: [{"edit": "src/a.c", "append": "\\n"}, {"touch": "include/a.h"}, '
-                       '[{"add": "src/new.c", "content": "int x;\\n"}, {"edit": "src/SConscript", '
-                       '"replace": ["a.c", "a.c new.c"]}], {"remove": "src/b.c"}]',
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+def register(add: Any) -> None:
+    """The `check` subparser."""
+    p = add("check", "build a copy of an SCons project plainly and with the dagstore, from clean, as a null "
+                     "build and after each edit; compare outputs, exit codes and rebuilds")
+    p.epilog += "\n" + EDITS_EXAMPLE
     p.add_argument("project", help="directory holding the SConstruct (copied; never modified)")
-    p.add_argument("--edits", metavar="FILE", help="JSON list of edit steps (see module docs)")
+    p.add_argument("--edits", metavar="FILE", help="JSON list of edit steps (see docs/reliability.md)")
     p.add_argument("--store", choices=("lmdb", "memory"), default="lmdb", help="store to compare (default: lmdb)")
     p.add_argument("--ignore", action="append", default=[], metavar="GLOB",
                    help="also ignore files/dirs with this name when comparing (repeatable)")
     p.add_argument("--workdir", metavar="DIR", help="where the two copies go (default: system temp)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: exit 0 equivalent, 1 not equivalent, 2 bad input."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ours, scons_args = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+def cmd_check(args: Any, scons_args: list[str]) -> int:
+    """`dagprof check`: exit 0 equivalent, NOT_EQUIVALENT otherwise, BAD_INPUT for a bad project or edits file."""
+    from . import exitcodes
+    from .cli import UsageError
+
+    if args.workdir and not os.path.isdir(args.workdir):
+        raise UsageError(f"--workdir {args.workdir!r} is not a directory")
     try:
-        args = _parser().parse_args(ours)
-        if args.workdir and not os.path.isdir(args.workdir):
-            raise EquivalenceError(f"--workdir {args.workdir!r} is not a directory")
         steps = load_edits(args.edits) if args.edits else []
         report = run_equivalence(args.project, steps, store=args.store, scons_args=scons_args,
                                  ignore=DEFAULT_IGNORE + tuple(args.ignore), workdir=args.workdir,
                                  progress=None if args.json else (lambda s: print(f"... {s}", file=sys.stderr)))
     except EquivalenceError as e:
-        print(f"equivalence: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("equivalence: interrupted", file=sys.stderr)
-        return 130
+        print(f"dagprof: {e}", file=sys.stderr)
+        return exitcodes.BAD_INPUT
     print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
-    return 0 if report.equivalent else 1
+    return exitcodes.OK if report.equivalent else exitcodes.NOT_EQUIVALENT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m dagprof.equivalence ARGS` is `dagprof check ARGS`."""
+    from .cli import main as dagprof_main
+
+    return dagprof_main(["check", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The recorded data model of one profiled run, and its versioned msgpack file format.
 
-Renderers (profiler.report.*) and the analyzer read a Profile; nothing in here knows SCons.
+Renderers (dagprof.report.*) and the analyzer read a Profile; nothing in here knows SCons.
 
 File layout (msgpack map):
     {"format": "dagprof-profile", "version": 1,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from profiler.profile import AccessRow, Profile
+from dagprof.profile import AccessRow, Profile
 
 PHASES = [
     {"name": "read SConscripts", "start_s": 0.0, "end_s": 1.0},

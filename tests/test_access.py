@@ -3,8 +3,8 @@ import pickle
 
 import pytest
 
-from profiler import access
-from profiler.access import AccessRecorder
+from dagprof import access
+from dagprof.access import AccessRecorder
 
 
 @pytest.fixture(params=["c", "python"])

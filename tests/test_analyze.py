@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from profiler.analyze import analyze, findings_of, parse_spill, spill_candidates, what_if
-from profiler.profile import AccessRow, Profile
+from dagprof.analyze import analyze, findings_of, parse_spill, spill_candidates, what_if
+from dagprof.profile import AccessRow, Profile
 from report_fixtures import N_FILES, EMPTY_SET, full_profile
 
 
@@ -106,7 +106,7 @@ def test_parse_spill_ok() -> None:
 
 
 def test_spill_advice_limited_to_what_the_adapter_can_spill():
-    from profiler.analyze import spill_candidates
+    from dagprof.analyze import spill_candidates
     from report_fixtures import full_profile
 
     p = full_profile()

@@ -208,7 +208,7 @@ def test_scons_nodeinfo_and_buildinfo_with_generated_fields_round_trip():
     """Real SCons FileNodeInfo/FileBuildInfo, fields drawn by hypothesis, through the adapter's codec."""
     import SCons.Node.FS as FS
 
-    from profiler.builds.scons import make_codec as scons_codec
+    from dagprof.builds.scons import make_codec as scons_codec
 
     @settings(max_examples=100, deadline=None)
     @given(csig=st.one_of(st.none(), st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)),

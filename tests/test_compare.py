@@ -5,8 +5,9 @@ import os
 
 import pytest
 
-from profiler.builds.synthetic import generate
-from profiler.compare import BuildState, summarize
+from dagprof.builds.synthetic import generate
+from dagprof.compare import BuildState, summarize
+from dagprof.exitcodes import BUILD_FAILED, USAGE
 
 
 def _outputs(root) -> dict:
@@ -83,22 +84,22 @@ def test_compare_text_table(built, dagprof):
     (["compare", "--spill", "Nope.attr", "--", "-Q"], "Nope"),
     (["demo", "--files", "0"], "--files must be >= 1"),
 ])
-def test_bad_input_one_line_exit_2(built, dagprof, args, needle):
+def test_bad_input_one_line_exit_usage(built, dagprof, args, needle):
     p = dagprof(args, cwd=built.root)
-    assert p.returncode == 2
+    assert p.returncode == USAGE
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr
 
 
 def test_no_sconstruct_is_a_usage_error(tmp_path, dagprof):
     p = dagprof(["compare", "--", "-Q"], cwd=tmp_path)
-    assert p.returncode == 2 and "no SConstruct" in p.stderr
+    assert p.returncode == USAGE and "no SConstruct" in p.stderr
 
 
 def test_failing_build_stops_with_one_line(tmp_path, dagprof):
     (tmp_path / "SConstruct").write_text("Command('out', [], 'exit 3')\n")
     p = dagprof(["compare", "--runs", "1", "--", "-Q"], cwd=tmp_path)
-    assert p.returncode == 1
+    assert p.returncode == BUILD_FAILED
     assert "failed (exit 2)" in p.stderr and "Traceback" not in p.stderr
 
 

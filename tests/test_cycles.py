@@ -4,7 +4,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from profiler.cycles import CycleWatch, find_cycles
+from dagprof.cycles import CycleWatch, find_cycles
 
 
 class Node:

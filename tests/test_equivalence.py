@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from profiler.builds.synthetic import generate
-from profiler.equivalence import (EquivalenceError, Step, explained, run_equivalence, snapshot,
+from dagprof.builds.synthetic import generate
+from dagprof.equivalence import (EquivalenceError, Step, explained, run_equivalence, snapshot,
                                   steps_from_data)
+from dagprof.exitcodes import BAD_INPUT, USAGE
 
 from conftest import _env
 
@@ -49,7 +50,7 @@ def test_cli_generated_project_is_equivalent_and_untouched(project, tmp_path):
     before = _tree(project.root)
     edits = tmp_path / "edits.json"
     edits.write_text(json.dumps(_edits(project)))
-    p = subprocess.run([sys.executable, "-m", "profiler.equivalence", str(project.root), "--edits", str(edits),
+    p = subprocess.run([sys.executable, "-m", "dagprof.equivalence", str(project.root), "--edits", str(edits),
                         "--json", "--", "-Q"], env=_env(), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     report = json.loads(p.stdout)
@@ -149,7 +150,7 @@ def test_snapshot_ignores_scons_and_store_state(tmp_path):
     ("proj", ["proj", "--frobnicate"], "unrecognized arguments"),
     ("proj", [], None),  # placeholder replaced below: no arguments at all
 ])
-def test_bad_input_one_line_exit_2(tmp_path, setup, args, needle):
+def test_bad_input_one_line_and_own_exit_code(tmp_path, setup, args, needle):
     import subprocess
 
     (tmp_path / "afile").write_text("x")
@@ -166,9 +167,10 @@ def test_bad_input_one_line_exit_2(tmp_path, setup, args, needle):
         (tmp_path / name).write_text(text)
     if needle is None:
         args, needle = [], "the following arguments are required: project"
-    p = subprocess.run([sys.executable, "-m", "profiler.equivalence", *args], cwd=tmp_path, env=_env(),
+    p = subprocess.run([sys.executable, "-m", "dagprof.equivalence", *args], cwd=tmp_path, env=_env(),
                        capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2, (p.stdout, p.stderr)
+    usage = needle in ("invalid choice", "unrecognized arguments", "the following arguments are required: project")
+    assert p.returncode == (USAGE if usage else BAD_INPUT), (p.stdout, p.stderr)
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], p.stderr
     assert "Traceback" not in p.stderr

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from profiler.profile import Profile
-from profiler.report.compare import write_compare_html
-from profiler.report.html import write_html
+from dagprof.profile import Profile
+from dagprof.report.compare import write_compare_html
+from dagprof.report.html import write_html
 from report_fixtures import comparison, full_profile
 
 CHROMIUM = "/usr/bin/chromium"

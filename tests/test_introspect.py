@@ -7,8 +7,8 @@ import weakref
 
 import pytest
 
-from profiler.introspect import Introspector, counts_section
-from profiler.profile import Profile
+from dagprof.introspect import Introspector, counts_section
+from dagprof.profile import Profile
 
 SECTIONS = {"sizes", "counts", "lifetimes", "monitor", "snapshots", "cycles", "detail"}
 

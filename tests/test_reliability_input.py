@@ -1,5 +1,6 @@
-"""Bad input wherever a user types (beyond tests/test_scons_profile.py and test_compare.py): one line, exit 2,
-no traceback; bad SCons arguments behave exactly as under plain SCons."""
+"""Bad input wherever a user types (beyond tests/test_scons_profile.py and test_compare.py): one line, dagprof's
+own exit code (64 bad command line, 65 bad input file), no traceback; bad SCons arguments behave exactly as
+under plain SCons."""
 from __future__ import annotations
 
 import shutil
@@ -9,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from profiler.builds.synthetic import generate
-from profiler.profile import Profile, ProfileError, load
+from dagprof.builds.synthetic import generate
+from dagprof.exitcodes import BAD_INPUT, USAGE
+from dagprof.profile import Profile, ProfileError, load
 
 from report_fixtures import full_profile
 
@@ -20,14 +22,14 @@ def project(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("input") / "proj", files=20, files_per_dir=10, seed=2)
 
 
-def _one_line_exit_2(p, needle: str) -> None:
-    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+def _one_line_exit(p, needle: str, code: int = USAGE) -> None:
+    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], p.stderr
     assert "Traceback" not in p.stderr
 
 
-@pytest.mark.parametrize("args,needle", [
+@pytest.mark.parametrize("args,needle,code", [(*c, USAGE) if len(c) == 2 else c for c in [
     (["build", "--frobnicate", "--", "-Q"], "unrecognized arguments: --frobnicate"),
     (["build", "--store", "redis", "--", "-Q"], "invalid choice: 'redis'"),
     (["build", "--store"], "expected one argument"),
@@ -42,17 +44,17 @@ def _one_line_exit_2(p, needle: str) -> None:
     (["build", "--store-path", "afile", "--", "-Q"], "exists and is not a directory"),
     (["build", "-o", ".", "--", "-Q"], "is a directory"),
     (["build", "-o", "no/such/dir/x.dagprof", "--", "-Q"], "does not exist"),
-    (["report", "adir"], "is a directory"),
-    (["report", "afile"], "not a dagprof profile"),
-    (["report", "lmdb.dagprof"], "profile"),
+    (["report", "adir"], "is a directory", BAD_INPUT),
+    (["report", "afile"], "not a dagprof profile", BAD_INPUT),
+    (["report", "lmdb.dagprof"], "profile", BAD_INPUT),
     (["report", "good.dagprof", "--", "-Q"], "takes no SCons arguments"),
     (["report", "good.dagprof", "--budget", "lots"], "invalid int value"),
     (["profile", "--interval", "often", "--", "-Q"], "invalid float value"),
     (["demo", "--dir", "afile"], "exists and is not an empty directory"),
     (["demo", "--runs", "0"], "--runs must be >= 1"),
     (["compare", "--spill", "File.nope", "--", "-Q"], "File has no attribute 'nope'"),
-])
-def test_bad_input_one_line_exit_2(tmp_path, dagprof, args, needle):
+]])
+def test_bad_input_one_line_and_own_exit_code(tmp_path, dagprof, args, needle, code):
     (tmp_path / "SConstruct").write_text("Command('out', [], 'echo hi > $TARGET')\n")
     (tmp_path / "afile").write_text("not a profile, not a directory\n")
     (tmp_path / "adir").mkdir()
@@ -63,7 +65,7 @@ def test_bad_input_one_line_exit_2(tmp_path, dagprof, args, needle):
     shutil.copy(tmp_path / "st" / "data.mdb", tmp_path / "lmdb.dagprof")  # a store file passed as a profile
     Profile(meta={"x": 1}).save(tmp_path / "good.dagprof")
     p = dagprof(args, tmp_path)
-    _one_line_exit_2(p, needle)
+    _one_line_exit(p, needle, code)
     assert not (tmp_path / ".dagstore").exists()  # refused before anything was built or opened
 
 
@@ -95,7 +97,7 @@ def test_report_of_a_truncated_profile_file(tmp_path, dagprof, cut):
     n = cut if isinstance(cut, int) and cut > 0 else (len(blob) + cut if isinstance(cut, int) else int(len(blob) * cut))
     (tmp_path / "t.dagprof").write_bytes(blob[:n])
     p = dagprof(["report", "t.dagprof"], tmp_path)
-    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert p.returncode == BAD_INPUT and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr
     with pytest.raises(ProfileError):
         load(tmp_path / "t.dagprof")
 
@@ -129,7 +131,7 @@ def test_store_path_under_a_file_is_bypassed_and_the_build_is_right(project, tmp
     assert p.returncode == s.returncode == 0, s.stderr
     warnings = [ln for ln in s.stderr.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and "building without the store" in warnings[0], s.stderr
-    from profiler.equivalence import snapshot
+    from dagprof.equivalence import snapshot
 
     out_p = {k: v[0] for k, v in snapshot(plain).items()}
     out_s = {k: v[0] for k, v in snapshot(root).items() if k != "afile"}

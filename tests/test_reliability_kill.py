@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from profiler.builds.synthetic import generate
-from profiler.equivalence import explained, snapshot
+from dagprof.builds.synthetic import generate
+from dagprof.equivalence import explained, snapshot
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from dagstore.backends import LMDBStore
-from profiler.builds.synthetic import generate
-from profiler.equivalence import explained, snapshot
-from profiler.profile import load
+from dagprof.builds.synthetic import generate
+from dagprof.equivalence import explained, snapshot
+from dagprof.profile import load
 
 from conftest import ROOT, _env
 
@@ -225,7 +225,7 @@ TINY_MAP = textwrap.dedent("""
         kw["map_size"] = kw["max_map_size"] = {size}
         orig(self, path, **kw)
     b.LMDBStore.__init__ = small
-    from profiler.cli import main
+    from dagprof.cli import main
     sys.exit(main(sys.argv[1:]))
 """)
 
@@ -380,7 +380,7 @@ def test_second_build_on_a_busy_store_runs_without_it(template, clean_outputs, t
     gate = tmp_path / "gate"
     gate.mkdir()
     env = {**_env(), "RELIABILITY_PAUSE": str(gate)}
-    holder = subprocess.Popen([sys.executable, "-m", "profiler", "build", "--store", "lmdb", "--store-path",
+    holder = subprocess.Popen([sys.executable, "-m", "dagprof", "build", "--store", "lmdb", "--store-path",
                                str(shared), "--", "-Q"], cwd=first, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:

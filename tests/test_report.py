@@ -5,8 +5,8 @@ import io
 
 from rich.console import Console
 
-from profiler.profile import AccessRow, Profile
-from profiler.report.text import render_access_summary
+from dagprof.profile import AccessRow, Profile
+from dagprof.report.text import render_access_summary
 
 PHASES = [
     {"name": "read SConscripts", "start_s": 0.0, "end_s": 1.0},
@@ -61,7 +61,7 @@ def test_access_summary_limits_rows_per_class() -> None:
 
 
 def test_full_report_honours_top() -> None:
-    from profiler.report.text import render
+    from dagprof.report.text import render
 
     rows = [AccessRow("File", f"a{i:02d}", "evaluate/build", i, 0, 0, -1) for i in range(50)]
     con, buf = _console()
@@ -74,8 +74,8 @@ def test_full_report_honours_top() -> None:
 import json  # noqa: E402
 import re  # noqa: E402
 
-from profiler.report.jsonout import to_json  # noqa: E402
-from profiler.report.text import render  # noqa: E402
+from dagprof.report.jsonout import to_json  # noqa: E402
+from dagprof.report.text import render  # noqa: E402
 from report_fixtures import full_profile  # noqa: E402
 
 
@@ -151,7 +151,7 @@ def test_json_is_stable_and_plain() -> None:
 
 
 # ---- comparison -------------------------------------------------------------------------------
-from profiler.report.compare import compare_rows, compare_to_json, render_compare  # noqa: E402
+from dagprof.report.compare import compare_rows, compare_to_json, render_compare  # noqa: E402
 from report_fixtures import comparison  # noqa: E402
 
 

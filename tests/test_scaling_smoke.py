@@ -4,13 +4,12 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import IMPORT_PATH, ROOT
 
 
 def test_scaling_smoke(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=IMPORT_PATH)
     env.pop("SCONSFLAGS", None)
     out_json, png = tmp_path / "s.json", tmp_path / "s.png"
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "scaling.py"), "--sizes", "60,120", "--runs", "1",

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from profiler.builds.synthetic import generate
-from profiler.profile import load
+from dagprof.builds.synthetic import generate
+from dagprof.exitcodes import BAD_INPUT, USAGE
+from dagprof.profile import load
 
 
 def snapshot_outputs(root: Path) -> dict[str, bytes]:
@@ -104,22 +105,22 @@ def test_sconscript_error_exit_code(tmp_path, scons, dagprof):
     assert plain.stderr.splitlines()[0] == prof.stderr.splitlines()[0]
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["report", "missing.dagprof"], "cannot read"),
-    (["report", "."], "is a directory"),
-    (["report", "garbage.dagprof"], "not a dagprof profile"),
-    (["report", "truncated.dagprof"], "damaged or truncated"),
-    (["report", "empty.dagprof"], "empty file"),
-    (["report", "future.dagprof"], "version 99 is not supported"),
-    (["profile", "-o", ".", "--", "-Q"], "is a directory"),
-    (["profile", "--frobnicate"], "unrecognized arguments"),
-    (["nosuchcommand"], "invalid choice"),
-    (["report", "garbage.dagprof", "--top", "many"], "invalid int value"),
+@pytest.mark.parametrize("args,needle,code", [
+    (["report", "missing.dagprof"], "cannot read", BAD_INPUT),
+    (["report", "."], "is a directory", BAD_INPUT),
+    (["report", "garbage.dagprof"], "not a dagprof profile", BAD_INPUT),
+    (["report", "truncated.dagprof"], "damaged or truncated", BAD_INPUT),
+    (["report", "empty.dagprof"], "empty file", BAD_INPUT),
+    (["report", "future.dagprof"], "version 99 is not supported", BAD_INPUT),
+    (["profile", "-o", ".", "--", "-Q"], "is a directory", USAGE),
+    (["profile", "--frobnicate"], "unrecognized arguments", USAGE),
+    (["nosuchcommand"], "invalid choice", USAGE),
+    (["report", "garbage.dagprof", "--top", "many"], "invalid int value", USAGE),
 ])
-def test_bad_input_one_line_exit_2(tmp_path, dagprof, args, needle):
+def test_bad_input_one_line_and_own_exit_code(tmp_path, dagprof, args, needle, code):
     import msgpack
 
-    from profiler.profile import Profile
+    from dagprof.profile import Profile
 
     (tmp_path / "garbage.dagprof").write_bytes(b"GIF89a this is a picture, not a profile")
     good = Profile(meta={"x": 1}).dumps()
@@ -127,7 +128,7 @@ def test_bad_input_one_line_exit_2(tmp_path, dagprof, args, needle):
     (tmp_path / "empty.dagprof").write_bytes(b"")
     (tmp_path / "future.dagprof").write_bytes(msgpack.packb({"format": "dagprof-profile", "version": 99}))
     p = dagprof(args, tmp_path)
-    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert p.returncode == code, (p.stdout, p.stderr)
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], p.stderr
     assert "Traceback" not in p.stderr

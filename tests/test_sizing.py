@@ -8,8 +8,8 @@ import tracemalloc
 
 import pytest
 
-from profiler import sizing
-from profiler.sizing import size_of, size_sections, value_key
+from dagprof import sizing
+from dagprof.sizing import size_of, size_sections, value_key
 
 gs = sys.getsizeof
 
@@ -314,8 +314,8 @@ def test_size_of_single_object() -> None:
 
 
 def test_sizing_sees_through_the_access_counters_without_counting() -> None:
-    """profiler.access may put its counter in a subclass dict over a base's slot; sizing reads underneath."""
-    from profiler.access import AccessRecorder
+    """dagprof.access may put its counter in a subclass dict over a base's slot; sizing reads underneath."""
+    from dagprof.access import AccessRecorder
 
     class Base:
         __slots__ = ("name", "deps")

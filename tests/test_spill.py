@@ -242,7 +242,7 @@ def test_policy_parse_and_choose():
             parse_spill(bad, CANDS)
     p = choose("auto", CANDS, None)
     assert p.spill == {"File": ("includes",)} and p.reuse == {"File": ("includes",)}
-    from profiler.profile import AccessRow
+    from dagprof.profile import AccessRow
 
     rows = [AccessRow("File", "includes", "build", 10, 10, 0), AccessRow("File", "binfo", "build", 500, 10, 0),
             AccessRow("File", "binfo", "read", 0, 0, 0)]
@@ -253,7 +253,7 @@ def test_policy_parse_and_choose():
 
 
 def test_policy_learns_from_reload_rates():
-    from profiler.profile import AccessRow
+    from dagprof.profile import AccessRow
 
     cands = Candidates(spill={"File": ("includes", "binfo", "implicit")}, collapse={}, reuse={},
                        default_cold={}, all_attrs={"File": ("includes", "binfo", "implicit")},

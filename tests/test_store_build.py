@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from profiler.builds.synthetic import generate
-from profiler.profile import load
+from dagprof.builds.synthetic import generate
+from dagprof.profile import load
 
 WIDE = "File.includes,File.implicit_set,File.implicit,File.binfo,File.contentsig,Dir.on_disk_entries"
 
@@ -108,9 +108,9 @@ def test_spilled_scons_values_reload_equal_and_identical_nodes():
     """Real SCons nodes, NodeInfo/BuildInfo and node lists through the real codec and LMDB-free MemoryStore."""
     import SCons.Node.FS as FS
 
+    from dagprof.builds.scons import make_codec
     from dagstore.backends import MemoryStore
     from dagstore.spill import Marker, Spiller
-    from profiler.builds.scons import make_codec
 
     fs = FS.FS()
     a, b, c = fs.File("a.c"), fs.File("b.h"), fs.File("c.h")
@@ -146,12 +146,12 @@ def test_spilled_scons_values_reload_equal_and_identical_nodes():
 
 
 def test_sconstruct_one_liner_with_plain_scons(tmp_path, scons):
-    """`import profiler.builds.scons as dagprof; dagprof.enable_store()` in an SConstruct, run by plain scons."""
+    """`import dagprof; dagprof.enable_store()` in an SConstruct, run by plain scons."""
     proj = generate(tmp_path / "p", files=20, files_per_dir=10, seed=5)
     root = proj.root
     ref = generate(tmp_path / "ref", files=20, files_per_dir=10, seed=5)
     sconstruct = root / "SConstruct"
-    sconstruct.write_text("import profiler.builds.scons as dagprof; dagprof.enable_store()\n" + sconstruct.read_text())
+    sconstruct.write_text("import dagprof; dagprof.enable_store()\n" + sconstruct.read_text())
     for step in ("full", "null", "edit"):
         if step == "edit":
             proj.edit_header(0)
@@ -204,7 +204,7 @@ def test_parallel_build_with_store_is_equivalent(tmp_path):
     edits = tmp_path / "edits.json"
     edits.write_text(json.dumps([{"edit": "src/d000/f00001.c", "append": "\nint extra_j2(void) { return 2; }\n"},
                                  {"edit": "include/d001/h1.h", "append": "\n#define J2_EXTRA 1\n"}]))
-    p = subprocess.run([sys.executable, "-m", "profiler.equivalence", str(tmp_path / "p"), "--edits", str(edits),
+    p = subprocess.run([sys.executable, "-m", "dagprof.equivalence", str(tmp_path / "p"), "--edits", str(edits),
                         "--store", "lmdb", "--", "-Q", "-j2"], capture_output=True, text=True, env=_env(),
                        timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr

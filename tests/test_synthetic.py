@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler.builds.synthetic import ProjectInfo, _macro, generate
+from dagprof.builds.synthetic import ProjectInfo, _macro, generate
 
 SMALL = dict(files=40, files_per_dir=10, headers_per_dir=5, includes_per_file=3, seed=7)
 

@@ -5,7 +5,7 @@ import gc
 import threading
 import time
 
-from profiler.tracker import Monitor, Tracker, read_rss
+from dagprof.tracker import Monitor, Tracker, read_rss
 
 
 class Slotted:

@@ -657,7 +657,7 @@ _enabled: StoreHooks | None = None
 def enable_store(store: str = "lmdb", path: str | None = None, spill: str = "auto") -> StoreHooks | None:
     """The one line for an SConstruct run by plain `scons`: spill cold node data to a store for this build.
 
-        import profiler.builds.scons as dagprof; dagprof.enable_store()
+        import dagprof; dagprof.enable_store()
     """
     global _enabled
     if _enabled is not None or store == "none":

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from profiler.report import svg
-from profiler.report.tables import fmt_bytes, fmt_int
+from dagprof.report import svg
+from dagprof.report.tables import fmt_bytes, fmt_int
 
 # (key, label, unit, lower_is_better)
 METRICS = (
@@ -147,7 +147,7 @@ def _chart(result: dict) -> Any:
 
 def write_compare_html(result: dict, path: str) -> None:
     """One self-contained HTML page with the savings table and a bar chart."""
-    from profiler.report.html import environment, json_script, write_atomic
+    from dagprof.report.html import environment, json_script, write_atomic
 
     base_name, _b, other_name, _o = _variants(result)
     rows = compare_rows(result)

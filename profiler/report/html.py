@@ -14,23 +14,23 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from profiler.analyze import findings_of
-from profiler.profile import Profile
-from profiler.report import svg, tables
-from profiler.report.tables import fmt_bytes, fmt_int
+from dagprof.analyze import findings_of
+from dagprof.profile import Profile
+from dagprof.report import svg, tables
+from dagprof.report.tables import fmt_bytes, fmt_int
 
 SERIES = (("RSS", "#3366cc", 1), ("RSS anon", "#dc3912", 2), ("RSS file", "#109618", 3))
 TOP_ATTR_BARS = 30
 
 
 def _asset(name: str) -> str:
-    return resources.files("profiler.report").joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files("dagprof.report").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def environment() -> jinja2.Environment:
     """The jinja2 environment shared by the profile and comparison reports."""
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("profiler.report", "templates"),
+        loader=jinja2.PackageLoader("dagprof.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
         trim_blocks=True,
         lstrip_blocks=True,

@@ -1,6 +1,6 @@
 """Machine-readable report (`--json`): the profile's plain data plus the computed tables.
 
-Numbers are the same rows the text report prints (profiler.report.tables), so a script can
+Numbers are the same rows the text report prints (dagprof.report.tables), so a script can
 check any figure a user saw on the terminal.
 """
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from profiler.analyze import findings_of
-from profiler.profile import Profile
-from profiler.report import tables
+from dagprof.analyze import findings_of
+from dagprof.profile import Profile
+from dagprof.report import tables
 
 
 def to_dict(profile: Profile) -> dict[str, Any]:

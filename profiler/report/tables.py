@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from profiler.profile import AccessRow, Profile
+from dagprof.profile import AccessRow, Profile
 
 
 def class_attrs(profile: Profile) -> dict[str, list[str]]:

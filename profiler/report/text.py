@@ -1,6 +1,6 @@
 """Terminal report of a Profile (rich): what `dagprof profile` prints and `dagprof report` shows.
 
-Every number comes from profiler.report.tables, the same rows the JSON and HTML renderers use.
+Every number comes from dagprof.report.tables, the same rows the JSON and HTML renderers use.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from profiler.profile import Profile
-from profiler.report import tables
-from profiler.report.tables import fmt_bytes, fmt_int
+from dagprof.profile import Profile
+from dagprof.report import tables
+from dagprof.report.tables import fmt_bytes, fmt_int
 
 SECTIONS = ("meta", "phases", "access", "sizes", "counts", "lifetimes", "monitor", "snapshots",
             "cycles", "findings", "store")
@@ -308,7 +308,7 @@ def _render_cycles(profile: Profile, console: Console) -> bool:
 
 
 def _render_findings(profile: Profile, console: Console, limit: int = 30) -> bool:
-    from profiler.analyze import findings_of
+    from dagprof.analyze import findings_of
 
     found = findings_of(profile)
     _heading(console, "Findings (estimated bytes saved)")

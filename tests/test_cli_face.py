@@ -1,0 +1,123 @@
+"""The command line as people expect it: --version, `[-- SCONS_ARGS]` in usage lines, a hint for SCons
+options given before `--`, `dagprof check`, one "dagprof: ..." per message, and dagprof's own exit codes
+apart from SCons' (docs/usage.md). Real processes."""
+import re
+
+import pytest
+from report_fixtures import full_profile
+
+from dagprof import __version__, exitcodes
+from dagprof.exitcodes import BAD_INPUT, BUDGET, USAGE
+
+SCONS_CODES = {0, 1, 2}  # SCons' own; 128+N for a signal
+
+
+def _one_line(p) -> str:
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert lines[0].startswith("dagprof: ") and "error:" not in lines[0]
+    assert not re.search(r"(^|\s)dagprof( \w+)?: ", lines[0][len("dagprof: "):]), lines[0]  # the prefix once
+    return lines[0]
+
+
+def test_own_codes_are_distinct_and_apart_from_scons():
+    codes = {k: v for k, v in vars(exitcodes).items() if k.isupper() and k not in ("OK", "INTERRUPTED")}
+    assert len(set(codes.values())) == len(codes)
+    assert all(64 <= c < 128 and c not in SCONS_CODES for c in codes.values()), codes
+
+
+def test_version(tmp_path, dagprof):
+    p = dagprof(["--version"], tmp_path)
+    assert p.returncode == 0 and p.stdout == f"dagprof {__version__}\n" and p.stderr == ""
+
+
+@pytest.mark.parametrize("command", ["profile", "build", "compare", "check"])
+def test_usage_lines_show_scons_args(tmp_path, dagprof, command):
+    p = dagprof([command, "--help"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    usage = p.stdout.split("\n\n")[0]
+    assert usage.startswith(f"usage: dagprof {command} ") and usage.endswith("[-- SCONS_ARGS]"), usage
+    assert "example:  dagprof " + command in p.stdout
+
+
+def test_check_help_is_the_equivalence_checker(tmp_path, dagprof):
+    p = dagprof(["check", "--help"], tmp_path)
+    assert p.returncode == 0
+    for option in ("--edits FILE", "--store {lmdb,memory}", "--ignore GLOB", "--workdir DIR", "--json", "project"):
+        assert option in p.stdout
+    assert "edits.json:" in p.stdout
+
+
+@pytest.mark.parametrize("args,shown", [
+    (["build", "-Q"], "-Q"),
+    (["build", "-j2"], "-j2"),
+    (["profile", "-Q", "-j2"], "-Q -j2"),
+    (["compare", "--debug=explain"], "--debug=explain"),
+])
+def test_scons_option_before_the_separator_gets_a_hint(tmp_path, dagprof, args, shown):
+    p = dagprof(args, tmp_path)
+    assert p.returncode == USAGE
+    command = args[0]
+    assert _one_line(p) == (f"dagprof: unrecognized arguments: {shown} "
+                            f"(SCons arguments go after --: dagprof {command} [options] -- {shown})")
+
+
+def test_unknown_option_of_a_command_without_scons_args_has_no_hint(tmp_path, dagprof):
+    p = dagprof(["report", "x.dagprof", "-Q"], tmp_path)
+    assert p.returncode == USAGE and _one_line(p) == "dagprof: unrecognized arguments: -Q"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["build", "--store", "redis"], "argument --store: invalid choice"),
+    (["nosuchcommand"], "invalid choice"),
+    (["check"], "the following arguments are required: project"),
+    (["check", ".", "--workdir", "nowhere"], "is not a directory"),
+])
+def test_usage_errors(tmp_path, dagprof, args, needle):
+    p = dagprof(args, tmp_path)
+    assert p.returncode == USAGE and needle in _one_line(p)
+
+
+def test_no_command_prints_help_and_usage_code(tmp_path, dagprof):
+    p = dagprof([], tmp_path)
+    assert p.returncode == USAGE and "usage: dagprof" in p.stdout
+
+
+def test_bad_profile_file(tmp_path, dagprof):
+    (tmp_path / "x.dagprof").write_bytes(b"GIF89a not a profile")
+    p = dagprof(["report", "x.dagprof"], tmp_path)
+    assert p.returncode == BAD_INPUT and "not a dagprof profile" in _one_line(p)
+
+
+def test_check_with_a_bad_edits_file(tmp_path, dagprof):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "SConstruct").write_text("Command('out', [], 'echo hi > $TARGET')\n")
+    (tmp_path / "edits.json").write_text("[{")
+    p = dagprof(["check", "p", "--edits", "edits.json", "--", "-Q"], tmp_path)
+    assert p.returncode == BAD_INPUT and "is not valid JSON" in _one_line(p)
+
+
+def test_findings_over_budget(tmp_path, dagprof):
+    profile = full_profile()
+    profile.save(tmp_path / "p.dagprof")
+    ok = dagprof(["report", "p.dagprof", "--json", "--budget", str(10**15)], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    over = dagprof(["report", "p.dagprof", "--json", "--budget", "0"], tmp_path)
+    assert over.returncode == BUDGET
+    assert "over the budget of 0" in _one_line(over)
+
+
+def test_build_failure_keeps_scons_exit_code(tmp_path, scons, dagprof):
+    (tmp_path / "SConstruct").write_text("Command('out', [], 'exit 3')\n")
+    plain = scons(["-Q"], tmp_path)
+    store = dagprof(["build", "--store", "lmdb", "--quiet-store", "--", "-Q"], tmp_path)
+    assert plain.returncode == store.returncode == 2, store.stderr
+    assert "Traceback" not in store.stderr
+
+
+def test_build_without_sconstruct_ends_with_scons_message(tmp_path, scons, dagprof):
+    plain = scons([], tmp_path)
+    p = dagprof(["build"], tmp_path)
+    assert p.returncode == plain.returncode == 2
+    assert "No SConstruct file found" in p.stderr and "None" not in p.stderr, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == plain.stderr.strip().splitlines()[-1]
