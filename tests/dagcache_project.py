@@ -17,7 +17,7 @@ from pathlib import Path
 
 from conftest import ROOT, _env
 
-MODULE = "profiler"
+MODULE = "dagprof"
 
 FILES = {
     "SConstruct": """\
