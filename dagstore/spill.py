@@ -398,6 +398,9 @@ class Spiller:
         key = self._reuse_key(obj, name)
         if key is None or self.stamp is None:
             return None
+        now = self.stamp(obj)
+        if now is None:  # the caller cannot vouch for the value now: compute it afresh
+            return None
         try:
             entry = self._reuse_entry(key)
         except Exception:  # an unreadable store only costs the reuse: SCons rescans
@@ -406,7 +409,7 @@ class Spiller:
             self.stats.reuse_misses += 1
             return None
         stamp, blob = _unpack_reuse(entry)
-        if stamp != self.stamp(obj):
+        if stamp != now:
             self.stats.reuse_stale += 1  # the file changed: never use a stale value
             return None
         value = self.codec.decode(blob)
