@@ -146,6 +146,26 @@ def _hook_safe_points(patches: "ClassPatches", before_sconsign: Callable[[], Non
         patches.set(Taskmaster.Task, "postprocess", postprocess)
 
 
+def scons_argv0() -> str:
+    """What `scons` itself has as sys.argv[0]: a path that re-runs SCons as `sys.executable argv0 ARGS`.
+
+    The `scons` console script installed beside this Python (a venv's bin/), else the `__main__.py` of
+    the SCons package this process imports (runnable as a script: it imports SCons.Script and runs main).
+    """
+    import SCons
+
+    here = os.path.join(os.path.dirname(sys.executable), "scons")
+    if os.path.isfile(here):
+        try:
+            with open(here, "rb") as f:
+                head = f.read(4096)
+        except OSError:
+            head = b""
+        if head.startswith(b"#!") and b"SCons" in head:  # a Python launcher for SCons, not a binary
+            return here
+    return os.path.join(os.path.dirname(os.path.abspath(SCons.__file__)), "__main__.py")
+
+
 def run_scons(
     args: list[str],
     on_phase: Callable[[str], None] | None = None,
@@ -213,7 +233,7 @@ def run_scons(
     saved_cwd = os.getcwd()
     exit_code = 0
     mark(PHASE_STARTUP)
-    sys.argv = ["scons", *args]
+    sys.argv = [scons_argv0(), *args]
     try:
         Main.main()
     except SystemExit as e:
