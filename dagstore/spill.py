@@ -463,6 +463,23 @@ class Spiller:
 _MISSING = object()
 
 
+def summary_line(sec: dict[str, Any]) -> str:
+    """The one-line account of a store section (see section()): what left memory, what came back, what failed."""
+    mb = sec["spilled_bytes"] / 1e6
+    errors = sec.get("errors") or {}
+    extra = "".join(f"; {n} {what} errors" for what, n in sorted(errors.items()) if n)
+    if sec.get("stopped"):
+        extra += f"; stopped: {sec['stopped']}"
+    return (f"dagstore: {sec['backend']} store at {sec['path']}: spilled {sec['spilled_attrs']} values ({mb:.1f} MB), "
+            f"collapsed {sec['collapsed']} empty containers, {sec['reloads']} reloads, "
+            f"{sec['reuse_hits']} reused from the previous build, {sec['refused']} refused{extra}")
+
+
+def has_problem(sec: dict[str, Any]) -> bool:
+    """A section that reports a real problem (spilling stopped, counted errors): worth a line even in a pipe."""
+    return bool(sec.get("stopped") or any((sec.get("errors") or {}).values()))
+
+
 def _pack_reuse(stamp: bytes, blob: bytes) -> bytes:
     return struct.pack(">H", len(stamp)) + stamp + blob
 

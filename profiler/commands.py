@@ -20,7 +20,10 @@ def _register_build(add: Callable) -> None:
                    help="wait this long for a store another build holds, then build without it (default: 0)")
     p.add_argument("-o", "--output", metavar="FILE", help="also write a profile (access counts + store stats)")
     p.add_argument("--sizes", action="store_true", help="size node data left resident at the end (slower)")
-    p.add_argument("--quiet-store", action="store_true", help="do not print the one-line store summary")
+    p.add_argument("--summary", action="store_true",
+                   help="print the one-line store summary on stderr even when stderr is not a terminal")
+    p.add_argument("--quiet-store", action="store_true",
+                   help="never print the summary line, not even on a terminal (problems are still reported)")
 
 
 def cmd_build(args, scons_args: list[str]) -> int:
@@ -54,12 +57,14 @@ def cmd_build(args, scons_args: list[str]) -> int:
                                     lazy_counts=bool(hooks) and args.spill == "auto")
     profile.meta["store"] = args.store if args.store != "none" else None
     st = profile.sections.get("store")
-    if st and not args.quiet_store:
-        mb = st["spilled_bytes"] / 1e6
-        extra = f"; stopped: {st['stopped']}" if st.get("stopped") else ""
-        print(f"dagstore: {st['backend']} store at {st['path']}: spilled {st['spilled_attrs']} values ({mb:.1f} MB), "
-              f"collapsed {st['collapsed']} empty containers, {st['reloads']} reloads, "
-              f"{st['reuse_hits']} reused from the previous build, {st['refused']} refused{extra}", file=sys.stderr)
+    # dagprof's own line must not change what SCons prints into a pipe (tests compare stderr exactly):
+    # on a terminal or when asked, and whenever it reports a problem; never when no store was opened
+    if st and st.get("path"):
+        from dagstore.spill import has_problem, summary_line
+
+        asked = args.summary or (sys.stderr.isatty() and not args.quiet_store)
+        if asked or has_problem(st):
+            print(summary_line(st), file=sys.stderr)
     if args.output:
         profile.save(args.output)
     return int(profile.meta.get("exit_code", 0) or 0)

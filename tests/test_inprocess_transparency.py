@@ -12,7 +12,7 @@ SCONS_SCRIPT = os.path.join(os.path.dirname(sys.executable), "scons")
 def real_scons(args, cwd):
     """Plain `scons` the way a user starts it: the console script (its sys.argv[0] is that script)."""
     return subprocess.run([sys.executable, SCONS_SCRIPT, *args], cwd=cwd, env=_env(), capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
 
 
 def _project(root: Path, sconstruct: str) -> Path:
@@ -40,3 +40,35 @@ def test_sconstruct_can_rerun_scons_through_argv0(tmp_path, dagprof):
     for store in ("lmdb", "none"):
         p = dagprof(["build", "--store", store, "--", "-Q"], root)
         assert p.returncode == 0, p.stdout + p.stderr
+
+
+FAILING = r'''
+env = Environment(tools=[])
+env.Command('out.txt', 'in.txt', Copy('$TARGET', '$SOURCE'))
+if ARGUMENTS.get('fail'):
+    env.Command('bad.txt', 'in.txt', 'exit 3')
+'''
+
+
+def test_stderr_in_a_pipe_is_exactly_scons_stderr(tmp_path, dagprof, scons):
+    plain, ours = _project(tmp_path / "plain", FAILING), _project(tmp_path / "ours", FAILING)
+    for args in (["-Q"], ["-Q"], ["-Q", "fail=1"], ["-Q", "--version"], ["-Q", "--nosuchoption"]):
+        a = scons(args, plain)
+        b = dagprof(["build", "--store", "lmdb", "--", *args], ours)
+        assert (a.returncode, a.stderr) == (b.returncode, b.stderr), args
+        assert "dagstore" not in b.stderr and "dagprof" not in b.stderr
+    b = dagprof(["build", "--store", "lmdb", "--summary", "--", "-Q"], ours)
+    assert b.returncode == 0
+    lines = b.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dagstore: lmdb store at " + str(ours / ".dagstore")), b.stderr
+    b = dagprof(["build", "--store", "lmdb", "--summary", "--", "-Q", "--version"], ours)
+    assert "store at None" not in b.stderr and b.stderr == "", b.stderr
+
+
+def test_enable_store_prints_nothing_of_its_own_into_a_pipe(tmp_path, scons):
+    plain = _project(tmp_path / "plain", FAILING)
+    ours = _project(tmp_path / "ours", "import profiler.builds.scons as dagprof; dagprof.enable_store()\n" + FAILING)
+    for args in (["-Q"], ["-Q"], ["-Q", "fail=1"]):
+        a, b = scons(args, plain), scons(args, ours)
+        assert (a.returncode, a.stderr) == (b.returncode, b.stderr), args
+    assert (ours / ".dagstore").is_dir()

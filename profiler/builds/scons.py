@@ -893,10 +893,15 @@ def enable_store(store: str = "lmdb", path: str | None = None, spill: str = "aut
     _hook_safe_points(ClassPatches(), lambda: hooks.on_phase(PHASE_SCONSIGN), hooks.on_node_done)
 
     def finish() -> None:
+        from dagstore.spill import has_problem, summary_line
+
         try:
             hooks.on_finish()
         finally:
             hooks.close()
+        sec = hooks.profile_sections()["store"]
+        if sys.stderr.isatty() or has_problem(sec):  # as `dagprof build`: never a routine line into a pipe
+            print(summary_line(sec), file=sys.stderr)
 
     atexit.register(finish)
     _enabled = hooks
