@@ -72,3 +72,32 @@ def test_enable_store_prints_nothing_of_its_own_into_a_pipe(tmp_path, scons):
         a, b = scons(args, plain), scons(args, ours)
         assert (a.returncode, a.stderr) == (b.returncode, b.stderr), args
     assert (ours / ".dagstore").is_dir()
+
+
+WARNS = r'''
+import SCons.Scanner
+scan = SCons.Scanner.Classic('InScan', ['.in'], 'INPATH', r'^include\s+(\S+)')
+env = Environment(tools=[], SCANNERS=[scan])
+env.Command('out.txt', 'main.in', Copy('$TARGET', '$SOURCE'))
+env.Command('dup.txt', 'main.in', Copy('$TARGET', '$SOURCE'))
+env.Clone(X=1).Command('dup.txt', 'main.in', Copy('$TARGET', '$SOURCE'))
+'''
+MISSING = "SConscript('missing/SConscript')\n"
+
+
+def test_scons_messages_point_where_plain_scons_points(tmp_path, dagprof):
+    """SCons names the deepest frame that is not SCons' own: the SConstruct line for a warning or error in
+    the SConscript phase, and for a warning under a scan (a missing include, --warn=dependency) the same
+    outer frame as `scons` (its console script). dagprof's wrappers never show."""
+    for name, sconstruct, expect in (("warns", WARNS, ["Two different environments", "No dependency generated"]),
+                                     ("missing", MISSING, ["missing SConscript file"])):
+        plain, ours = _project(tmp_path / name / "plain", sconstruct), _project(tmp_path / name / "ours", sconstruct)
+        for root in (plain, ours):
+            (root / "main.in").write_text("include nothere.h\n")
+        args = ["-Q", "--warn=dependency"]
+        a = real_scons(args, plain)
+        b = dagprof(["build", "--store", "lmdb", "--", *args], ours)
+        for e in expect:
+            assert e in a.stderr, a.stderr
+        assert (a.returncode, a.stderr.replace(str(plain), "<root>")) == \
+            (b.returncode, b.stderr.replace(str(ours), "<root>"))

@@ -123,6 +123,40 @@ class RunResult:
     argv: list[str] = field(default_factory=list)
 
 
+# SCons names the deepest frame whose file is not under a `SCons` directory as the place of a warning or
+# error (SCons.Script.Main.find_deepest_user_frame). dagprof's wrappers sit between SCons' own frames, so
+# their code says it is from such a directory (a file that does not exist: no source line is shown).
+WRAPPER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SCons", "dagprof-wrapper")
+
+
+def _hidden(fn: Callable) -> Callable:
+    """`fn` with its code re-labelled as SCons' own, for SCons' stack walks (closures and defaults kept)."""
+    import types
+
+    code = fn.__code__.replace(co_filename=WRAPPER_FILE)
+    out = types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    out.__qualname__, out.__doc__, out.__kwdefaults__ = fn.__qualname__, fn.__doc__, fn.__kwdefaults__
+    return out
+
+
+def _call_as_script(argv0: str, main: Callable[[], Any]) -> None:
+    """Call `main` from a frame that looks like the line of `argv0` (the scons script) that calls it.
+
+    Plain `scons` reports a warning raised under SCons' own frames at that line of its script.
+    """
+    line = 1
+    try:
+        with open(argv0, encoding="utf-8", errors="replace") as f:
+            for i, text in enumerate(f, 1):
+                t = text.strip()
+                if "main()" in t and not t.startswith(("#", "def ", "from ", "import ")):
+                    line = i
+                    break
+    except OSError:
+        pass
+    exec(compile("\n" * (line - 1) + "_dagprof_main()\n", argv0, "exec"), {"_dagprof_main": main})
+
+
 def _hook_safe_points(patches: "ClassPatches", before_sconsign: Callable[[], None],
                       on_node_done: Callable[[list[object]], None] | None) -> None:
     """Wrap the two SCons points every component needs: a finished task, and the .sconsign write."""
@@ -135,7 +169,7 @@ def _hook_safe_points(patches: "ClassPatches", before_sconsign: Callable[[], Non
         before_sconsign()
         return orig_write(*a, **kw)
 
-    patches.set(SConsign, "write", write_sconsign)
+    patches.set(SConsign, "write", _hidden(write_sconsign))
     if on_node_done is not None:
         orig_postprocess = Taskmaster.Task.postprocess
 
@@ -143,7 +177,7 @@ def _hook_safe_points(patches: "ClassPatches", before_sconsign: Callable[[], Non
             orig_postprocess(self)
             on_node_done(self.targets)  # the task is finished: its targets are a safe point
 
-        patches.set(Taskmaster.Task, "postprocess", postprocess)
+        patches.set(Taskmaster.Task, "postprocess", _hidden(postprocess))
 
 
 def scons_argv0() -> str:
@@ -208,15 +242,14 @@ def run_scons(
     # whose module is SCons.Script.SConscript, so the wrapper must look like part of that module.
     ns: dict[str, Any] = {"__name__": _SConscript.__name__, "_orig": orig_sconscript, "_enter": enter,
                           "_leave": leave}
-    exec(
+    exec(compile(
         "def _SConscript(*a, **kw):\n"
         "    _enter()\n"
         "    try:\n"
         "        return _orig(*a, **kw)\n"
         "    finally:\n"
         "        _leave()\n",
-        ns,
-    )
+        WRAPPER_FILE, "exec"), ns)
     sconscript = ns["_SConscript"]
 
     orig_build_targets = Main._build_targets
@@ -226,16 +259,17 @@ def run_scons(
         return orig_build_targets(*a, **kw)
 
     patches.set(_SConscript, "_SConscript", sconscript)
-    patches.set(Main, "_build_targets", build_targets)
+    patches.set(Main, "_build_targets", _hidden(build_targets))
     _hook_safe_points(patches, lambda: mark(PHASE_SCONSIGN), on_node_done)
 
     saved_argv = sys.argv
     saved_cwd = os.getcwd()
     exit_code = 0
     mark(PHASE_STARTUP)
-    sys.argv = [scons_argv0(), *args]
+    argv0 = scons_argv0()
+    sys.argv = [argv0, *args]
     try:
-        Main.main()
+        _call_as_script(argv0, Main.main)
     except SystemExit as e:
         code = e.code
         if code is None:
@@ -723,7 +757,7 @@ class StoreHooks:
             for owner, method, names in ((SCons.Node.Node, "__init__", tuple(COLLAPSE_ATTRS)),
                                          (FS.Base, "__init__", ("_path_elements",)),
                                          (FS.File, "_morph", ("scanner_paths",))):
-                self._patches.set(owner, method, _then(getattr(owner, method), collapse_now, names))
+                self._patches.set(owner, method, _hidden(_then(getattr(owner, method), collapse_now, names)))
         # A scanned file's include names are only read again if it is rescanned: right after the
         # scan is a safe point for them (scanned source files in a VariantDir never get a task).
         # Reuse is keyed on the scanner too: the names a scan stores depend on the scanner (its regex,
@@ -743,7 +777,7 @@ class StoreHooks:
                 scan.sig = outer
             return result
 
-        self._patches.set(FS.File, "get_found_includes", get_found_includes)
+        self._patches.set(FS.File, "get_found_includes", _hidden(get_found_includes))
 
     def _open(self) -> None:
         from dagstore.backends import open_store
