@@ -101,3 +101,50 @@ def test_scons_messages_point_where_plain_scons_points(tmp_path, dagprof):
             assert e in a.stderr, a.stderr
         assert (a.returncode, a.stderr.replace(str(plain), "<root>")) == \
             (b.returncode, b.stderr.replace(str(ours), "<root>"))
+
+
+class _DuckNode:
+    """A target that is not an SCons node, as SCons' own TaskmasterTests use."""
+
+    def __init__(self, name):
+        self.name = name
+        self._memo = {"stat": 1}
+        self.includes = None
+        self.waiting_parents = set()
+        self.side_effects = None
+
+    def postprocess(self):
+        pass
+
+
+def test_store_hooks_tolerate_targets_that_are_not_scons_nodes(tmp_path, monkeypatch):
+    import SCons.Node.FS as FS
+    import SCons.Taskmaster as Taskmaster
+
+    from profiler.builds.scons import PHASE_READ, StoreHooks, _hook_safe_points
+    from profiler.classpatch import ClassPatches
+
+    monkeypatch.chdir(tmp_path)
+    hooks = StoreHooks(kind="memory")
+    patches = ClassPatches()
+    hooks.install()
+    try:
+        hooks.on_phase(PHASE_READ)
+        assert hooks.spiller.active
+        _hook_safe_points(patches, lambda: None, hooks.on_node_done)
+        duck, real = _DuckNode("duck"), FS.FS().File("a.c")
+        real._memo["stat"] = None
+        real._memo["kept"] = 1
+        hooks.on_node_done([duck, real])                   # what SCons tolerates, the hooks tolerate
+        assert duck._memo == {"stat": 1}
+        assert real._memo == {"kept": 1}
+
+        class Tm:
+            trace = None
+            pending_children: set = set()
+
+        task = Taskmaster.AlwaysTask(Tm(), [duck], True, None)
+        task.postprocess()                                  # the wrapped entry point, with a duck target
+    finally:
+        patches.undo()
+        hooks.close()

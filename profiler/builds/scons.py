@@ -154,7 +154,7 @@ def _call_as_script(argv0: str, main: Callable[[], Any]) -> None:
                     break
     except OSError:
         pass
-    exec(compile("\n" * (line - 1) + "_dagprof_main()\n", argv0, "exec"), {"_dagprof_main": main})
+    exec(compile("\n" * (line - 1) + "_dagprof_main()\n", argv0, "exec"), {"_dagprof_main": main})  # noqa: S102
 
 
 def _hook_safe_points(patches: "ClassPatches", before_sconsign: Callable[[], None],
@@ -855,7 +855,7 @@ class StoreHooks:
         for n in nodes:
             try:
                 memo = slot.__get__(n, type(n))
-            except AttributeError:
+            except (AttributeError, TypeError):  # no memo yet, or not an SCons node (duck-typed targets)
                 continue
             if type(memo) is dict and not evict.isdisjoint(memo):
                 kept = {k: v for k, v in memo.items() if k not in evict}
