@@ -434,9 +434,17 @@ class Spiller:
                 if type(v) is Marker:
                     self._reload(obj, name, v)
 
-    def restore(self) -> None:
-        """Take the guards off the classes (call reload_all() on live objects first)."""
-        for cls, name, previous in reversed(self._saved):
+    def depth(self) -> int:
+        """How many guards are installed: restore(since=depth()) later removes only those installed after now."""
+        return len(self._saved)
+
+    def restore(self, since: int = 0) -> None:
+        """Take the guards off the classes, newest first (call reload_all() on live objects first).
+
+        since: remove only the guards installed after depth() returned this (so that whatever another
+        tool installed on top of the older ones can be undone in between, newest first).
+        """
+        for cls, name, previous in reversed(self._saved[since:]):
             if previous is _MISSING:
                 try:
                     delattr(cls, name)
@@ -444,8 +452,13 @@ class Spiller:
                     pass
             else:
                 setattr(cls, name, previous)
-        self._saved.clear()
-        self._guards.clear()
+            g = self._guards.get(cls)
+            if g is not None:
+                g.pop(name, None)
+                if not g:
+                    del self._guards[cls]
+        del self._saved[since:]
+        self._collapse_cache.clear()
 
     def section(self, backend: str, path: str | None) -> dict[str, Any]:
         """The profile's "store" section."""

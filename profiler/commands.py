@@ -41,8 +41,9 @@ def cmd_build(args, scons_args: list[str]) -> int:
         try:
             if args.store_wait < 0:
                 raise UsageError("--store-wait must be >= 0 seconds")
+            # the process exits after this build: no reload of spilled values at the end (see StoreHooks)
             hooks.append(adapter.StoreHooks(kind=args.store, path=args.store_path, spill=args.spill,
-                                            wait_s=args.store_wait))
+                                            wait_s=args.store_wait, restore_at_close=False))
         except PolicyError as e:
             raise UsageError(str(e)) from None
     elif args.spill not in ("auto", "none"):

@@ -329,7 +329,10 @@ def profile_build(
             h.bind(recorder)
     counted = [False]
 
+    marks: list[tuple[Any, int]] = []  # (hook, its patch depth when the counters went on top of it)
+
     def count() -> None:
+        marks.extend((h, h.mark()) for h in hooks if hasattr(h, "mark"))
         for cls in node_classes():
             recorder.instrument(cls)
         counted[0] = True
@@ -379,12 +382,16 @@ def profile_build(
     try:
         result = run_scons(args, on_phase=on_phase, on_node_done=on_done, before_exit=before_exit_all)
     finally:
-        recorder.restore()
-        if introspector is not None:
-            introspector.restore()
-        for h in hooks:
-            if hasattr(h, "close"):
-                h.close()
+        try:  # undo newest first: what hooks patched after the counters, the counters, then the rest
+            for h, depth in reversed(marks):
+                h.release_above(depth)
+        finally:
+            recorder.restore()
+            if introspector is not None:
+                introspector.restore()
+            for h in hooks:
+                if hasattr(h, "close"):
+                    h.close()
     meta = {
         "tool_version": __version__,
         "scons_version": scons_version(),
@@ -684,7 +691,7 @@ class StoreHooks:
     """Plugs a dagstore Spiller into a SCons build: guards at start, spills when a node's task is done."""
 
     def __init__(self, kind: str = "lmdb", path: str | None = None, spill: str = "auto",
-                 collapse_at_creation: bool = True, wait_s: float = 0.0) -> None:
+                 collapse_at_creation: bool = True, wait_s: float = 0.0, restore_at_close: bool = True) -> None:
         from dagstore.policy import choose
         from dagstore.spill import Spiller
 
@@ -696,6 +703,10 @@ class StoreHooks:
         self.spec = spill
         self.collapse_at_creation = collapse_at_creation
         self.wait_s = wait_s
+        # close() reloads every spilled value and takes the guards off, so the nodes and classes are as
+        # plain SCons left them; a process that exits right after (the CLI) skips it: reloading would only
+        # raise its peak RSS back up
+        self.restore_at_close = restore_at_close
         self._patches = ClassPatches()
         self.memo_evicted = 0
         self._memo_slot = None
@@ -880,6 +891,40 @@ class StoreHooks:
             print(f"dagprof: warning: could not save the access profile in the store ({e})", file=sys.stderr)
 
     def close(self) -> None:
+        try:
+            if self.restore_at_close:
+                self._restore()
+        finally:
+            self._close_stores()
+
+    def mark(self) -> int:
+        """Called when another tool (the access counters) patches the same classes on top of the guards."""
+        return self.spiller.depth()
+
+    def release_above(self, mark: int) -> None:
+        """Before that tool undoes its patches: values back in memory, the guards installed after `mark` off."""
+        if self.restore_at_close:
+            self._reload()
+            self.spiller.restore(since=mark)
+
+    def _reload(self) -> None:
+        from dagstore.spill import SpillLost
+
+        self.spiller.active = False
+        try:
+            self.spiller.reload_all(live_nodes())
+        except SpillLost as e:  # the build already read what it needed; say what is left unreadable
+            print(f"dagprof: warning: {e}; restoring the node classes anyway", file=sys.stderr)
+
+    def _restore(self) -> None:
+        """Every spilled or collapsed value of a live node back in its slot, then the guards and wrappers off."""
+        try:
+            self._reload()
+        finally:
+            self.spiller.restore()
+            self._patches.undo()
+
+    def _close_stores(self) -> None:
         self._patches.undo()
         if self.spiller.scratch is not None:
             try:
@@ -918,7 +963,7 @@ def enable_store(store: str = "lmdb", path: str | None = None, spill: str = "aut
 
     from ..classpatch import ClassPatches
 
-    hooks = StoreHooks(kind=store, path=path, spill=spill)
+    hooks = StoreHooks(kind=store, path=path, spill=spill, restore_at_close=False)  # closed at process exit
     hooks.install()
     hooks.on_phase(PHASE_READ)  # SCons has already changed to the top directory: open the store there
     if hooks.store is None:
