@@ -121,6 +121,7 @@ class SpillStats:
     reload_time_s: float = 0.0
     flushes: int = 0
     stopped: str | None = None
+    errors: dict[str, int] = field(default_factory=dict)  # store errors that cost a reuse or advice, by kind
     per_attr: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def attr(self, key: str) -> dict[str, int]:
@@ -345,7 +346,7 @@ class Spiller:
             if self._pending_reuse:
                 self.store.put_many(sorted(self._pending_reuse.items()))
                 self._pending_reuse = {}
-        except Exception as e:  # StoreFull, disk full, I/O error: keep the values in memory, stop spilling
+        except _STORE_ERRORS as e:  # map full, disk full, I/O error, lock: keep the values in memory, stop spilling
             if self.stats.stopped is None:
                 self.stats.stopped = f"{type(e).__name__}: {e}"
             self.active = False
@@ -403,8 +404,9 @@ class Spiller:
             return None
         try:
             entry = self._reuse_entry(key)
-        except Exception:  # an unreadable store only costs the reuse: SCons rescans
-            entry = None
+        except _STORE_ERRORS:  # an unreadable store only costs the reuse (SCons rescans); counted, reported
+            self.stats.errors["reuse_read"] = self.stats.errors.get("reuse_read", 0) + 1
+            return None
         if entry is None:
             self.stats.reuse_misses += 1
             return None
@@ -470,10 +472,28 @@ class Spiller:
             "refused": s.refused, "spill_time_s": round(s.spill_time_s, 4),
             "reload_time_s": round(s.reload_time_s, 4), "flushes": s.flushes, "stopped": s.stopped,
             "pending_in_memory": len(self._pending) + len(self._pending_reuse), "per_attr": s.per_attr,
+            "errors": dict(s.errors),
         }
 
 
 _MISSING = object()
+
+
+def _store_error_types() -> tuple[type[BaseException], ...]:
+    """The store's own failures (full map, full disk, I/O, lock): they stop spilling; anything else is a bug."""
+    from .backends import StoreError
+
+    types: list[type[BaseException]] = [StoreError, OSError]
+    try:
+        import lmdb
+
+        types.append(lmdb.Error)
+    except ImportError:  # pragma: no cover - lmdb is optional for the memory store
+        pass
+    return tuple(types)
+
+
+_STORE_ERRORS = _store_error_types()
 
 
 def summary_line(sec: dict[str, Any]) -> str:

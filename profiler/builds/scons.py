@@ -805,10 +805,17 @@ class StoreHooks:
             return
         self.store = store
 
-        def meta(name: str) -> Any:  # advice from earlier builds: unreadable means absent
+        from dagstore.spill import _STORE_ERRORS
+
+        errors = self.spiller.stats.errors
+
+        def meta(name: str) -> Any:  # advice from earlier builds: unreadable means absent, counted and reported
             try:
                 return store.get_meta(name)
-            except Exception:
+            except (*_STORE_ERRORS, ValueError) as e:
+                errors["meta_read"] = errors.get("meta_read", 0) + 1
+                print(f"dagprof: warning: unreadable {name!r} record in the store ({type(e).__name__}: {e}); "
+                      "ignored", file=sys.stderr)
                 return None
 
         previous = history = None
