@@ -397,7 +397,7 @@ class Spiller:
             return None
         self._tried_reuse.add(oid)
         key = self._reuse_key(obj, name)
-        if key is None or self.stamp is None:
+        if key is None or self.stamp is None or self.store is None:  # no store (busy, unusable): no reuse
             return None
         now = self.stamp(obj)
         if now is None:  # the caller cannot vouch for the value now: compute it afresh
