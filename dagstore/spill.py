@@ -121,6 +121,7 @@ class SpillStats:
     reload_time_s: float = 0.0
     flushes: int = 0
     stopped: str | None = None
+    errors: dict[str, int] = field(default_factory=dict)  # store errors that cost a reuse or advice, by kind
     per_attr: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def attr(self, key: str) -> dict[str, int]:
@@ -345,7 +346,7 @@ class Spiller:
             if self._pending_reuse:
                 self.store.put_many(sorted(self._pending_reuse.items()))
                 self._pending_reuse = {}
-        except Exception as e:  # StoreFull, disk full, I/O error: keep the values in memory, stop spilling
+        except _STORE_ERRORS as e:  # map full, disk full, I/O error, lock: keep the values in memory, stop spilling
             if self.stats.stopped is None:
                 self.stats.stopped = f"{type(e).__name__}: {e}"
             self.active = False
@@ -396,17 +397,21 @@ class Spiller:
             return None
         self._tried_reuse.add(oid)
         key = self._reuse_key(obj, name)
-        if key is None or self.stamp is None:
+        if key is None or self.stamp is None or self.store is None:  # no store (busy, unusable): no reuse
+            return None
+        now = self.stamp(obj)
+        if now is None:  # the caller cannot vouch for the value now: compute it afresh
             return None
         try:
             entry = self._reuse_entry(key)
-        except Exception:  # an unreadable store only costs the reuse: SCons rescans
-            entry = None
+        except _STORE_ERRORS:  # an unreadable store only costs the reuse (SCons rescans); counted, reported
+            self.stats.errors["reuse_read"] = self.stats.errors.get("reuse_read", 0) + 1
+            return None
         if entry is None:
             self.stats.reuse_misses += 1
             return None
         stamp, blob = _unpack_reuse(entry)
-        if stamp != self.stamp(obj):
+        if stamp != now:
             self.stats.reuse_stale += 1  # the file changed: never use a stale value
             return None
         value = self.codec.decode(blob)
@@ -431,9 +436,17 @@ class Spiller:
                 if type(v) is Marker:
                     self._reload(obj, name, v)
 
-    def restore(self) -> None:
-        """Take the guards off the classes (call reload_all() on live objects first)."""
-        for cls, name, previous in reversed(self._saved):
+    def depth(self) -> int:
+        """How many guards are installed: restore(since=depth()) later removes only those installed after now."""
+        return len(self._saved)
+
+    def restore(self, since: int = 0) -> None:
+        """Take the guards off the classes, newest first (call reload_all() on live objects first).
+
+        since: remove only the guards installed after depth() returned this (so that whatever another
+        tool installed on top of the older ones can be undone in between, newest first).
+        """
+        for cls, name, previous in reversed(self._saved[since:]):
             if previous is _MISSING:
                 try:
                     delattr(cls, name)
@@ -441,8 +454,13 @@ class Spiller:
                     pass
             else:
                 setattr(cls, name, previous)
-        self._saved.clear()
-        self._guards.clear()
+            g = self._guards.get(cls)
+            if g is not None:
+                g.pop(name, None)
+                if not g:
+                    del self._guards[cls]
+        del self._saved[since:]
+        self._collapse_cache.clear()
 
     def section(self, backend: str, path: str | None) -> dict[str, Any]:
         """The profile's "store" section."""
@@ -454,10 +472,45 @@ class Spiller:
             "refused": s.refused, "spill_time_s": round(s.spill_time_s, 4),
             "reload_time_s": round(s.reload_time_s, 4), "flushes": s.flushes, "stopped": s.stopped,
             "pending_in_memory": len(self._pending) + len(self._pending_reuse), "per_attr": s.per_attr,
+            "errors": dict(s.errors),
         }
 
 
 _MISSING = object()
+
+
+def _store_error_types() -> tuple[type[BaseException], ...]:
+    """The store's own failures (full map, full disk, I/O, lock): they stop spilling; anything else is a bug."""
+    from .backends import StoreError
+
+    types: list[type[BaseException]] = [StoreError, OSError]
+    try:
+        import lmdb
+
+        types.append(lmdb.Error)
+    except ImportError:  # pragma: no cover - lmdb is optional for the memory store
+        pass
+    return tuple(types)
+
+
+_STORE_ERRORS = _store_error_types()
+
+
+def summary_line(sec: dict[str, Any]) -> str:
+    """The one-line account of a store section (see section()): what left memory, what came back, what failed."""
+    mb = sec["spilled_bytes"] / 1e6
+    errors = sec.get("errors") or {}
+    extra = "".join(f"; {n} {what} errors" for what, n in sorted(errors.items()) if n)
+    if sec.get("stopped"):
+        extra += f"; stopped: {sec['stopped']}"
+    return (f"dagstore: {sec['backend']} store at {sec['path']}: spilled {sec['spilled_attrs']} values ({mb:.1f} MB), "
+            f"collapsed {sec['collapsed']} empty containers, {sec['reloads']} reloads, "
+            f"{sec['reuse_hits']} reused from the previous build, {sec['refused']} refused{extra}")
+
+
+def has_problem(sec: dict[str, Any]) -> bool:
+    """A section that reports a real problem (spilling stopped, counted errors): worth a line even in a pipe."""
+    return bool(sec.get("stopped") or any((sec.get("errors") or {}).values()))
 
 
 def _pack_reuse(stamp: bytes, blob: bytes) -> bytes:

@@ -20,7 +20,10 @@ def _register_build(add: Callable) -> None:
                    help="wait this long for a store another build holds, then build without it (default: 0)")
     p.add_argument("-o", "--output", metavar="FILE", help="also write a profile (access counts + store stats)")
     p.add_argument("--sizes", action="store_true", help="size node data left resident at the end (slower)")
-    p.add_argument("--quiet-store", action="store_true", help="do not print the one-line store summary")
+    p.add_argument("--summary", action="store_true",
+                   help="print dagprof's own lines (store summary, DAG cache) on stderr even when it is not a terminal")
+    p.add_argument("--quiet-store", action="store_true",
+                   help="never print the summary line, not even on a terminal (problems are still reported)")
     p.add_argument("--dag-cache", choices=("on", "off", "verify", "reset"), default="on",
                    help="answer an up-to-date build from the last build's DAG snapshot without running SCons "
                         "(on); never (off); run SCons anyway and report if the cache would have been wrong "
@@ -65,8 +68,9 @@ def cmd_build(args, scons_args: list[str]) -> int:
         try:
             if args.store_wait < 0:
                 raise UsageError("--store-wait must be >= 0 seconds")
+            # the process exits after this build: no reload of spilled values at the end (see StoreHooks)
             hooks.append(adapter.StoreHooks(kind=args.store, path=args.store_path, spill=args.spill,
-                                            wait_s=args.store_wait))
+                                            wait_s=args.store_wait, restore_at_close=False))
         except PolicyError as e:
             raise UsageError(str(e)) from None
     elif args.spill not in ("auto", "none"):
@@ -87,13 +91,14 @@ def cmd_build(args, scons_args: list[str]) -> int:
                                     lazy_counts=bool(hooks) and args.spill == "auto")
     profile.meta["store"] = args.store if args.store != "none" else None
     st = profile.sections.get("store")
-    # no path: SCons stopped before reading an SConstruct (none found), so no store was opened
-    if st and st.get("path") and not args.quiet_store:
-        mb = st["spilled_bytes"] / 1e6
-        extra = f"; stopped: {st['stopped']}" if st.get("stopped") else ""
-        print(f"dagstore: {st['backend']} store at {st['path']}: spilled {st['spilled_attrs']} values ({mb:.1f} MB), "
-              f"collapsed {st['collapsed']} empty containers, {st['reloads']} reloads, "
-              f"{st['reuse_hits']} reused from the previous build, {st['refused']} refused{extra}", file=sys.stderr)
+    # dagprof's own line must not change what SCons prints into a pipe (tests compare stderr exactly):
+    # on a terminal or when asked, and whenever it reports a problem; never when no store was opened
+    if st and st.get("path"):
+        from dagstore.spill import has_problem, summary_line
+
+        asked = args.summary or (sys.stderr.isatty() and not args.quiet_store)
+        if asked or has_problem(st):
+            print(summary_line(st), file=sys.stderr)
     exit_code = int(profile.meta.get("exit_code", 0) or 0)
     if recorder is not None:
         from .builds.scons_dag import after_build

@@ -147,7 +147,7 @@ class Twins:
     def dagprof(self, args: list[str], opts: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, bool]:
         """Run `dagprof build` on the cached copy; returns the process (stderr without importtime) and
         whether it was answered from the DAG cache (SCons never imported)."""
-        p = subprocess.run([sys.executable, "-X", "importtime", "-m", MODULE, "build", "--quiet-store", *opts, "--", *args],
+        p = subprocess.run([sys.executable, "-X", "importtime", "-m", MODULE, "build", *opts, "--", *args],
                            cwd=self.cached, env=self.env(), capture_output=True, text=True, timeout=300)
         p.stderr, imported = _strip_importtime(p.stderr)
         return p, not imported

@@ -264,3 +264,44 @@ def test_policy_learns_from_reload_rates():
     p = choose("auto", cands, rows, {"File.implicit": [100, 0], "File.includes": [100, 90]})
     assert p.spill == {"File": ("implicit",)}
     assert "reload rates" in p.source
+
+
+def test_a_bug_in_the_store_is_not_reported_as_stopped_spilling():
+    """Only the store's own errors stop spilling; any other exception surfaces, and the values stay readable."""
+    class Buggy(MemoryStore):
+        def put_many(self, items):
+            raise TypeError("a bug, not a full disk")
+
+    sp, reg = make_spiller(Buggy())
+    try:
+        sp.guard(Node, spill=("info",))
+        nodes = [Node(f"n{i}") for i in range(4)]
+        for i, n in enumerate(nodes):
+            n.info = {"i": i}
+        sp.spill(nodes)
+        with pytest.raises(TypeError):
+            sp.flush()
+        assert sp.stats.stopped is None and sp.active
+        assert [n.info for n in nodes] == [{"i": i} for i in range(4)]   # still pending: nothing lost
+    finally:
+        sp.restore()
+
+
+def test_reuse_read_errors_are_counted_and_reported():
+    from dagstore.backends import StoreDamaged
+    from dagstore.spill import has_problem, summary_line
+
+    class Unreadable(MemoryStore):
+        def get(self, key):
+            raise StoreDamaged("page checksum")
+
+    sp, reg = make_spiller(Unreadable(), stable_key=lambda o: o.name, stamp=lambda o: b"1")
+    try:
+        sp.guard(Node, reuse=("includes",))
+        a = Node("a")
+        assert a.includes is None                     # the value is recomputed, as without a store
+        sec = sp.section("memory", "/x")
+        assert sec["errors"] == {"reuse_read": 1} and has_problem(sec)
+        assert "1 reuse_read errors" in summary_line(sec)
+    finally:
+        sp.restore()

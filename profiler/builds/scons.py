@@ -123,6 +123,40 @@ class RunResult:
     argv: list[str] = field(default_factory=list)
 
 
+# SCons names the deepest frame whose file is not under a `SCons` directory as the place of a warning or
+# error (SCons.Script.Main.find_deepest_user_frame). dagprof's wrappers sit between SCons' own frames, so
+# their code says it is from such a directory (a file that does not exist: no source line is shown).
+WRAPPER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SCons", "dagprof-wrapper")
+
+
+def _hidden(fn: Callable) -> Callable:
+    """`fn` with its code re-labelled as SCons' own, for SCons' stack walks (closures and defaults kept)."""
+    import types
+
+    code = fn.__code__.replace(co_filename=WRAPPER_FILE)
+    out = types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    out.__qualname__, out.__doc__, out.__kwdefaults__ = fn.__qualname__, fn.__doc__, fn.__kwdefaults__
+    return out
+
+
+def _call_as_script(argv0: str, main: Callable[[], Any]) -> None:
+    """Call `main` from a frame that looks like the line of `argv0` (the scons script) that calls it.
+
+    Plain `scons` reports a warning raised under SCons' own frames at that line of its script.
+    """
+    line = 1
+    try:
+        with open(argv0, encoding="utf-8", errors="replace") as f:
+            for i, text in enumerate(f, 1):
+                t = text.strip()
+                if "main()" in t and not t.startswith(("#", "def ", "from ", "import ")):
+                    line = i
+                    break
+    except OSError:
+        pass
+    exec(compile("\n" * (line - 1) + "_dagprof_main()\n", argv0, "exec"), {"_dagprof_main": main})  # noqa: S102
+
+
 def _hook_safe_points(patches: "ClassPatches", before_sconsign: Callable[[], None],
                       on_node_done: Callable[[list[object]], None] | None) -> None:
     """Wrap the two SCons points every component needs: a finished task, and the .sconsign write."""
@@ -135,7 +169,7 @@ def _hook_safe_points(patches: "ClassPatches", before_sconsign: Callable[[], Non
         before_sconsign()
         return orig_write(*a, **kw)
 
-    patches.set(SConsign, "write", write_sconsign)
+    patches.set(SConsign, "write", _hidden(write_sconsign))
     if on_node_done is not None:
         orig_postprocess = Taskmaster.Task.postprocess
 
@@ -143,7 +177,27 @@ def _hook_safe_points(patches: "ClassPatches", before_sconsign: Callable[[], Non
             orig_postprocess(self)
             on_node_done(self.targets)  # the task is finished: its targets are a safe point
 
-        patches.set(Taskmaster.Task, "postprocess", postprocess)
+        patches.set(Taskmaster.Task, "postprocess", _hidden(postprocess))
+
+
+def scons_argv0() -> str:
+    """What `scons` itself has as sys.argv[0]: a path that re-runs SCons as `sys.executable argv0 ARGS`.
+
+    The `scons` console script installed beside this Python (a venv's bin/), else the `__main__.py` of
+    the SCons package this process imports (runnable as a script: it imports SCons.Script and runs main).
+    """
+    import SCons
+
+    here = os.path.join(os.path.dirname(sys.executable), "scons")
+    if os.path.isfile(here):
+        try:
+            with open(here, "rb") as f:
+                head = f.read(4096)
+        except OSError:
+            head = b""
+        if head.startswith(b"#!") and b"SCons" in head:  # a Python launcher for SCons, not a binary
+            return here
+    return os.path.join(os.path.dirname(os.path.abspath(SCons.__file__)), "__main__.py")
 
 
 def run_scons(
@@ -188,15 +242,14 @@ def run_scons(
     # whose module is SCons.Script.SConscript, so the wrapper must look like part of that module.
     ns: dict[str, Any] = {"__name__": _SConscript.__name__, "_orig": orig_sconscript, "_enter": enter,
                           "_leave": leave}
-    exec(
+    exec(compile(
         "def _SConscript(*a, **kw):\n"
         "    _enter()\n"
         "    try:\n"
         "        return _orig(*a, **kw)\n"
         "    finally:\n"
         "        _leave()\n",
-        ns,
-    )
+        WRAPPER_FILE, "exec"), ns)
     sconscript = ns["_SConscript"]
 
     orig_build_targets = Main._build_targets
@@ -206,16 +259,17 @@ def run_scons(
         return orig_build_targets(*a, **kw)
 
     patches.set(_SConscript, "_SConscript", sconscript)
-    patches.set(Main, "_build_targets", build_targets)
+    patches.set(Main, "_build_targets", _hidden(build_targets))
     _hook_safe_points(patches, lambda: mark(PHASE_SCONSIGN), on_node_done)
 
     saved_argv = sys.argv
     saved_cwd = os.getcwd()
     exit_code = 0
     mark(PHASE_STARTUP)
-    sys.argv = ["scons", *args]
+    argv0 = scons_argv0()
+    sys.argv = [argv0, *args]
     try:
-        Main.main()
+        _call_as_script(argv0, Main.main)
     except SystemExit as e:
         code = e.code
         if code is None:
@@ -275,7 +329,10 @@ def profile_build(
             h.bind(recorder)
     counted = [False]
 
+    marks: list[tuple[Any, int]] = []  # (hook, its patch depth when the counters went on top of it)
+
     def count() -> None:
+        marks.extend((h, h.mark()) for h in hooks if hasattr(h, "mark"))
         for cls in node_classes():
             recorder.instrument(cls)
         counted[0] = True
@@ -325,12 +382,16 @@ def profile_build(
     try:
         result = run_scons(args, on_phase=on_phase, on_node_done=on_done, before_exit=before_exit_all)
     finally:
-        recorder.restore()
-        if introspector is not None:
-            introspector.restore()
-        for h in hooks:
-            if hasattr(h, "close"):
-                h.close()
+        try:  # undo newest first: what hooks patched after the counters, the counters, then the rest
+            for h, depth in reversed(marks):
+                h.release_above(depth)
+        finally:
+            recorder.restore()
+            if introspector is not None:
+                introspector.restore()
+            for h in hooks:
+                if hasattr(h, "close"):
+                    h.close()
     meta = {
         "tool_version": __version__,
         "scons_version": scons_version(),
@@ -418,6 +479,177 @@ def file_stamp(node: object) -> bytes | None:
     return b"%d:%d:%d:%d" % (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
+class _Opaque(Exception):
+    """A scanner part whose effect on the scanned names cannot be told from outside: no reuse."""
+
+
+_SIMPLE = (str, bytes, int, float, bool, complex, type(None))
+
+
+def _scons_dir() -> str:
+    import SCons
+
+    return os.path.dirname(os.path.abspath(SCons.__file__)) + os.sep
+
+
+def _code_parts(code: Any, out: list[str], names: set[str]) -> None:
+    """A code object's behaviour (bytecode, constants, names), not its line numbers."""
+    out.append(f"code:{code.co_argcount}:{code.co_flags}:{code.co_code.hex()}:{code.co_names}:{code.co_varnames}")
+    names.update(code.co_names)
+    for c in code.co_consts:
+        if hasattr(c, "co_code"):
+            _code_parts(c, out, names)
+        else:
+            out.append(f"const:{type(c).__name__}:{c!r}")
+
+
+class _ScannerSignature:
+    """Everything that decides the names a scanner finds, flattened to strings (raises _Opaque)."""
+
+    def __init__(self) -> None:
+        import SCons.Environment
+        import SCons.Node
+        import SCons.Node.FS
+
+        self.scons_dir = _scons_dir()
+        self.opaque = (SCons.Node.Node, SCons.Node.FS.FS, SCons.Environment.SubstitutionEnvironment)
+        self.out: list[str] = []
+        self.path: set[int] = set()
+
+    def trusted(self, code: Any) -> bool:
+        return os.path.abspath(code.co_filename).startswith(self.scons_dir)
+
+    def scons_class(self, klass: type) -> bool:
+        """Defined in an SCons module (a class in an SConstruct says SCons.Script but is not found there)."""
+        mod = sys.modules.get(klass.__module__)
+        if not os.path.abspath(getattr(mod, "__file__", None) or "/").startswith(self.scons_dir):
+            return False
+        found: Any = mod
+        for part in klass.__qualname__.split("."):
+            found = getattr(found, part, None)
+        return found is klass
+
+    def add(self, obj: Any, depth: int = 0) -> None:
+        import re
+        import types
+
+        out = self.out
+        if depth > 12:
+            raise _Opaque("too deep")
+        tp = type(obj)
+        if tp in _SIMPLE:
+            out.append(f"{tp.__name__}:{obj!r}")
+            return
+        if isinstance(obj, re.Pattern):
+            out.append(f"re:{obj.pattern!r}:{obj.flags}")
+            return
+        if isinstance(obj, types.ModuleType):
+            out.append(f"module:{obj.__name__}")
+            return
+        if id(obj) in self.path:
+            out.append("cycle")
+            return
+        self.path.add(id(obj))
+        try:
+            self._add(obj, tp, depth + 1)
+        finally:
+            self.path.discard(id(obj))
+
+    def _add(self, obj: Any, tp: type, depth: int) -> None:
+        import types
+
+        out = self.out
+        if tp in (list, tuple):
+            out.append(f"{tp.__name__}:{len(obj)}")
+            for v in obj:
+                self.add(v, depth)
+        elif tp in (set, frozenset, dict):
+            items = obj.items() if tp is dict else ((v, None) for v in obj)
+            parts = []
+            for k, v in items:
+                sub = _ScannerSignature.__new__(_ScannerSignature)
+                sub.__dict__.update(self.__dict__, out=[])
+                sub.add(k, depth)
+                sub.add(v, depth)
+                parts.append("\x1e".join(sub.out))
+            out.append(f"{tp.__name__}:{len(parts)}")
+            out.extend(sorted(parts))
+        elif isinstance(obj, types.FunctionType):
+            self.function(obj, depth)
+        elif isinstance(obj, types.MethodType):
+            out.append("method")
+            self.add(obj.__func__, depth)
+            self.add(obj.__self__, depth)
+        elif isinstance(obj, (staticmethod, classmethod)):
+            out.append(tp.__name__)
+            self.add(obj.__func__, depth)
+        elif isinstance(obj, types.BuiltinFunctionType):
+            owner = obj.__self__
+            if owner is not None and not isinstance(owner, types.ModuleType):
+                raise _Opaque(f"builtin method bound to {type(owner).__name__}")
+            out.append(f"builtin:{obj.__module__}.{obj.__qualname__}")
+        elif isinstance(obj, type):
+            self.cls(obj, depth)
+        elif isinstance(obj, self.opaque):
+            raise _Opaque(tp.__name__)
+        else:
+            state = getattr(obj, "__dict__", None)
+            slots = [n for k in tp.__mro__ for n in getattr(k, "__slots__", ()) if n not in ("__dict__", "__weakref__")]
+            if state is None and not slots:
+                raise _Opaque(tp.__name__)
+            out.append("object")
+            self.cls(tp, depth)
+            self.add(dict(state or {}), depth)
+            self.add({n: getattr(obj, n, None) for n in slots}, depth)
+
+    def function(self, f: Any, depth: int) -> None:
+        code = f.__code__
+        self.out.append(f"function:{f.__module__}.{f.__qualname__}")
+        names: set[str] = set()
+        _code_parts(code, self.out, names)
+        self.add(f.__defaults__, depth)
+        self.add(f.__kwdefaults__, depth)
+        if self.trusted(code):  # SCons' own code: its module globals are fixed by the SCons version
+            for cell in f.__closure__ or ():
+                self.add(cell.cell_contents, depth)
+            return
+        if f.__closure__:  # free variables of user code: what they hold decides the result
+            raise _Opaque(f"closure {f.__qualname__}")
+        g = f.__globals__
+        for name in sorted(names):  # globals the user code may read (attribute names included: harmless)
+            if name in g and name not in ("__builtins__",):
+                self.out.append(f"global:{name}")
+                self.add(g[name], depth)
+
+    def cls(self, cls: type, depth: int) -> None:
+        self.out.append(f"class:{cls.__module__}.{cls.__qualname__}")
+        for klass in cls.__mro__:
+            if klass.__module__ == "builtins" or self.scons_class(klass):
+                continue  # SCons' own class: its name says what it does (dagprof's patches on it do not count)
+            for name, v in sorted(klass.__dict__.items()):
+                if name in ("__dict__", "__weakref__", "__doc__", "__module__", "__qualname__", "__slots__"):
+                    continue
+                self.out.append(f"member:{klass.__qualname__}.{name}")
+                self.add(v, depth)
+
+
+def scanner_signature(scanner: object) -> bytes | None:
+    """What decides the include names `scanner` stores on a node, hashed; None: it cannot be told (no reuse).
+
+    The scanner's class (and for classes not from SCons, the code of every method), its state (regex,
+    skeys, recursive flag, path function, argument...), and for functions their code, defaults,
+    closures (refused outside SCons) and the globals user code may read.
+    """
+    import hashlib
+
+    sig = _ScannerSignature()
+    try:
+        sig.add(scanner)
+    except _Opaque:
+        return None
+    return hashlib.blake2b("\x1f".join(sig.out).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest().encode()
+
+
 def make_codec() -> "Codec":
     """msgpack codec that knows SCons' NodeInfo/BuildInfo and maps node references to the same nodes."""
     from dagstore.codec import Codec
@@ -459,7 +691,7 @@ class StoreHooks:
     """Plugs a dagstore Spiller into a SCons build: guards at start, spills when a node's task is done."""
 
     def __init__(self, kind: str = "lmdb", path: str | None = None, spill: str = "auto",
-                 collapse_at_creation: bool = True, wait_s: float = 0.0) -> None:
+                 collapse_at_creation: bool = True, wait_s: float = 0.0, restore_at_close: bool = True) -> None:
         from dagstore.policy import choose
         from dagstore.spill import Spiller
 
@@ -471,12 +703,20 @@ class StoreHooks:
         self.spec = spill
         self.collapse_at_creation = collapse_at_creation
         self.wait_s = wait_s
+        # close() reloads every spilled value and takes the guards off, so the nodes and classes are as
+        # plain SCons left them; a process that exits right after (the CLI) skips it: reloading would only
+        # raise its peak RSS back up
+        self.restore_at_close = restore_at_close
         self._patches = ClassPatches()
         self.memo_evicted = 0
         self._memo_slot = None
         self.candidates = store_candidates()
         choose(spill if spill != "auto" else "none", self.candidates)  # validate an explicit list early
-        self.spiller = Spiller(store=None, codec=make_codec(), stable_key=node_key, stamp=file_stamp, min_bytes=64)
+        import threading
+
+        self._scan = threading.local()  # the signature of the scanner running get_found_includes, if any
+        self._scanner_sigs: dict[int, tuple[object, bytes | None]] = {}
+        self.spiller = Spiller(store=None, codec=make_codec(), stable_key=node_key, stamp=self._stamp, min_bytes=64)
         self.spiller.active = False
         self.store = None
         self.plan = None
@@ -485,6 +725,21 @@ class StoreHooks:
         self.counting = True
         self.profile_age = 0
         self._classes = {c.__name__: c for c in node_classes()}
+
+    def _scanner_sig(self, scanner: object) -> bytes | None:
+        """scanner_signature(), once per scanner object per build (the object is kept: its id stays valid)."""
+        hit = self._scanner_sigs.get(id(scanner))
+        if hit is None or hit[0] is not scanner:
+            hit = self._scanner_sigs[id(scanner)] = (scanner, scanner_signature(scanner))
+        return hit[1]
+
+    def _stamp(self, node: object) -> bytes | None:
+        """A file's include names are reused only from a scan by the same scanner of the same bytes."""
+        sig = getattr(self._scan, "sig", None)
+        if sig is None:  # read or spilled outside a scan, or by a scanner that cannot be characterised
+            return None
+        st = file_stamp(node)
+        return None if st is None else st + b"|" + sig
 
     def bind(self, recorder: Any) -> None:
         """The access recorder of this run; its table is saved for the next build's `--spill auto`."""
@@ -513,19 +768,27 @@ class StoreHooks:
             for owner, method, names in ((SCons.Node.Node, "__init__", tuple(COLLAPSE_ATTRS)),
                                          (FS.Base, "__init__", ("_path_elements",)),
                                          (FS.File, "_morph", ("scanner_paths",))):
-                self._patches.set(owner, method, _then(getattr(owner, method), collapse_now, names))
+                self._patches.set(owner, method, _hidden(_then(getattr(owner, method), collapse_now, names)))
         # A scanned file's include names are only read again if it is rescanned: right after the
         # scan is a safe point for them (scanned source files in a VariantDir never get a task).
+        # Reuse is keyed on the scanner too: the names a scan stores depend on the scanner (its regex,
+        # function...), which SCons passes here; _stamp() reads it while the scan runs.
         orig_found = FS.File.get_found_includes
         spill = self.spiller.spill
+        scan, scanner_sig = self._scan, self._scanner_sig
 
         def get_found_includes(node, env, scanner, path):
-            result = orig_found(node, env, scanner, path)
-            real = node.rfile()  # the scanner stores the names on the file it read (VariantDir: the source)
-            spill((node,) if real is node else (node, real), only=REUSE_ATTRS)
+            outer = getattr(scan, "sig", None)
+            scan.sig = scanner_sig(scanner) if scanner else None
+            try:
+                result = orig_found(node, env, scanner, path)
+                real = node.rfile()  # the scanner stores the names on the file it read (VariantDir: the source)
+                spill((node,) if real is node else (node, real), only=REUSE_ATTRS)
+            finally:
+                scan.sig = outer
             return result
 
-        self._patches.set(FS.File, "get_found_includes", get_found_includes)
+        self._patches.set(FS.File, "get_found_includes", _hidden(get_found_includes))
 
     def _open(self) -> None:
         from dagstore.backends import open_store
@@ -542,10 +805,17 @@ class StoreHooks:
             return
         self.store = store
 
-        def meta(name: str) -> Any:  # advice from earlier builds: unreadable means absent
+        from dagstore.spill import _STORE_ERRORS
+
+        errors = self.spiller.stats.errors
+
+        def meta(name: str) -> Any:  # advice from earlier builds: unreadable means absent, counted and reported
             try:
                 return store.get_meta(name)
-            except Exception:
+            except (*_STORE_ERRORS, ValueError) as e:
+                errors["meta_read"] = errors.get("meta_read", 0) + 1
+                print(f"dagprof: warning: unreadable {name!r} record in the store ({type(e).__name__}: {e}); "
+                      "ignored", file=sys.stderr)
                 return None
 
         previous = history = None
@@ -603,7 +873,7 @@ class StoreHooks:
         for n in nodes:
             try:
                 memo = slot.__get__(n, type(n))
-            except AttributeError:
+            except (AttributeError, TypeError):  # no memo yet, or not an SCons node (duck-typed targets)
                 continue
             if type(memo) is dict and not evict.isdisjoint(memo):
                 kept = {k: v for k, v in memo.items() if k not in evict}
@@ -628,6 +898,40 @@ class StoreHooks:
             print(f"dagprof: warning: could not save the access profile in the store ({e})", file=sys.stderr)
 
     def close(self) -> None:
+        try:
+            if self.restore_at_close:
+                self._restore()
+        finally:
+            self._close_stores()
+
+    def mark(self) -> int:
+        """Called when another tool (the access counters) patches the same classes on top of the guards."""
+        return self.spiller.depth()
+
+    def release_above(self, mark: int) -> None:
+        """Before that tool undoes its patches: values back in memory, the guards installed after `mark` off."""
+        if self.restore_at_close:
+            self._reload()
+            self.spiller.restore(since=mark)
+
+    def _reload(self) -> None:
+        from dagstore.spill import SpillLost
+
+        self.spiller.active = False
+        try:
+            self.spiller.reload_all(live_nodes())
+        except SpillLost as e:  # the build already read what it needed; say what is left unreadable
+            print(f"dagprof: warning: {e}; restoring the node classes anyway", file=sys.stderr)
+
+    def _restore(self) -> None:
+        """Every spilled or collapsed value of a live node back in its slot, then the guards and wrappers off."""
+        try:
+            self._reload()
+        finally:
+            self.spiller.restore()
+            self._patches.undo()
+
+    def _close_stores(self) -> None:
         self._patches.undo()
         if self.spiller.scratch is not None:
             try:
@@ -666,7 +970,7 @@ def enable_store(store: str = "lmdb", path: str | None = None, spill: str = "aut
 
     from ..classpatch import ClassPatches
 
-    hooks = StoreHooks(kind=store, path=path, spill=spill)
+    hooks = StoreHooks(kind=store, path=path, spill=spill, restore_at_close=False)  # closed at process exit
     hooks.install()
     hooks.on_phase(PHASE_READ)  # SCons has already changed to the top directory: open the store there
     if hooks.store is None:
@@ -675,10 +979,15 @@ def enable_store(store: str = "lmdb", path: str | None = None, spill: str = "aut
     _hook_safe_points(ClassPatches(), lambda: hooks.on_phase(PHASE_SCONSIGN), hooks.on_node_done)
 
     def finish() -> None:
+        from dagstore.spill import has_problem, summary_line
+
         try:
             hooks.on_finish()
         finally:
             hooks.close()
+        sec = hooks.profile_sections()["store"]
+        if sys.stderr.isatty() or has_problem(sec):  # as `dagprof build`: never a routine line into a pipe
+            print(summary_line(sec), file=sys.stderr)
 
     atexit.register(finish)
     _enabled = hooks
