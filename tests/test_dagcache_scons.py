@@ -73,7 +73,8 @@ def test_edit_then_same_decisions_as_scons(tmp_path, edit, rebuilds):
     elif edit == "edit_sconstruct":
         tw.append("SConstruct", "print('one more line')\n")
     elif edit == "edit_sconscript":
-        tw.append("lib/SConscript", "env.Command('extra.txt', 'a.c', Copy('$TARGET', '$SOURCE'))\n")
+        tw.write("lib/SConscript", "Import('env')\nenv.Command('extra.txt', 'a.c', Copy('$TARGET', '$SOURCE'))\n"
+                                   "lib = env.StaticLibrary('util', Glob('*.c'))\nReturn('lib')\n")
         tw.append("SConstruct", "Default('lib/extra.txt')\n")
     elif edit == "edit_read_file":
         tw.write("version.txt", "2.0\n")
