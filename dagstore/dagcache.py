@@ -27,7 +27,6 @@ import os
 import stat as _stat
 import struct
 import time
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 import lmdb
@@ -49,16 +48,18 @@ class SnapshotDamaged(Exception):
     """The snapshot cannot be read as one (garbage, wrong format): set it aside and build."""
 
 
-@dataclass
 class Answer:
     """What checking the snapshot found: `up_to_date` with the output to replay, or why not."""
 
-    up_to_date: bool
-    reason: str
-    output: list[tuple[int, bytes]] = field(default_factory=list)
-    inputs_checked: int = 0
-    nodes_checked: int = 0
-    seconds: float = 0.0
+    __slots__ = ("up_to_date", "reason", "output", "inputs_checked", "nodes_checked", "seconds")
+
+    def __init__(self, up_to_date: bool, reason: str) -> None:
+        self.up_to_date = up_to_date
+        self.reason = reason
+        self.output: list[tuple[int, bytes]] = []
+        self.inputs_checked = 0
+        self.nodes_checked = 0
+        self.seconds = 0.0
 
 
 def _pack(obj: Any) -> bytes:

@@ -184,10 +184,15 @@ HANDLERS: dict[str, Callable] = {"profile": cmd_profile, "report": cmd_report}
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; every error ends as one line "dagprof: ..." and one of exitcodes."""
-    from .profile import ProfileError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, scons_args = _split_scons_args(argv)
+    if ours[:1] == ["build"]:  # the DAG cache's fast path: before building the whole command line
+        from .commands import answer_from_dag_cache
+
+        code = answer_from_dag_cache(ours[1:], scons_args)
+        if code is not None:
+            return code
+    from .profile import ProfileError
     try:
         parser = build_parser()
         try:

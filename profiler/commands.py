@@ -30,6 +30,39 @@ def _register_build(add: Callable) -> None:
                         "(verify, exit 67); forget the snapshot and turn the cache back on (reset)")
 
 
+def answer_from_dag_cache(ours: list[str], scons_args: list[str]) -> int | None:
+    """`dagprof build` answered before the full command line is even built: an up-to-date build costs ms.
+
+    Only a command line this small parser fully understands is answered; anything else (an unknown or
+    bad option, --output, --sizes, another store) goes the normal way, which reports errors properly.
+    """
+    import argparse
+
+    class Strict(argparse.ArgumentParser):
+        def error(self, message: str):  # type: ignore[override]
+            raise ValueError(message)
+
+    p = Strict(add_help=False, allow_abbrev=False)
+    p.add_argument("--store", default="lmdb")
+    p.add_argument("--store-path")
+    p.add_argument("--dag-cache", default="on")
+    p.add_argument("--spill", default="auto")
+    p.add_argument("--store-wait", type=float, default=0.0)
+    p.add_argument("--summary", action="store_true")
+    p.add_argument("--quiet-store", action="store_true")
+    try:
+        args = p.parse_args(ours)
+    except (ValueError, SystemExit):
+        return None
+    if args.store != "lmdb" or args.dag_cache != "on" or args.store_wait < 0:
+        return None
+    if args.store_path and os.path.exists(args.store_path) and not os.path.isdir(args.store_path):
+        return None
+    from .builds.scons_dag import try_answer
+
+    return try_answer(scons_args, args.store_path or ".dagstore", args.summary)
+
+
 def cmd_build(args, scons_args: list[str]) -> int:
     from dagstore.policy import PolicyError
 
