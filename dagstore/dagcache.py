@@ -44,6 +44,10 @@ _MAP_SIZE = 1 << 30  # a sparse file: only written pages take disk space
 FILE, MISSING, DIR, OTHER = "f", "m", "d", "o"
 
 
+_DAMAGE = (lmdb.CorruptedError, lmdb.InvalidError, lmdb.VersionMismatchError, lmdb.PageNotFoundError,
+           lmdb.BadValsizeError, lmdb.BadTxnError, lmdb.DiskError)
+
+
 class SnapshotDamaged(Exception):
     """The snapshot cannot be read as one (garbage, wrong format): set it aside and build."""
 
@@ -190,7 +194,10 @@ class DagCache:
         if env is None:
             return
         env.close()
-        env = _open_env(self.path, readonly=False)
+        try:
+            env = _open_env(self.path, readonly=False)
+        except (OSError, lmdb.Error):
+            return  # cannot write here: this build cannot record either; the node checks still see its changes
         try:
             with env.begin(write=True) as txn:
                 blob = txn.get(b"H")
@@ -219,9 +226,15 @@ class DagCache:
             return None
         stamp = time.strftime("%Y%m%d-%H%M%S")
         dest = f"{self.path}.damaged-{stamp}-{os.getpid()}"
-        os.rename(self.path, dest)
-        with open(os.path.join(dest, "WHY"), "w", encoding="utf-8") as f:
-            f.write(why + "\n")
+        try:
+            os.rename(self.path, dest)
+        except OSError:
+            return None  # cannot move it (read-only directory): the build runs SCons, which cannot record either
+        try:
+            with open(os.path.join(dest, "WHY"), "w", encoding="utf-8") as f:
+                f.write(why + "\n")
+        except OSError:
+            pass
         return dest
 
     def disabled(self) -> dict | None:
@@ -253,7 +266,7 @@ class DagCache:
         """
         key = inputs_key(invocation, input_records)
         nodes = sorted(nodes, key=lambda r: r[0])
-        env = _open_env(self.path, readonly=False)
+        env = _open_env(self.path, readonly=False)  # OSError / lmdb.Error: the caller records nothing
         try:
             with env.begin(write=True) as txn:
                 old = self._header(txn)
@@ -344,8 +357,10 @@ class DagCache:
         t0 = time.perf_counter()
         try:
             env = _open_env(self.path, readonly=True)
-        except lmdb.Error as e:
-            raise SnapshotDamaged(f"unreadable DAG snapshot ({e})") from None
+        except _DAMAGE as e:
+            raise SnapshotDamaged(f"unreadable DAG snapshot ({type(e).__name__})") from None
+        except lmdb.Error as e:  # permissions, a lock held by a crashed system...: not damage, just no answer
+            return Answer(False, f"DAG snapshot not readable now ({type(e).__name__})")
         if env is None:
             return Answer(False, "no DAG snapshot yet")
         ans = Answer(False, "")
@@ -353,8 +368,10 @@ class DagCache:
             with env.begin(buffers=True) as txn:
                 ans.reason = self._check(txn, invocation, rehash, ans) or ""
                 ans.up_to_date = not ans.reason
+        except _DAMAGE as e:
+            raise SnapshotDamaged(f"unreadable DAG snapshot ({type(e).__name__})") from None
         except lmdb.Error as e:
-            raise SnapshotDamaged(f"unreadable DAG snapshot ({e})") from None
+            return Answer(False, f"DAG snapshot not readable now ({type(e).__name__})")
         finally:
             env.close()
         ans.seconds = time.perf_counter() - t0

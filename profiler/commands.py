@@ -76,7 +76,7 @@ def cmd_build(args, scons_args: list[str]) -> int:
     summary = bool(getattr(args, "summary", False))
     store_path = args.store_path or ".dagstore"
     dag_mode = args.dag_cache if args.store == "lmdb" else "off"
-    if dag_mode == "on":
+    if dag_mode == "on" and not (args.output or args.sizes):  # a profile was asked for: SCons must run
         from .builds.scons_dag import try_answer
 
         code = try_answer(scons_args, store_path, summary)  # imports neither SCons nor the profiler

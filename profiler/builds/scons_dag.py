@@ -213,6 +213,7 @@ class DagRecorder:
         self.subprocess_output = False
         self.phase = ""
         self.snapshot: dict | None = None
+        self.record_error: str | None = None
         self.result: dict[str, Any] = {}
         self._saved_popen: Any = None
         self._saved_system: Any = None
@@ -398,11 +399,18 @@ class DagRecorder:
         for t, d in sorted(self.targets.items()):
             dag.update(f"{t}\0{d}\n".encode("utf-8", "surrogateescape"))
         cache = DagCache(self.store_path or os.path.abspath(".dagstore"))
-        self.snapshot = cache.record(
+        import lmdb
+
+        try:
+            self.snapshot = cache.record(
             self.invocation, inputs, self.result["nodes"], hash_name=self.result["hash"],
             recorded_at_ns=recorded_at, dag_digest=dag.hexdigest(), dag_targets=self.targets,
             built_nothing=self.built_nothing, answerable=not reasons, reason="; ".join(reasons),
             output=None if self.output.overflow else self.output.chunks, rehash=self.result["rehash"])
+        except (OSError, lmdb.Error) as e:  # the store's own failures (no directory, full disk, map full)
+            self.record_error = f"{type(e).__name__}: {e}"
+            _say(f"DAG snapshot not recorded ({self.record_error}); the next build runs SCons", self.summary)
+            return None
         return self.snapshot
 
 
