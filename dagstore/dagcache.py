@@ -40,8 +40,8 @@ DIR_NAME = "dag"
 _SEQ = struct.Struct(">I")
 _MAP_SIZE = 1 << 30  # a sparse file: only written pages take disk space
 
-# node record kinds
-FILE, MISSING, DIR, OTHER = "f", "m", "d", "o"
+# node record kinds; STATE: a file whose content matters, never its stamp (SCons' .sconsign)
+FILE, MISSING, DIR, OTHER, STATE = "f", "m", "d", "o", "s"
 
 
 _DAMAGE = (lmdb.CorruptedError, lmdb.InvalidError, lmdb.VersionMismatchError, lmdb.PageNotFoundError,
@@ -153,17 +153,20 @@ def check_node(rec: list, hash_name: str, recorded_at_ns: int, rehash: bool = Tr
         return None if kind == MISSING else f"{path} is gone"
     except OSError as e:
         return f"{path}: {e.strerror}"
-    if kind == FILE:
+    if kind in (FILE, STATE):
         if not _stat.S_ISREG(st.st_mode):
             return f"{path} is no longer a file"
-        if (st.st_size == rec[2] and st.st_mtime_ns == rec[3] and st.st_ino == rec[4]
-                and st.st_ctime_ns == rec[5] and rec[3] < recorded_at_ns - RACY_NS):
+        same_stamp = (st.st_size == rec[2] and st.st_mtime_ns == rec[3] and st.st_ino == rec[4]
+                      and st.st_ctime_ns == rec[5])
+        if same_stamp and kind == FILE and rec[3] < recorded_at_ns - RACY_NS:
             return None
-        sig = rec[6]
-        if sig is None or not rehash:
+        # a racily clean stamp proves nothing: compare contents. A differing stamp is settled by
+        # content only where the Decider looks at content (a state file: always)
+        if not same_stamp and kind == FILE and not rehash:
             return f"{path} changed"
-        if st.st_size != rec[2]:
-            return f"{path} changed"  # a content signature never matches another length... cheaply said
+        sig = rec[6]
+        if sig is None or st.st_size != rec[2]:
+            return f"{path} changed"
         return None if file_digest(path, hash_name) == sig else f"{path} changed"
     if kind == DIR:
         if not _stat.S_ISDIR(st.st_mode):

@@ -60,7 +60,12 @@ def answer_from_dag_cache(ours: list[str], scons_args: list[str]) -> int | None:
         return None
     from .builds.scons_dag import try_answer
 
+    global _FAST_PATH_TRIED
+    _FAST_PATH_TRIED = True
     return try_answer(scons_args, args.store_path or ".dagstore", args.summary)
+
+
+_FAST_PATH_TRIED = False  # the fast path already asked the cache in this process: cmd_build does not ask again
 
 
 def cmd_build(args, scons_args: list[str]) -> int:
@@ -76,7 +81,7 @@ def cmd_build(args, scons_args: list[str]) -> int:
     summary = bool(getattr(args, "summary", False))
     store_path = args.store_path or ".dagstore"
     dag_mode = args.dag_cache if args.store == "lmdb" else "off"
-    if dag_mode == "on" and not (args.output or args.sizes):  # a profile was asked for: SCons must run
+    if dag_mode == "on" and not (args.output or args.sizes or _FAST_PATH_TRIED):  # a profile needs SCons
         from .builds.scons_dag import try_answer
 
         code = try_answer(scons_args, store_path, summary)  # imports neither SCons nor the profiler

@@ -371,7 +371,10 @@ class DagRecorder:
         for name in sorted(os.listdir(top)):
             if name.startswith(".sconsign"):  # SCons' record of the last build: another build changes it
                 path = os.path.join(top, name)
-                nodes.append(node_record(path, file_digest(path, hash_name)))
+                rec = node_record(path, file_digest(path, hash_name))
+                if rec[1] == "f":
+                    rec[1] = "s"  # rewritten by every build: compared by content
+                nodes.append(rec)
         default_env = _default_env_deciders()
         if default_env is not None and not all(f in content_deciders for f in default_env):
             rehash = False
