@@ -79,7 +79,17 @@ def _runs(variant: dict, key: str) -> list:
     return list(vals) if isinstance(vals, list) else []
 
 
-def compare_rows(result: dict) -> list[dict[str, Any]]:
+def subset(result: dict, names: list[str]) -> dict:
+    """The same comparison showing only some variants (the first one stays the baseline)."""
+    out = dict(result)
+    out["variants"] = {n: result["variants"][n] for n in names}
+    out["ratios_by_variant"] = {n: r for n, r in (result.get("ratios_by_variant") or {}).items() if n in names}
+    if "store" not in names:
+        out["ratios"] = out["ratios_by_variant"].get(names[1], {}) if len(names) > 1 else {}
+    return out
+
+
+def compare_rows(result: dict, keys: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     """One row per metric with every variant's median, its ratio to the baseline and its per-run values.
 
     ``ratio`` is the second variant's (the store's) ratio; ``ratios`` has every non-baseline variant's."""
@@ -91,6 +101,8 @@ def compare_rows(result: dict) -> list[dict[str, Any]]:
         by_variant[names[1]] = result["ratios"]
     rows = []
     for key, label, unit, lower_better in METRICS:
+        if keys is not None and key not in keys:
+            continue
         medians = {n: _median(variants[n], key) for n in names}
         if all(m is None for m in medians.values()):
             continue
@@ -131,11 +143,11 @@ def _fmt_ratio(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio:.2f}x"
 
 
-def render_compare(result: dict, console: Console) -> None:
+def render_compare(result: dict, console: Console, keys: tuple[str, ...] | None = None, footer: bool = True) -> None:
     """The side-by-side table (metric | plain | store | ratio | dagcache | ratio ...), medians over the runs."""
     names = variant_names(result)
     base_name = names[0]
-    rows = compare_rows(result)
+    rows = compare_rows(result, keys)
     title = f"{' vs '.join(names)}: median of {result.get('runs', '?')} runs each"
     t = Table(title=title, title_justify="left", header_style="bold cyan", box=box.SIMPLE_HEAD)
     t.add_column("metric", no_wrap=True)
@@ -153,6 +165,8 @@ def render_compare(result: dict, console: Console) -> None:
             cells += [_fmt(r[n], r["unit"]), ratio]
         t.add_row(*cells)
     console.print(t)
+    if not footer:
+        return
     argv = result.get("argv")
     foot = []
     if argv:
@@ -186,10 +200,10 @@ def _chart(result: dict) -> Any:
     return svg.bar_chart("chart-compare", bars)
 
 
-def html_context(result: dict) -> dict[str, Any]:
+def html_context(result: dict, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
     """What compare.html.j2 (and the demo's page) needs to show one comparison table."""
     names = variant_names(result)
-    rows = compare_rows(result)
+    rows = compare_rows(result, keys)
     for r in rows:
         r["cells"] = []
         for i, n in enumerate(names):
