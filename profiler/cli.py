@@ -17,7 +17,7 @@ EXAMPLES = {
     "profile": "example:  dagprof profile -o build.dagprof -- -Q -j2",
     "report": "example:  dagprof report build.dagprof --json > build.json",
     "build": "example:  dagprof build --store lmdb --spill auto -- -Q",
-    "compare": "example:  dagprof compare --runs 3 -- -Q",
+    "compare": "example:  dagprof compare --runs 3 --make -- -Q",
     "demo": "example:  dagprof demo --files 2000",
     "check": "example:  dagprof check ~/src/myproj --edits edits.json -- -j4 -Q",
 }

@@ -5,7 +5,14 @@ on the same work, alternately (so machine drift hits both alike).
 
 How each figure is measured (the choices, documented in docs/low-memory-scons.md too):
   * plain = ``python -m SCons ARGS`` with the same interpreter: no dagprof code in the process.
-    store = ``python -m dagprof build --store KIND --spill SPILL -o TMP -- ARGS``.
+    store = ``python -m dagprof build --store KIND --spill SPILL --dag-cache off -o TMP -- ARGS`` (the
+    attribute store alone: the DAG cache never answers these runs).
+    dagcache = ``python -m dagprof build --store lmdb --summary -- ARGS`` started from a store whose DAG
+    snapshot a warm-up build recorded and confirmed: the null build is answered from the snapshot without
+    importing SCons. Each run records whether it was (``answered``, from the line --summary prints); a run
+    SCons had to build is reported in the notes. Null builds only (``--state null|second``).
+    make = ``make MAKE_ARGS`` (``--make``, when the top directory has a Makefile): GNU Make's own null
+    build of the same tree, for scale. Its dependency files (-MMD) exist only if Make built the tree once.
   * Both run under the same small ``python -S`` wrapper that posix_spawns the build and ``wait4``s it:
     ``peak_rss`` is the kernel's ru_maxrss (the floor is the wrapper's own ~9 MiB, not ours).
   * ``peak_rss_anon``/``peak_rss_file`` are the maxima of RssAnon/RssFile read from
@@ -38,6 +45,10 @@ from typing import Any, Callable, Sequence
 from .measure import TRAMPOLINE, machine_description
 
 STATES = ("null", "second", "full")
+VARIANTS = ("plain", "store", "dagcache", "make")
+MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
+DAG_ANSWERED = "dagprof: up to date from the DAG cache"
+TIMED = ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s", "floor_rss")
 STORES = ("lmdb", "memory")
 METRICS = ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s", "node_bytes", "nodes",
            "spilled_attrs", "spilled_bytes", "collapsed", "reloads", "reuse_hits", "refused")
@@ -63,6 +74,13 @@ class CompareSpec:
     env: dict[str, str] | None = None
     notes: list[str] = field(default_factory=list)
     baseline: dict[str, Any] | None = None  # a plain variant already measured on the same state: reuse it
+    dagcache: bool = False  # also measure null builds answered from the DAG cache
+    make: bool = False  # also measure GNU Make's build of the same tree (needs a Makefile)
+    make_args: list[str] = field(default_factory=list)
+
+    def variants(self) -> list[str]:
+        """The measured variants in table order; plain is the baseline every ratio divides by."""
+        return ["plain", "store"] + (["dagcache"] if self.dagcache else []) + (["make"] if self.make else [])
 
 
 # ---- measured runs ------------------------------------------------------------------------------
@@ -213,13 +231,43 @@ def plain_command(scons_args: Sequence[str]) -> list[str]:
 
 
 def dagprof_build_command(store: str, spill: str, out: str, scons_args: Sequence[str], sizes: bool = False) -> list[str]:
-    """`dagprof build` in a fresh interpreter, writing a profile with the store's figures."""
+    """`dagprof build` in a fresh interpreter, writing a profile with the store's figures (no DAG cache)."""
     cmd = [sys.executable, "-m", "dagprof", "build", "--store", store, "--quiet-store", "-o", out]
     if store != "none":
         cmd += ["--spill", spill]
+    if store == "lmdb":
+        cmd += ["--dag-cache", "off"]  # the attribute store alone; the DAG cache is its own variant
     if sizes:
         cmd.append("--sizes")
     return [*cmd, "--", *scons_args]
+
+
+def dagcache_command(scons_args: Sequence[str]) -> list[str]:
+    """`dagprof build` as a user runs it (DAG cache on); --summary says whether the cache answered."""
+    return [sys.executable, "-m", "dagprof", "build", "--store", "lmdb", "--summary", "--", *scons_args]
+
+
+def make_command(make_args: Sequence[str]) -> list[str]:
+    return ["make", *make_args]
+
+
+def find_makefile(top: str) -> str | None:
+    return next((n for n in MAKEFILES if os.path.isfile(os.path.join(top, n))), None)
+
+
+def _answered(log: str) -> bool:
+    """Did this `dagprof build --summary` run answer from the DAG cache (SCons never ran)?"""
+    with open(log, errors="replace") as f:
+        return any(line.startswith(DAG_ANSWERED) for line in f)
+
+
+def _cache_reason(log: str) -> str:
+    """Why the DAG cache did not answer, from the line --summary prints."""
+    with open(log, errors="replace") as f:
+        for line in f:
+            if line.startswith("dagprof: DAG") and ("running SCons" in line or "damaged" in line):
+                return line.strip().removeprefix("dagprof: ")
+    return "no reason printed"
 
 
 def _profile_figures(path: str) -> dict[str, Any]:
@@ -247,14 +295,25 @@ def _median(values: list) -> float | None:
 
 
 def summarize(variants: dict[str, dict[str, list]]) -> dict[str, Any]:
-    """Add each variant's medians and the store/plain ratios of the medians (the renderer's shape)."""
+    """Add each variant's medians and return the store/plain ratios of the medians (the renderer's shape)."""
+    return ratios_by_variant(variants).get("store", {})
+
+
+def ratios_by_variant(variants: dict[str, dict[str, list]]) -> dict[str, dict[str, float]]:
+    """Each variant's medians (added in place) and, for every variant but plain, its ratios to plain."""
     for v in variants.values():
         v["median"] = {k: _median(v[k]) for k in METRICS if isinstance(v.get(k), list) and _median(v[k]) is not None}
-    base, other = variants["plain"]["median"], variants["store"]["median"]
-    ratios = {k: other[k] / base[k] for k in METRICS if base.get(k) and other.get(k) is not None}
-    if base.get("node_bytes") and base.get("nodes") and other.get("node_bytes") is not None and other.get("nodes"):
-        ratios["bytes_per_node"] = (other["node_bytes"] / other["nodes"]) / (base["node_bytes"] / base["nodes"])
-    return ratios
+    base = variants["plain"]["median"]
+    out = {}
+    for name, v in variants.items():
+        if name == "plain":
+            continue
+        other = v["median"]
+        ratios = {k: other[k] / base[k] for k in METRICS if base.get(k) and other.get(k) is not None}
+        if base.get("node_bytes") and base.get("nodes") and other.get("node_bytes") is not None and other.get("nodes"):
+            ratios["bytes_per_node"] = (other["node_bytes"] / other["nodes"]) / (base["node_bytes"] / base["nodes"])
+        out[name] = ratios
+    return out
 
 
 Progress = Callable[[str], None]
@@ -274,13 +333,17 @@ class Comparison:
         self.count = 0
 
     def steps(self) -> int:
-        """How many build processes this comparison runs (for a progress bar)."""
+        """How many build processes this comparison runs (for a progress bar; the DAG-cache warm-up may
+        take fewer than its budget)."""
         s = self.spec
         plain = 0 if s.baseline else 1
-        return (1 + plain) * s.runs + (1 if s.state != "full" and not s.baseline else 0) + (1 if s.state == "second" else 0) \
-            + ((1 + plain) if s.sizes else 0) + ((1 + plain) * (s.runs + s.sizes) if s.state == "full" else 0)
+        timed = (1 + plain + s.dagcache + s.make) * s.runs
+        prep = (1 if s.state != "full" and not s.baseline else 0) + (1 if s.state == "second" else 0) \
+            + (WARMUPS if s.dagcache else 0)
+        cleans = (1 + plain + s.make) * (s.runs + s.sizes) if s.state == "full" else 0
+        return timed + prep + ((1 + plain) if s.sizes else 0) + cleans
 
-    def _run(self, label: str, cmd: list[str]) -> dict[str, Any]:
+    def _run(self, label: str, cmd: list[str]) -> tuple[dict[str, Any], str]:
         self.count += 1
         self.progress(label)
         log = os.path.join(self.logdir, f"{self.count:02d}.log")
@@ -289,13 +352,15 @@ class Comparison:
             with open(log, errors="replace") as f:
                 tail = [l.strip() for l in f.read().splitlines() if l.strip()][-1:] or ["(no output)"]
             raise CompareError(f"{label} failed (exit {r['exit_code']}): {tail[0][:200]}")
-        return r
+        return r, log
 
     def _reset(self, variant: str) -> None:
         s = self.spec
         if s.state == "full":
             self._run("cleaning (scons -c)", plain_command(["-c", *s.scons_args]))
             self.state.restore("empty", store=False)
+        elif variant == "dagcache":
+            self.state.restore("dagwarm", store=True)
         else:
             warm = variant == "store" and s.state == "second"
             self.state.restore("warm" if warm else "built", store=warm)
@@ -316,30 +381,45 @@ class Comparison:
             out = os.path.join(self.state.tmp, "warmup.dagprof")
             self._run("warm-up store build (its store is kept)", dagprof_build_command(s.store, s.spill, out, s.scons_args))
             self.state.save("warm", with_store=True)  # store runs start from what the warm-up left
+        if s.dagcache:
+            self.state.restore("built", store=False)
+            self.dag_note = None
+            for i in range(WARMUPS):  # records the snapshot, confirms it (a null build), until it answers
+                _r, log = self._run(f"DAG cache warm-up {i + 1}", dagcache_command(s.scons_args))
+                if _answered(log):
+                    break
+            else:
+                self.dag_note = f"the DAG cache did not answer after {WARMUPS} warm-up builds: {_cache_reason(log)}"
+            self.state.save("dagwarm", with_store=True)
 
     def run(self) -> dict[str, Any]:
         """All runs; returns the result dict (see profiler/report/compare.py for its shape)."""
         s = self.spec
+        names = s.variants()
+        notes = list(s.notes)
         try:
             self.prepare()
-            variants: dict[str, dict[str, list]] = {
-                "plain": {k: [] for k in ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s", "floor_rss")},
-                "store": {k: [] for k in ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s", "floor_rss",
-                                          *STORE_STATS)},
-            }
+            variants: dict[str, dict[str, list]] = {name: {k: [] for k in TIMED} for name in names}
+            variants["store"].update({k: [] for k in STORE_STATS})
+            if s.dagcache:
+                variants["dagcache"]["answered"] = []
             out = os.path.join(self.state.tmp, "store.dagprof")
             cmds = {"plain": plain_command(s.scons_args),
                     "store": dagprof_build_command(s.store, s.spill, out, s.scons_args)}
+            if s.dagcache:
+                cmds["dagcache"] = dagcache_command(s.scons_args)
+            if s.make:
+                cmds["make"] = make_command(s.make_args)
             stopped = set()
             for i in range(s.runs):
-                order = ("plain", "store") if i % 2 == 0 else ("store", "plain")
+                order = names if i % 2 == 0 else names[::-1]
                 for name in order:
                     if name == "plain" and s.baseline:
                         continue
                     self._reset(name)
-                    r = self._run(f"{name} run {i + 1}/{s.runs}", cmds[name])
+                    r, log = self._run(f"{name} run {i + 1}/{s.runs}", cmds[name])
                     v = variants[name]
-                    for k in ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s", "floor_rss"):
+                    for k in TIMED:
                         v[k].append(r[k])
                     if name == "store":
                         figs = _profile_figures(out)
@@ -347,6 +427,8 @@ class Comparison:
                             v[k].append(figs.get(k))
                         if figs.get("stopped"):
                             stopped.add(str(figs["stopped"]))
+                    elif name == "dagcache":
+                        v["answered"].append(_answered(log))
             if s.sizes:
                 for name, kind in (("plain", "none"), ("store", s.store)):
                     if name == "plain" and s.baseline:
@@ -362,18 +444,46 @@ class Comparison:
                 self.state.restore("built", store=False)  # leave the tree as a plain build left it
             if s.baseline:
                 variants["plain"] = {k: v for k, v in s.baseline.items() if k != "median"}
-            notes = list(s.notes)
             if stopped:
                 notes.append("store stopped spilling: " + "; ".join(sorted(stopped)))
+            if s.dagcache:
+                if getattr(self, "dag_note", None):
+                    notes.append(self.dag_note)
+                missed = variants["dagcache"]["answered"].count(False)
+                if missed:
+                    notes.append(f"{missed} of {s.runs} dagcache runs were not answered from the DAG cache "
+                                 "(SCons ran): their figures are a normal store build's")
+            for name in names:
+                v = variants[name]
+                if v["peak_rss"] and v["floor_rss"] and min(v["peak_rss"]) <= 1.1 * max(v["floor_rss"]):
+                    own = (_median(v["peak_rss_anon"]) or 0) + (_median(v["peak_rss_file"]) or 0)
+                    notes.append(f"{name}: its peak RSS is the measuring wrapper's own floor "
+                                 f"({max(v['floor_rss']) / 2**20:.1f} MiB); sampled anon+file RSS, "
+                                 f"{own / 2**20:.1f} MiB, is the process's own")
+            if s.make and s.state != "full" and not _has_make_deps(self.top):
+                notes.append("make: no dependency (.d) files in the tree, so Make's null build checked sources "
+                             "but not headers (build the tree with make once to give it its -MMD files)")
         finally:
             self.state.close()
-        ratios = summarize(variants)
+        by_variant = ratios_by_variant(variants)
         return {"argv": list(s.scons_args), "runs": s.runs, "machine": machine_description(),
                 "state": s.state, "store": s.store, "spill": s.spill, "cwd": self.top,
                 "commands": {k: " ".join(c) for k, c in cmds.items()},
-                "variants": variants, "ratios": ratios, "notes": notes,
+                "variants": variants, "ratios": by_variant.get("store", {}), "ratios_by_variant": by_variant,
+                "notes": notes,
                 "measured": "peak_rss: wait4 ru_maxrss; anon/file: /proc status sampled every 20 ms; "
                             "node data: separate untimed --sizes pass", "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def _has_make_deps(top: str) -> bool:
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = [d for d in dirnames if d not in (STORE_DIR, ".git")]
+        if any(f.endswith(".d") for f in filenames):
+            return True
+    return False
+
+
+WARMUPS = 3
 
 
 def compare(spec: CompareSpec, progress: Progress | None = None) -> dict[str, Any]:
@@ -439,14 +549,22 @@ def check_spill(spill: str) -> str | None:
 
 def register(add: Callable) -> None:
     """The `compare` subparser."""
-    p = add("compare", "run the build as plain SCons and with the node store, alternately, and compare")
-    p.description = textwrap.fill("Runs plain SCons (`python -m SCons ARGS`, no dagprof code in the process) and `dagprof build "
-                     "--store KIND` on the same build state, each in its own process, alternately; prints medians "
-                     "and store/plain ratios. Exit 0; 70 when a build failed; 64 on a bad command line.", 78)
+    p = add("compare", "run the build as plain SCons, with the node store and from the DAG cache, alternately, and compare")
+    p.description = textwrap.fill("Runs plain SCons (`python -m SCons ARGS`, no dagprof code in the process), `dagprof build "
+                     "--store KIND --dag-cache off` (the attribute store) and, for null builds with the lmdb store, "
+                     "`dagprof build` answered from the DAG cache, on the same build state, each in its own process, "
+                     "alternately (with --make, GNU Make too); prints medians and ratios to plain SCons. "
+                     "Exit 0; 70 when a build failed; 64 on a bad command line.", 78)
     add_options(p)
     p.add_argument("--state", choices=STATES, default="null",
                    help="null: null build after a full build, store's first build; second: the store kept "
                         "from a previous store build; full: a full build from clean (default: %(default)s)")
+    p.add_argument("--dag-cache", choices=("on", "off"), default="on",
+                   help="on: also measure null builds answered from the DAG cache (variant 'dagcache', after a "
+                        "confirming build; lmdb store, null/second states only); off: skip it (default: %(default)s)")
+    p.add_argument("--make", action="store_true",
+                   help="also measure GNU Make's build of the same tree (variant 'make'; needs a Makefile)")
+    p.add_argument("--make-args", default="", metavar="ARGS", help="arguments for make, one string (default: none)")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
     p.add_argument("--html", metavar="OUT", help="also write a self-contained HTML report")
 
@@ -471,6 +589,11 @@ def validate(args: Any) -> None:
         raise UsageError("--state second needs a store that outlives the process (--store lmdb)")
     if getattr(args, "html", None):
         _out_path(args.html, "--html")
+    if getattr(args, "make", False):
+        if not find_makefile("."):
+            raise UsageError(f"--make: no Makefile in {os.path.abspath('.')}")
+        if not shutil.which("make"):
+            raise UsageError("--make: no make program on PATH")
     err = check_spill(args.spill)
     if err:
         raise UsageError(err)
@@ -496,8 +619,13 @@ def cmd_compare(args: Any, scons_args: list[str]) -> int:
     err = check_project(".", scons_args)
     if err:
         raise UsageError(err)
+    import shlex
+
+    # the DAG cache answers null builds from an lmdb store's snapshot: not a full build, not the memory store
+    dagcache = args.dag_cache == "on" and args.store == "lmdb" and args.state != "full"
     spec = CompareSpec(scons_args=scons_args, store=args.store, runs=args.runs, spill=args.spill, state=args.state,
-                       sizes=not args.no_sizes)
+                       sizes=not args.no_sizes, dagcache=dagcache, make=args.make,
+                       make_args=shlex.split(args.make_args))
     try:
         result = with_progress(spec, f"compare ({args.state} build)")
     except CompareError as e:

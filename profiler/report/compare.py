@@ -1,11 +1,15 @@
-"""Renderers of a `dagprof compare` result: plain SCons vs SCons with the node store, side by side.
+"""Renderers of a `dagprof compare` result: plain SCons vs SCons with the node store (and, when measured,
+null builds answered from the DAG cache and GNU Make), side by side.
 
 The comparison dict is produced by the CLI; its shape:
     {"argv": [...], "runs": N, "machine": str,
-     "variants": {"plain": {metric: [per run], ..., "median": {metric: value}}, "store": {...}},
-     "ratios": {metric: store/plain median ratio}}
+     "variants": {"plain": {metric: [per run], ..., "median": {metric: value}}, "store": {...},
+                  optionally "dagcache": {..., "answered": [bool per run]}, "make": {...}},
+     "ratios": {metric: store/plain median ratio},
+     "ratios_by_variant": {variant: {metric: variant/plain median ratio}}}
 with metrics peak_rss, peak_rss_anon, peak_rss_file, wall_s, node_bytes, nodes, spilled_attrs,
-spilled_bytes, reloads, reuse_hits. Text, JSON and HTML all show the rows of `compare_rows`.
+spilled_bytes, reloads, reuse_hits. Text, JSON and HTML all show the rows of `compare_rows`; the first
+variant is the baseline every ratio divides by.
 """
 from __future__ import annotations
 
@@ -38,13 +42,24 @@ METRICS = (
 
 def _variants(result: dict) -> tuple[str, dict, str, dict]:
     """The baseline and the store variant; named plain/store, else the first two in order."""
+    names = variant_names(result)
+    v = result["variants"]
+    return names[0], v[names[0]], names[1], v[names[1]]
+
+
+def variant_names(result: dict) -> list[str]:
+    """Baseline first (plain, else the first), then the others in their order; at least two."""
     v = result.get("variants") or {}
-    if "plain" in v and "store" in v:
-        return "plain", v["plain"], "store", v["store"]
     names = list(v)
     if len(names) < 2:
         raise ValueError("comparison needs two variants (plain and store)")
-    return names[0], v[names[0]], names[1], v[names[1]]
+    if "plain" in v:
+        names.remove("plain")
+        names.insert(0, "plain")
+        if "store" in v:
+            names.remove("store")
+            names.insert(1, "store")
+    return names
 
 
 def _median(variant: dict, key: str) -> float | None:
@@ -64,22 +79,54 @@ def _runs(variant: dict, key: str) -> list:
     return list(vals) if isinstance(vals, list) else []
 
 
-def compare_rows(result: dict) -> list[dict[str, Any]]:
-    """One row per metric with both medians, the store/plain ratio and the per-run values."""
-    base_name, base, other_name, other = _variants(result)
-    ratios = result.get("ratios") or {}
+def subset(result: dict, names: list[str]) -> dict:
+    """The same comparison showing only some variants (the first one stays the baseline)."""
+    out = dict(result)
+    out["variants"] = {n: result["variants"][n] for n in names}
+    out["ratios_by_variant"] = {n: r for n, r in (result.get("ratios_by_variant") or {}).items() if n in names}
+    if "store" not in names:
+        out["ratios"] = out["ratios_by_variant"].get(names[1], {}) if len(names) > 1 else {}
+    return out
+
+
+def compare_rows(result: dict, keys: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """One row per metric with every variant's median, its ratio to the baseline and its per-run values.
+
+    ``ratio`` is the second variant's (the store's) ratio; ``ratios`` has every non-baseline variant's."""
+    names = variant_names(result)
+    variants = result["variants"]
+    base_name, base = names[0], variants[names[0]]
+    by_variant = dict(result.get("ratios_by_variant") or {})
+    if len(names) > 1 and names[1] not in by_variant and result.get("ratios"):
+        by_variant[names[1]] = result["ratios"]
     rows = []
     for key, label, unit, lower_better in METRICS:
-        a, b = _median(base, key), _median(other, key)
-        if a is None and b is None:
+        if keys is not None and key not in keys:
             continue
-        ratio = ratios.get(key) if key in ratios else None
-        if ratio is None and a and b is not None:
-            ratio = b / a
-        rows.append({"key": key, "label": label, "unit": unit, "lower_is_better": lower_better,
-                     base_name: a, other_name: b, "ratio": ratio,
-                     f"{base_name}_runs": _runs(base, key), f"{other_name}_runs": _runs(other, key)})
+        medians = {n: _median(variants[n], key) for n in names}
+        if all(m is None for m in medians.values()):
+            continue
+        a = medians[base_name]
+        ratios: dict[str, float | None] = {}
+        for n in names[1:]:
+            b = medians[n]
+            r = (by_variant.get(n) or {}).get(key)
+            if r is None and a and b is not None:
+                r = b / a
+            ratios[n] = r
+        row = {"key": key, "label": label, "unit": unit, "lower_is_better": lower_better,
+               "ratio": ratios.get(names[1]), "ratios": ratios}
+        for n in names:
+            row[n] = medians[n]
+            row[f"{n}_runs"] = _runs(variants[n], key)
+        rows.append(row)
     return rows
+
+
+def _better(ratio: float | None, lower_is_better: bool | None) -> bool | None:
+    if ratio is None or lower_is_better is None or ratio == 1:
+        return None
+    return (ratio < 1) == bool(lower_is_better)
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -96,23 +143,30 @@ def _fmt_ratio(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio:.2f}x"
 
 
-def render_compare(result: dict, console: Console) -> None:
-    """The side-by-side savings table (metric | plain | store | ratio), medians over the runs."""
-    base_name, _b, other_name, _o = _variants(result)
-    rows = compare_rows(result)
-    title = f"{base_name} vs {other_name}: median of {result.get('runs', '?')} runs each"
+def render_compare(result: dict, console: Console, keys: tuple[str, ...] | None = None, footer: bool = True) -> None:
+    """The side-by-side table (metric | plain | store | ratio | dagcache | ratio ...), medians over the runs."""
+    names = variant_names(result)
+    base_name = names[0]
+    rows = compare_rows(result, keys)
+    title = f"{' vs '.join(names)}: median of {result.get('runs', '?')} runs each"
     t = Table(title=title, title_justify="left", header_style="bold cyan", box=box.SIMPLE_HEAD)
-    t.add_column("metric")
+    t.add_column("metric", no_wrap=True)
     t.add_column(base_name, justify="right")
-    t.add_column(other_name, justify="right")
-    t.add_column(f"ratio {other_name}/{base_name}", justify="right")
+    for n in names[1:]:
+        t.add_column(n, justify="right")
+        t.add_column(f"ratio {n}/{base_name}", justify="right")
     for r in rows:
-        ratio = Text(_fmt_ratio(r["ratio"]))
-        if r["ratio"] is not None and r["lower_is_better"] is not None:
-            better = r["ratio"] < 1 if r["lower_is_better"] else r["ratio"] > 1
-            ratio.stylize("green" if better and r["ratio"] != 1 else ("red" if r["ratio"] != 1 else ""))
-        t.add_row(r["label"], _fmt(r[base_name], r["unit"]), _fmt(r[other_name], r["unit"]), ratio)
+        cells: list[Any] = [r["label"], _fmt(r[base_name], r["unit"])]
+        for n in names[1:]:
+            ratio = Text(_fmt_ratio(r["ratios"][n]))
+            better = _better(r["ratios"][n], r["lower_is_better"])
+            if better is not None:
+                ratio.stylize("green" if better else "red")
+            cells += [_fmt(r[n], r["unit"]), ratio]
+        t.add_row(*cells)
     console.print(t)
+    if not footer:
+        return
     argv = result.get("argv")
     foot = []
     if argv:
@@ -131,40 +185,45 @@ def compare_to_json(result: dict) -> str:
 
 
 def _chart(result: dict) -> Any:
-    base_name, base, other_name, other = _variants(result)
+    names = variant_names(result)
+    v = result["variants"]
     bars = []
-    for name, v in ((base_name, base), (other_name, other)):
-        rss = _median(v, "peak_rss")
+    for name in names:
+        rss = _median(v[name], "peak_rss")
         if rss is not None:
-            bars.append((f"{name} peak RSS", rss, [(_median(v, "peak_rss_anon") or 0, "#dc3912", "anon"),
-                                                   (_median(v, "peak_rss_file") or 0, "#109618", "file")]))
-    for name, v in ((base_name, base), (other_name, other)):
-        nb = _median(v, "node_bytes")
+            bars.append((f"{name} peak RSS", rss, [(_median(v[name], "peak_rss_anon") or 0, "#dc3912", "anon"),
+                                                   (_median(v[name], "peak_rss_file") or 0, "#109618", "file")]))
+    for name in names:
+        nb = _median(v[name], "node_bytes")
         if nb is not None:
             bars.append((f"{name} node data", nb, []))
     return svg.bar_chart("chart-compare", bars)
 
 
+def html_context(result: dict, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """What compare.html.j2 (and the demo's page) needs to show one comparison table."""
+    names = variant_names(result)
+    rows = compare_rows(result, keys)
+    for r in rows:
+        r["cells"] = []
+        for i, n in enumerate(names):
+            cell = {"name": n, "value": _fmt(r[n], r["unit"]),
+                    "runs": ", ".join(_fmt(x, r["unit"]) for x in r[f"{n}_runs"])}
+            if i:
+                better = _better(r["ratios"][n], r["lower_is_better"])
+                cell["ratio"] = _fmt_ratio(r["ratios"][n])
+                cell["verdict"] = "" if better is None else ("better" if better else "worse")
+            r["cells"].append(cell)
+    return {"result": result, "rows": rows, "names": names, "base_name": names[0], "chart": _chart(result)}
+
+
 def write_compare_html(result: dict, path: str) -> None:
-    """One self-contained HTML page with the savings table and a bar chart."""
+    """One self-contained HTML page with the comparison table and a bar chart."""
     from dagprof.report.html import environment, json_script, write_atomic
 
-    base_name, _b, other_name, _o = _variants(result)
-    rows = compare_rows(result)
-    for r in rows:
-        r["base_fmt"] = _fmt(r[base_name], r["unit"])
-        r["other_fmt"] = _fmt(r[other_name], r["unit"])
-        r["ratio_fmt"] = _fmt_ratio(r["ratio"])
-        r["base_runs_fmt"] = ", ".join(_fmt(x, r["unit"]) for x in r[f"{base_name}_runs"])
-        r["other_runs_fmt"] = ", ".join(_fmt(x, r["unit"]) for x in r[f"{other_name}_runs"])
-        better = None
-        if r["ratio"] is not None and r["lower_is_better"] is not None and r["ratio"] != 1:
-            better = (r["ratio"] < 1) == bool(r["lower_is_better"])
-        r["verdict"] = "" if better is None else ("better" if better else "worse")
     argv = result.get("argv") or []
     html = environment().get_template("compare.html.j2").render(
         title="dagprof compare" + (": scons " + " ".join(map(str, argv)) if argv else ""),
-        result=result, rows=rows, base_name=base_name, other_name=other_name, chart=_chart(result),
-        data=json_script({"table": compare_rows(result)}),
+        data=json_script({"table": compare_rows(result)}), **html_context(result),
     )
     write_atomic(path, html)
