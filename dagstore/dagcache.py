@@ -10,7 +10,7 @@ Layout (keys of the environment `<store>/dag`, values msgpack):
     b"H"               header: format, state ("valid" | "building"), invocation, inputs key, counts,
                        hash name, recorded_at_ns, answerable + reason, the output to replay
     b"i" + u32         read-phase input records, in recording order
-    b"n" + u32         node records [path, kind, size, mtime_ns, ino, ctime_ns, sig], sorted by path
+    b"n" + u32         node records [path, kind, size, mtime_ns, ino, ctime_ns, sig], in walk order
     b"T" + inputs key  trust: a build with these inputs and this invocation was confirmed up to date
                        by the build tool itself: {"dag": digest, "output": [[fd, bytes], ...]}
     b"X"               the cache is off for this project: {"reason": ..., "target": ...}
@@ -64,6 +64,11 @@ class Answer:
         self.inputs_checked = 0
         self.nodes_checked = 0
         self.seconds = 0.0
+
+
+def pack_record(rec: list) -> bytes:
+    """A record as stored: callers pack node records as they make them (bytes cost less than lists)."""
+    return _pack(rec)
 
 
 def _pack(obj: Any) -> bytes:
@@ -258,7 +263,7 @@ class DagCache:
             env.close()
 
     def record(self, invocation: dict, input_records: list[list], nodes: list[list], *, hash_name: str,
-               recorded_at_ns: int, dag_digest: str, dag_targets: dict[str, str], built_nothing: bool,
+               recorded_at_ns: int, dag_digest: str, dag_targets: dict[str, bytes], built_nothing: bool,
                answerable: bool, reason: str, output: list[tuple[int, bytes]] | None,
                rehash: bool = True) -> dict:
         """Write the snapshot of a build that exited 0, in one transaction; returns the new header.
@@ -268,7 +273,6 @@ class DagCache:
         dag_targets: target path -> structure/action digest, to name a target when two recordings disagree.
         """
         key = inputs_key(invocation, input_records)
-        nodes = sorted(nodes, key=lambda r: r[0])
         env = _open_env(self.path, readonly=False)  # OSError / lmdb.Error: the caller records nothing
         try:
             with env.begin(write=True) as txn:
@@ -307,7 +311,7 @@ class DagCache:
                 for i, r in enumerate(input_records):
                     txn.put(b"i" + _SEQ.pack(i), _pack(r), append=False)
                 for i, r in enumerate(nodes):
-                    txn.put(b"n" + _SEQ.pack(i), _pack(r), append=False)
+                    txn.put(b"n" + _SEQ.pack(i), r if isinstance(r, bytes) else _pack(r), append=True)
                 for i, (t, d) in enumerate(sorted(dag_targets.items())):
                     txn.put(b"t" + _SEQ.pack(i), _pack([t, d]), append=False)
                 header = {

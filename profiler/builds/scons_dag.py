@@ -208,7 +208,7 @@ class DagRecorder:
         self.built_nothing = True
         self.first_built: str | None = None
         self.unanswerable: list[str] = []
-        self.targets: dict[str, str] = {}
+        self.targets: dict[str, bytes] = {}
         self.examined: set[int] = set()
         self.subprocess_output = False
         self.phase = ""
@@ -317,13 +317,13 @@ class DagRecorder:
         import SCons.Node.FS as FS
         import SCons.Util
 
-        from dagstore.dagcache import file_digest, listing_digest, node_record
+        from dagstore.dagcache import file_digest, listing_digest, node_record, pack_record as pack
 
         hash_name = SCons.Util.get_hash_format() or SCons.Util.get_current_hash_algorithm_used() or "md5"
         content_deciders = _content_deciders()
         rehash = True
         fs = FS.get_default_fs()
-        nodes: list[list] = []
+        nodes: list[bytes] = []  # packed at once: a list of 7 objects per node would cost 3x the memory
         from dagstore.dagcache import RACY_NS
 
         started = min(self.started_ns, time.time_ns() - RACY_NS)  # changed in this build, or racily clean
@@ -341,7 +341,7 @@ class DagRecorder:
                         listed = n.on_disk_entries is not None  # SCons listed it to look for files
                     except AttributeError:
                         listed = False
-                    nodes.append(node_record(path, listing_digest(path) if listed else None))
+                    nodes.append(pack(node_record(path, listing_digest(path) if listed else None)))
                     continue
                 if not isinstance(n, FS.Base):
                     continue
@@ -366,7 +366,7 @@ class DagRecorder:
                         self._refuse(f"{path} changed after SCons read it")
                 elif rec[1] == "m" and id(n) in self.examined and n.has_builder():
                     self._refuse(f"target {n} was not written by its command")
-                nodes.append(rec)
+                nodes.append(pack(rec))
         top = fs.Top.get_abspath()
         for name in sorted(os.listdir(top)):
             if name.startswith(".sconsign"):  # SCons' record of the last build: another build changes it
@@ -374,7 +374,7 @@ class DagRecorder:
                 rec = node_record(path, file_digest(path, hash_name))
                 if rec[1] == "f":
                     rec[1] = "s"  # rewritten by every build: compared by content
-                nodes.append(rec)
+                nodes.append(pack(rec))
         default_env = _default_env_deciders()
         if default_env is not None and not all(f in content_deciders for f in default_env):
             rehash = False
@@ -400,7 +400,7 @@ class DagRecorder:
                   if not (r[0] in ("f", "o", "p") and os.path.basename(str(r[1])).startswith(".sconsign"))]
         dag = hashlib.sha256()
         for t, d in sorted(self.targets.items()):
-            dag.update(f"{t}\0{d}\n".encode("utf-8", "surrogateescape"))
+            dag.update(t.encode("utf-8", "surrogateescape") + b"\0" + d)
         cache = DagCache(self.store_path or os.path.abspath(".dagstore"))
         import lmdb
 
@@ -436,7 +436,7 @@ def _target_digest(node: Any) -> str:
     parts += sorted(str(s) for s in (node.sources or ()))
     parts.append("|")
     parts += sorted(str(s) for s in (node.depends or ()))
-    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).digest()[:16]
 
 
 EXIT_VERIFY_MISMATCH = 67  # docs/usage.md: --dag-cache verify found the cache would have answered wrongly
