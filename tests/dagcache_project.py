@@ -32,6 +32,8 @@ with open('version.txt') as f:
     version = f.read().strip()
 from dagtest_helpers import banner
 print(banner(version, mode))
+import sys
+sys.stderr.write('note: SConstructs print on stderr too\\n')
 env.Append(CPPDEFINES=[('MODE', '\\\\"%s\\\\"' % mode)])
 Export('env')
 lib = SConscript('lib/SConscript')
@@ -76,12 +78,15 @@ def write_project(root: Path, files: dict[str, str] | None = None) -> None:
         p.write_text(text)
 
 
+HEAVY = re.compile(r"\|\s*(SCons|rich|jinja2|pympler|psutil)(\.|\s*$)")
+
+
 def _strip_importtime(stderr: str) -> tuple[str, bool]:
-    """stderr without -X importtime's lines, and whether SCons was imported."""
+    """stderr without -X importtime's lines, and whether SCons (or rich, jinja2, pympler, psutil) was imported."""
     kept, scons = [], False
     for line in stderr.splitlines(keepends=True):
         if line.startswith("import time:"):
-            if re.search(r"\|\s*SCons(\.|\s*$)", line):
+            if HEAVY.search(line):
                 scons = True
             continue
         kept.append(line)
