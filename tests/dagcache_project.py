@@ -31,7 +31,7 @@ env = conf.Finish()
 with open('version.txt') as f:
     version = f.read().strip()
 from dagtest_helpers import banner
-print(banner(version, mode))
+print(banner(version, mode), SITE_GREETING)
 import sys
 sys.stderr.write('note: SConstructs print on stderr too\\n')
 env.Append(CPPDEFINES=[('MODE', '\\\\"%s\\\\"' % mode)])
@@ -47,6 +47,7 @@ stamp = env.Command('stamp.txt', [], 'date +%s%N > $TARGET')
 AlwaysBuild(stamp)
 Default('all')
 """,
+    "site_scons/site_init.py": "SITE_GREETING = 'hello from site_init'\n",
     "site_scons/dagtest_helpers.py": """\
 def banner(version, mode):
     return 'building version %s (%s)' % (version, mode)

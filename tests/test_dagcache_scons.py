@@ -53,7 +53,7 @@ def test_null_build_is_answered_byte_identical(tw):
 
 @pytest.mark.parametrize("edit, rebuilds", [
     ("edit_c", True), ("edit_header", True), ("touch", False), ("delete_output", True),
-    ("edit_sconstruct", True), ("edit_sconscript", True), ("edit_read_file", True), ("edit_site_scons", True),
+    ("edit_sconstruct", True), ("edit_sconscript", True), ("edit_read_file", True), ("edit_site_scons", True), ("edit_site_init", True),
     ("add_glob_match", True), ("remove_source", True), ("env_var", True), ("unrelated_env_var", False),
 ])
 def test_edit_then_same_decisions_as_scons(tmp_path, edit, rebuilds):
@@ -81,6 +81,8 @@ def test_edit_then_same_decisions_as_scons(tmp_path, edit, rebuilds):
     elif edit == "edit_site_scons":
         tw.write("site_scons/dagtest_helpers.py",
                  "def banner(version, mode):\n    return 'version %s, mode %s' % (version, mode)\n")
+    elif edit == "edit_site_init":  # executed by SCons before the first SConscript
+        tw.write("site_scons/site_init.py", "SITE_GREETING = 'changed'\n")
     elif edit == "add_glob_match":
         tw.write("lib/c.c", "int c(void) { return 7; }\n")
     elif edit == "remove_source":
@@ -93,14 +95,14 @@ def test_edit_then_same_decisions_as_scons(tmp_path, edit, rebuilds):
     p, answered = tw.both(args)
     assert answered == (not rebuilds), p.stdout
     if rebuilds and edit not in ("edit_sconstruct", "edit_site_scons", "edit_read_file", "env_var",
-                                 "edit_sconscript"):
+                                 "edit_sconscript", "edit_site_init"):
         assert "up to date" not in p.stdout
     tw.outputs_equal()
     # and the loop goes on: with the SConscript inputs unchanged since a confirmed build the cache
     # answers at once; with new inputs, SCons confirms them once first
     # (new inputs whose first build rebuilt nothing are confirmed by that very build)
     p, answered = tw.both(args)
-    new_inputs = edit in ("edit_sconstruct", "edit_sconscript", "edit_read_file", "edit_site_scons",
+    new_inputs = edit in ("edit_sconstruct", "edit_sconscript", "edit_read_file", "edit_site_scons", "edit_site_init",
                           "add_glob_match", "remove_source", "env_var")
     if not new_inputs:
         assert answered

@@ -220,24 +220,27 @@ class DagRecorder:
 
     # -- build hooks
     def install(self) -> None:
+        """Before SCons starts: site_scons/site_init.py is executed before the first SConscript."""
+        from dagstore.inputs import InputRecorder
+
         self.output.start()
+        # /proc, /sys and /dev are the machine's state, not the project's (dagprof's own memory
+        # sampler reads /proc/self/status while SConscripts are read): docs/dagstore.md
+        store = os.path.abspath(self.store_path_arg or ".dagstore")
+        self.inputs = InputRecorder(ignore_prefixes=[store + os.sep, "/proc/", "/sys/", "/dev/"])
+        self.inputs.start()
+        self._watch_subprocess_output()
 
     def on_phase(self, name: str) -> None:
         from . import scons as adapter
 
         self.phase = name
-        if name == adapter.PHASE_READ and self.inputs is None:
+        if name == adapter.PHASE_READ and self.store_path is None:
             from dagstore.dagcache import DagCache
-            from dagstore.inputs import InputRecorder
 
-            self.store_path = os.path.abspath(self.store_path_arg or ".dagstore")
+            self.store_path = os.path.abspath(self.store_path_arg or ".dagstore")  # after -C: as the store
             self.invocation["store"] = self.store_path
             DagCache(self.store_path).invalidate()  # a build is starting: the snapshot must not answer
-            # /proc, /sys and /dev are the machine's state, not the project's (dagprof's own memory
-            # sampler reads /proc/self/status while SConscripts are read): docs/dagstore.md
-            self.inputs = InputRecorder(ignore_prefixes=[self.store_path + os.sep, "/proc/", "/sys/", "/dev/"])
-            self.inputs.start()
-            self._watch_subprocess_output()
         elif name == adapter.PHASE_BUILD:
             self._stop_inputs()
 
@@ -299,8 +302,8 @@ class DagRecorder:
     def on_finish(self) -> None:
         """Still inside the run: walk the nodes while SCons' state is intact."""
         self._stop_inputs()
-        if self.inputs is None:
-            return
+        if self.inputs is None or self.store_path is None:
+            return  # SCons stopped before reading SConscripts: nothing to record
         try:
             self.result = self._collect()
         except Exception as e:  # a snapshot is an optimisation: any doubt means no snapshot
@@ -382,7 +385,7 @@ class DagRecorder:
 
     def write(self, exit_code: int) -> dict | None:
         """After the run: record the snapshot if the build succeeded (only then)."""
-        if self.inputs is None or exit_code != 0 or not self.result:
+        if self.inputs is None or self.store_path is None or exit_code != 0 or not self.result:
             return None
         from dagstore.dagcache import DagCache
 
