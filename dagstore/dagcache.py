@@ -27,7 +27,8 @@ import os
 import stat as _stat
 import struct
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import lmdb
 import msgpack
@@ -48,6 +49,82 @@ _DAMAGE = (lmdb.CorruptedError, lmdb.InvalidError, lmdb.VersionMismatchError, lm
            lmdb.BadValsizeError, lmdb.BadTxnError, lmdb.DiskError)
 
 
+class _Moved(Exception):
+    """Another build committed a new snapshot while this one was being checked."""
+
+
+class _Reader:
+    """Streams a snapshot in chunks: the environment is reopened every CHUNK bytes, so the LMDB pages
+    already checked leave the process (mapped pages count as resident: the check's peak RSS stays flat
+    whatever the size of the DAG). Each reopening verifies the header is unchanged."""
+
+    CHUNK = 2 << 20
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.env: lmdb.Environment | None = None
+        self.txn: lmdb.Transaction | None = None
+        self.header_blob: bytes | None = None
+
+    def open(self) -> bool:
+        self.env = _open_env(self.path, readonly=True)
+        if self.env is None:
+            return False
+        self.txn = self.env.begin(buffers=True)
+        blob = self.txn.get(b"H")
+        self.header_blob = bytes(blob) if blob is not None else None
+        return True
+
+    def get(self, key: bytes) -> bytes | None:
+        assert self.txn is not None
+        v = self.txn.get(key)
+        return bytes(v) if v is not None else None
+
+    def _reopen(self) -> None:
+        self.close()
+        self.env = _open_env(self.path, readonly=True)
+        if self.env is None:
+            raise _Moved()
+        self.txn = self.env.begin(buffers=True)
+        blob = self.txn.get(b"H")
+        if blob is None or bytes(blob) != self.header_blob:
+            raise _Moved()
+
+    def stream(self, prefix: bytes) -> Iterator[Any]:
+        """Decoded records under `prefix`, in key order."""
+        assert self.txn is not None
+        start = prefix
+        while True:
+            read = 0
+            last = None
+            with self.txn.cursor() as cur:
+                if not cur.set_range(start):
+                    return
+                if last is None and start != prefix and bytes(cur.key()) == start:
+                    if not cur.next():
+                        return
+                for k, v in cur:
+                    if bytes(k[:1]) != prefix:
+                        return
+                    yield _unpack(bytes(v))
+                    read += len(v) + len(k)
+                    if read >= self.CHUNK:
+                        last = bytes(k)
+                        break
+                else:
+                    return
+            start = last
+            self._reopen()
+
+    def close(self) -> None:
+        if self.txn is not None:
+            self.txn.abort()
+            self.txn = None
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+
 class SnapshotDamaged(Exception):
     """The snapshot cannot be read as one (garbage, wrong format): set it aside and build."""
 
@@ -55,7 +132,7 @@ class SnapshotDamaged(Exception):
 class Answer:
     """What checking the snapshot found: `up_to_date` with the output to replay, or why not."""
 
-    __slots__ = ("up_to_date", "reason", "output", "inputs_checked", "nodes_checked", "seconds")
+    __slots__ = ("inputs_checked", "nodes_checked", "output", "reason", "seconds", "up_to_date")
 
     def __init__(self, up_to_date: bool, reason: str) -> None:
         self.up_to_date = up_to_date
@@ -265,11 +342,12 @@ class DagCache:
     def record(self, invocation: dict, input_records: list[list], nodes: list[list], *, hash_name: str,
                recorded_at_ns: int, dag_digest: str, dag_targets: dict[str, bytes], built_nothing: bool,
                answerable: bool, reason: str, output: list[tuple[int, bytes]] | None,
-               rehash: bool = True) -> dict:
+               rehash: bool = True, root: str = "") -> dict:
         """Write the snapshot of a build that exited 0, in one transaction; returns the new header.
 
         built_nothing: the build tool found everything up to date (it confirms these inputs);
         rehash: a changed stamp may be settled by the content signature (False for timestamp Deciders);
+        root: node paths not starting with "/" are relative to it (ends with "/"; a third of the bytes);
         dag_targets: target path -> structure/action digest, to name a target when two recordings disagree.
         """
         key = inputs_key(invocation, input_records)
@@ -318,7 +396,7 @@ class DagCache:
                     "format": FORMAT, "state": "valid", "invocation": invocation, "inputs_key": key,
                     "dag": dag_digest, "hash": hash_name, "recorded_at_ns": recorded_at_ns,
                     "inputs": len(input_records), "nodes": len(nodes), "targets": len(dag_targets),
-                    "answerable": bool(answerable), "reason": reason, "rehash": bool(rehash),
+                    "answerable": bool(answerable), "reason": reason, "rehash": bool(rehash), "root": root,
                     "output": trust["output"] if (answerable and trust) else None,
                 }
                 txn.put(b"H", _pack(header))
@@ -362,38 +440,34 @@ class DagCache:
         Raises SnapshotDamaged for a snapshot that cannot be read (the caller sets it aside).
         """
         t0 = time.perf_counter()
+        reader = _Reader(self.path)
+        ans = Answer(False, "")
         try:
-            env = _open_env(self.path, readonly=True)
+            if not reader.open():
+                return Answer(False, "no DAG snapshot yet")
+            ans.reason = self._check(reader, invocation, rehash, ans) or ""
+            ans.up_to_date = not ans.reason
         except _DAMAGE as e:
             raise SnapshotDamaged(f"unreadable DAG snapshot ({type(e).__name__})") from None
         except lmdb.Error as e:  # permissions, a lock held by a crashed system...: not damage, just no answer
             return Answer(False, f"DAG snapshot not readable now ({type(e).__name__})")
-        if env is None:
-            return Answer(False, "no DAG snapshot yet")
-        ans = Answer(False, "")
-        try:
-            with env.begin(buffers=True) as txn:
-                ans.reason = self._check(txn, invocation, rehash, ans) or ""
-                ans.up_to_date = not ans.reason
-        except _DAMAGE as e:
-            raise SnapshotDamaged(f"unreadable DAG snapshot ({type(e).__name__})") from None
-        except lmdb.Error as e:
-            return Answer(False, f"DAG snapshot not readable now ({type(e).__name__})")
+        except _Moved:
+            return Answer(False, "the snapshot changed while it was checked")
         finally:
-            env.close()
+            reader.close()
         ans.seconds = time.perf_counter() - t0
         return ans
 
-    def _check(self, txn: lmdb.Transaction, invocation: dict, rehash: bool, ans: Answer) -> str | None:
-        blob = txn.get(b"H")
+    def _check(self, reader: "_Reader", invocation: dict, rehash: bool, ans: Answer) -> str | None:
+        blob = reader.header_blob
         if blob is None:
             return "no DAG snapshot yet"
-        header = _unpack(bytes(blob))
+        header = _unpack(blob)
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise SnapshotDamaged("DAG snapshot of an unknown format")
-        x = txn.get(b"X")
+        x = reader.get(b"X")
         if x is not None:
-            off = _unpack(bytes(x))
+            off = _unpack(x)
             return f"the DAG cache is off for this project ({off.get('reason')}, e.g. {off.get('target')})"
         if header.get("state") != "valid":
             return "the last build did not finish"
@@ -403,32 +477,26 @@ class DagCache:
             return header.get("reason") or "not answerable"
         hash_name = header.get("hash") or "md5"
         recorded_at = int(header.get("recorded_at_ns") or 0)
-        for rec in self._stream(txn, b"i"):
+        root = header.get("root") or ""
+        for rec in reader.stream(b"i"):
             ans.inputs_checked += 1
             why = _inputs.check(rec, hash_name)
             if why:
                 return why
-        for rec in self._stream(txn, b"n"):
+        node_rehash = rehash and bool(header.get("rehash"))
+        for rec in reader.stream(b"n"):
             ans.nodes_checked += 1
-            if not isinstance(rec, list) or len(rec) != 7:
+            if not isinstance(rec, list) or len(rec) != 7 or not isinstance(rec[0], str):
                 raise SnapshotDamaged("malformed node record")
-            why = check_node(rec, hash_name, recorded_at, rehash and bool(header.get("rehash")))
+            if root and not rec[0].startswith("/"):
+                rec[0] = root + rec[0]
+            why = check_node(rec, hash_name, recorded_at, node_rehash)
             if why:
                 return why
         if ans.inputs_checked != header.get("inputs") or ans.nodes_checked != header.get("nodes"):
             raise SnapshotDamaged("DAG snapshot is missing records")
         ans.output = [(int(fd), bytes(b)) for fd, b in header.get("output") or ()]
         return None
-
-    @staticmethod
-    def _stream(txn: lmdb.Transaction, prefix: bytes) -> Iterator[Any]:
-        with txn.cursor() as cur:
-            if not cur.set_range(prefix):
-                return
-            for k, v in cur:
-                if bytes(k[:1]) != prefix:
-                    return
-                yield _unpack(bytes(v))
 
     def header(self) -> dict | None:
         """The snapshot's header (for reports and tests)."""

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ROOT, _env
+from conftest import _env
 
 MODULE = "dagprof"
 
@@ -182,4 +182,3 @@ class Twins:
                 assert a.read_bytes() == b.read_bytes(), rel
 
 
-ROOT = ROOT

@@ -6,7 +6,6 @@ identical copies, same exit code and bytes; whether the cache answered is assert
 from __future__ import annotations
 
 import pytest
-
 from dagcache_project import Twins
 
 pytestmark = pytest.mark.slow

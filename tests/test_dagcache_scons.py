@@ -13,7 +13,6 @@ import sys
 import time
 
 import pytest
-
 from dagcache_project import MODULE, Twins
 
 pytestmark = pytest.mark.slow

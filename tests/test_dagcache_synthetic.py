@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
-
 from conftest import _env
 from dagcache_project import MODULE, _strip_importtime
+
 from dagprof.builds.synthetic import generate
 
 pytestmark = pytest.mark.slow

@@ -135,7 +135,7 @@ OUTPUT_CAP = 4 << 20  # a null build printing more than this is not replayed
 class _Tee:
     """A text stream that records what passes through it (encoded as the real stream would)."""
 
-    def __init__(self, stream: Any, fd: int, sink: "OutputCapture") -> None:
+    def __init__(self, stream: Any, fd: int, sink: OutputCapture) -> None:
         self._stream, self._fd, self._sink = stream, fd, sink
         self._encoding = getattr(stream, "encoding", None) or "utf-8"
         self._errors = getattr(stream, "errors", None) or "strict"
@@ -317,17 +317,23 @@ class DagRecorder:
 
     # -- collecting
     def _collect(self) -> dict[str, Any]:
-        import SCons.Node.FS as FS
         import SCons.Util
+        from SCons.Node import FS
 
-        from dagstore.dagcache import file_digest, listing_digest, node_record, pack_record as pack
+        from dagstore.dagcache import RACY_NS, file_digest, listing_digest, node_record, pack_record
+
+        fs = FS.get_default_fs()
+        root = fs.Top.get_abspath().rstrip("/") + "/"
+
+        def pack(rec: list) -> bytes:  # paths under the top directory are stored relative to it
+            if rec[0].startswith(root):
+                rec[0] = rec[0][len(root):]
+            return pack_record(rec)
 
         hash_name = SCons.Util.get_hash_format() or SCons.Util.get_current_hash_algorithm_used() or "md5"
         content_deciders = _content_deciders()
         rehash = True
-        fs = FS.get_default_fs()
         nodes: list[bytes] = []  # packed at once: a list of 7 objects per node would cost 3x the memory
-        from dagstore.dagcache import RACY_NS
 
         started = min(self.started_ns, time.time_ns() - RACY_NS)  # changed in this build, or racily clean
         seen_envs: set[int] = set()
@@ -381,7 +387,7 @@ class DagRecorder:
         default_env = _default_env_deciders()
         if default_env is not None and not all(f in content_deciders for f in default_env):
             rehash = False
-        return {"nodes": nodes, "hash": hash_name, "rehash": rehash}
+        return {"nodes": nodes, "hash": hash_name, "rehash": rehash, "root": root}
 
     def write(self, exit_code: int) -> dict | None:
         """After the run: record the snapshot if the build succeeded (only then)."""
@@ -412,7 +418,7 @@ class DagRecorder:
             self.invocation, inputs, self.result["nodes"], hash_name=self.result["hash"],
             recorded_at_ns=recorded_at, dag_digest=dag.hexdigest(), dag_targets=self.targets,
             built_nothing=self.built_nothing, answerable=not reasons, reason="; ".join(reasons),
-            output=None if self.output.overflow else self.output.chunks, rehash=self.result["rehash"])
+            output=None if self.output.overflow else self.output.chunks, rehash=self.result["rehash"], root=self.result["root"])
         except (OSError, lmdb.Error) as e:  # the store's own failures (no directory, full disk, map full)
             self.record_error = f"{type(e).__name__}: {e}"
             _say(f"DAG snapshot not recorded ({self.record_error}); the next build runs SCons", self.summary)
@@ -431,7 +437,7 @@ def _default_env_deciders() -> tuple | None:
 
 def _target_digest(node: Any) -> str:
     """What SCons' decision for a target rests on besides file contents: its command and explicit inputs."""
-    import SCons.Node.FS as FS
+    from SCons.Node import FS
 
     binfo = getattr(node, "binfo", None) if isinstance(node, FS.Base) else None  # an Alias' "command" is its children's contents
     actsig = getattr(binfo, "bactsig", "") if binfo is not None else ""

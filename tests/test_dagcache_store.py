@@ -1,0 +1,142 @@
+"""dagstore.dagcache without SCons: the snapshot's trust rules, streaming in chunks, racy stamps, damage."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from dagstore import dagcache
+from dagstore.dagcache import DagCache, SnapshotDamaged, node_record
+
+INV = {"args": ["-Q"], "cwd": "/x"}
+
+
+def _files(tmp_path, n):
+    paths = []
+    for i in range(n):
+        p = tmp_path / "src" / f"f{i:04d}.c"
+        p.parent.mkdir(exist_ok=True)
+        p.write_text(f"int f{i};\n")
+        old = time.time_ns() - 10_000_000_000  # well outside the racy window
+        os.utime(p, ns=(old, old))
+        paths.append(str(p))
+    return paths
+
+
+def _nodes(paths):
+    return [node_record(p, dagcache.file_digest(p, "md5")) for p in paths]
+
+
+def _record(cache, nodes, *, built_nothing=True, dag="d1", targets=None, inputs=(), answerable=True,
+            output=((1, b"scons: `.' is up to date.\n"),)):
+    return cache.record(INV, list(inputs), nodes, hash_name="md5", recorded_at_ns=time.time_ns(),
+                        dag_digest=dag, dag_targets=targets or {"out": b"1"}, built_nothing=built_nothing,
+                        answerable=answerable, reason="" if answerable else "no", output=list(output))
+
+
+def test_trust_needs_a_confirming_build(tmp_path):
+    paths = _files(tmp_path, 3)
+    cache = DagCache(str(tmp_path / "store"))
+    h = _record(cache, _nodes(paths), built_nothing=False)
+    assert not h["answerable"] and "not yet confirmed" in h["reason"]
+    assert not cache.answer(INV).up_to_date
+    _record(cache, _nodes(paths), built_nothing=True)
+    ans = cache.answer(INV)
+    assert ans.up_to_date and ans.output == [(1, b"scons: `.' is up to date.\n")] and ans.nodes_checked == 3
+    # a later build that rebuilt things with the same inputs answers at once, with the confirmed output
+    h = _record(cache, _nodes(paths), built_nothing=False, output=((1, b"gcc ...\n"),))
+    assert h["answerable"] and cache.answer(INV).output == [(1, b"scons: `.' is up to date.\n")]
+    assert not cache.answer({**INV, "args": ["-Q", "-j2"]}).up_to_date
+
+
+def test_same_inputs_different_graph_turns_the_cache_off(tmp_path):
+    paths = _files(tmp_path, 2)
+    cache = DagCache(str(tmp_path / "store"))
+    _record(cache, _nodes(paths), built_nothing=True, dag="a", targets={"when.txt": b"1", "x": b"2"})
+    h = _record(cache, _nodes(paths), built_nothing=False, dag="b", targets={"when.txt": b"9", "x": b"2"})
+    assert h["off"]["target"] == "when.txt" and not h["answerable"]
+    ans = cache.answer(INV)
+    assert not ans.up_to_date and "off for this project" in ans.reason and "when.txt" in ans.reason
+    cache.reset()
+    assert cache.disabled() is None
+
+
+def test_invalidate_then_no_answer(tmp_path):
+    paths = _files(tmp_path, 2)
+    cache = DagCache(str(tmp_path / "store"))
+    _record(cache, _nodes(paths))
+    assert cache.answer(INV).up_to_date
+    cache.invalidate()
+    assert cache.answer(INV).reason == "the last build did not finish"
+
+
+def test_streams_in_chunks_and_stops_at_the_first_change(tmp_path, monkeypatch):
+    monkeypatch.setattr(dagcache._Reader, "CHUNK", 300)  # a reopening every few records
+    paths = _files(tmp_path, 200)
+    cache = DagCache(str(tmp_path / "store"))
+    _record(cache, _nodes(paths))
+    ans = cache.answer(INV)
+    assert ans.up_to_date and ans.nodes_checked == 200
+    with open(paths[150], "a") as f:
+        f.write("/* edit */\n")
+    ans = cache.answer(INV)
+    assert not ans.up_to_date and paths[150] in ans.reason and ans.nodes_checked == 151
+
+
+def test_touch_is_not_a_change_and_a_racy_stamp_is_rehashed(tmp_path):
+    paths = _files(tmp_path, 1)
+    cache = DagCache(str(tmp_path / "store"))
+    _record(cache, _nodes(paths))
+    now = time.time_ns()
+    os.utime(paths[0], ns=(now, now))
+    assert cache.answer(INV).up_to_date  # same content, new stamp
+    # racily clean: stamp recorded within RACY_NS of the recording, then the content changes but the
+    # stamp is put back: only re-hashing sees it
+    p = tmp_path / "src" / "f0000.c"
+    p.write_text("int A;\n")
+    st = p.stat()
+    _record(cache, _nodes(paths))
+    p.write_text("int B;\n")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    st2 = p.stat()
+    assert (st2.st_size, st2.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert not cache.answer(INV).up_to_date
+
+
+def test_timestamp_deciders_do_not_rehash(tmp_path):
+    paths = _files(tmp_path, 1)
+    cache = DagCache(str(tmp_path / "store"))
+    cache.record(INV, [], _nodes(paths), hash_name="md5", recorded_at_ns=time.time_ns(), dag_digest="d",
+                 dag_targets={}, built_nothing=True, answerable=True, reason="", output=[], rehash=False)
+    assert cache.answer(INV).up_to_date
+    now = time.time_ns()
+    os.utime(paths[0], ns=(now, now))
+    assert not cache.answer(INV).up_to_date
+
+
+def test_missing_path_that_appears_and_relative_paths(tmp_path):
+    cache = DagCache(str(tmp_path / "store"))
+    rec = node_record(str(tmp_path / "later.h"), None)
+    rec[0] = "later.h"
+    cache.record(INV, [], [rec], hash_name="md5", recorded_at_ns=time.time_ns(), dag_digest="d",
+                 dag_targets={}, built_nothing=True, answerable=True, reason="", output=[],
+                 root=str(tmp_path) + "/")
+    assert cache.answer(INV).up_to_date
+    (tmp_path / "later.h").write_text("x")
+    ans = cache.answer(INV)
+    assert not ans.up_to_date and "later.h appeared" in ans.reason
+
+
+def test_garbage_is_damage_and_is_set_aside(tmp_path):
+    paths = _files(tmp_path, 1)
+    cache = DagCache(str(tmp_path / "store"))
+    _record(cache, _nodes(paths))
+    data = os.path.join(cache.path, "data.mdb")
+    with open(data, "r+b") as f:
+        f.write(os.urandom(8192))
+    with pytest.raises(SnapshotDamaged):
+        cache.answer(INV)
+    where = cache.set_aside("test")
+    assert where and os.path.exists(os.path.join(where, "data.mdb")) and not os.path.exists(cache.path)
+    assert open(os.path.join(where, "WHY")).read() == "test\n"
