@@ -962,6 +962,9 @@ def enable_store(store: str = "lmdb", path: str | None = None, spill: str = "aut
     """The one line for an SConstruct run by plain `scons`: spill cold node data to a store for this build.
 
         import dagprof; dagprof.enable_store()
+
+    First in the SConstruct, after its `from __future__` imports (Python wants those first); or in
+    site_scons/site_init.py, which SCons runs before the SConstruct (no edit of the SConstruct).
     """
     global _enabled
     if _enabled is not None or store == "none":
