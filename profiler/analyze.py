@@ -30,6 +30,13 @@ Heuristics (thresholds are keyword arguments; defaults below):
 
 Only findings saving at least `min_bytes` (default 16 KiB) are reported, except cycles, which
 are always reported when present (they matter for lifetime even when small).
+
+Findings overlap: the summary spill finding repeats its candidates, and one attribute can be
+never_read (all its bytes), empty_container (its empty part), duplicate_values and spill_candidate
+(both within its non-empty part). `estimated_saving()` counts each byte once: per attribute the most
+one fix can free, max(never_read, empty + max(duplicates, spill)); plus the grouped never_read
+findings (disjoint from the rest: each of their attributes is under `min_bytes`) and the cycles.
+`--budget` and the report's total use it.
 """
 from __future__ import annotations
 
@@ -182,6 +189,24 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
                             f"{int(n):,} {cls} objects were found in reference cycles; they wait for the cyclic "
                             f"garbage collector; break the cycle when they are released"))
     return _sort(out)
+
+
+def estimated_saving(findings: list[dict]) -> int:
+    """The findings' estimated savings with each byte counted once (see the module docstring)."""
+    per_attr: dict[tuple[str, str], dict[str, int]] = {}
+    total = 0
+    for f in findings:
+        b = int(f.get("bytes") or 0)
+        if f.get("attr") is None:
+            if f.get("cls") != "*":  # "*": the summary of the spill candidates, counted with them
+                total += b
+            continue
+        kinds = per_attr.setdefault((f["cls"], f["attr"]), {})
+        kinds[f["kind"]] = max(kinds.get(f["kind"], 0), b)
+    for k in per_attr.values():
+        total += max(k.get("never_read", 0),
+                     k.get("empty_container", 0) + max(k.get("duplicate_values", 0), k.get("spill_candidate", 0)))
+    return total
 
 
 def findings_of(profile: Profile) -> list[dict]:

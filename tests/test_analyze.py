@@ -116,3 +116,51 @@ def test_spill_advice_limited_to_what_the_adapter_can_spill():
     cls, attr = keep.split(".")
     p.meta["spillable"] = {cls: [attr]}
     assert spill_candidates(p) == [keep]
+
+
+def test_estimated_saving_counts_each_byte_once() -> None:
+    from dagprof.analyze import estimated_saving
+
+    found = analyze(full_profile())
+    naive = sum(f["bytes"] for f in found)
+    once = estimated_saving(found)
+    # File.cached_sig is never_read AND a spill candidate; the "*" summary repeats every candidate
+    by_attr: dict = {}
+    for f in found:
+        if f["attr"] is not None:
+            by_attr.setdefault((f["cls"], f["attr"]), []).append(f["kind"])
+    assert sorted(by_attr[("File", "cached_sig")]) == ["never_read", "spill_candidate"]
+    expected = (11_000_000 + 3_500_000 + 400_000          # spill candidates (cached_sig once, via never_read)
+                + 1_200_000 + 20_000                     # duplicates
+                + 2 * N_FILES * EMPTY_SET + N_FILES * 56  # empty containers
+                + 120 * 1_000 + 0)                       # cycles, grouped never_read of Dir
+    assert once == expected
+    assert naive == once + 14_900_000 + 400_000
+
+
+def test_never_read_and_empty_container_on_one_attribute() -> None:
+    from dagprof.analyze import estimated_saving
+
+    found = [{"kind": "never_read", "cls": "File", "attr": "x", "bytes": 100_000},
+             {"kind": "empty_container", "cls": "File", "attr": "x", "bytes": 60_000},
+             {"kind": "duplicate_values", "cls": "File", "attr": "x", "bytes": 30_000}]
+    assert estimated_saving(found) == 100_000
+    assert estimated_saving(found[1:]) == 90_000
+
+
+@pytest.mark.parametrize("budget,code", [("once", 0), ("once-1", 66)])
+def test_budget_compares_bytes_counted_once(tmp_path, budget, code) -> None:
+    from conftest import run_dagprof
+
+    from dagprof.analyze import estimated_saving
+
+    p = full_profile()
+    once = estimated_saving(analyze(p))
+    path = tmp_path / "p.dagprof"
+    p.save(str(path))
+    limit = once if budget == "once" else once - 1
+    r = run_dagprof(["report", str(path), "--budget", str(limit)], cwd=tmp_path)
+    assert r.returncode == code, r.stdout + r.stderr
+    assert f"all findings together: {once:,} bytes" in r.stdout
+    if code:
+        assert f"findings estimate {once:,} bytes" in r.stderr

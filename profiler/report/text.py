@@ -308,7 +308,7 @@ def _render_cycles(profile: Profile, console: Console) -> bool:
 
 
 def _render_findings(profile: Profile, console: Console, limit: int = 30) -> bool:
-    from dagprof.analyze import findings_of
+    from dagprof.analyze import estimated_saving, findings_of
 
     found = findings_of(profile)
     _heading(console, "Findings (estimated bytes saved)")
@@ -327,6 +327,9 @@ def _render_findings(profile: Profile, console: Console, limit: int = 30) -> boo
         rest = found[limit:]
         console.print(f"[dim]… {len(rest)} more findings ({fmt_bytes(sum(f['bytes'] for f in rest))}); "
                       "the JSON report lists them all[/dim]")
+    once = estimated_saving(found)
+    console.print(f"all findings together: {fmt_int(once)} bytes ({fmt_bytes(once)}), each byte counted once "
+                  "(findings on one attribute overlap; --budget compares this figure)")
     spill = next((f["spill"] for f in found if f["kind"] == "spill_candidate" and f.get("attr") is None
                   and f.get("spill")), None)
     if spill:
