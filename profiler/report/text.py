@@ -122,7 +122,8 @@ def _render_meta(profile: Profile, console: Console) -> bool:
                                                                   ("scons_version", "SCons"),
                                                                   ("python_version", "Python")) if m.get(k))),
         ("wall time", f"{m['wall_s']:.2f} s" if isinstance(m.get("wall_s"), (int, float)) else None),
-        ("peak RSS", fmt_bytes(m["peak_rss"]) if isinstance(m.get("peak_rss"), (int, float)) else None),
+        ("peak RSS", (fmt_bytes(m["peak_rss"]) + " (the kernel's high-water mark of the build, getrusage)")
+         if isinstance(m.get("peak_rss"), (int, float)) else None),
         ("exit code", m.get("exit_code")),
         ("store", m.get("store") or ("none" if "store" in m else None)),
     ]
@@ -204,12 +205,16 @@ def _render_counts(profile: Profile, console: Console) -> bool:
         return False
     _heading(console, "Instances (size-annotated counts)")
     t = Table(box=None, header_style="bold cyan")
-    for col in ("class", "now", "peak", "created", "avg bytes", "total bytes", ""):
+    for col in ("class", "now", "peak", "created", "morphed in", "morphed out", "avg bytes", "total bytes", ""):
         t.add_column(col, justify="left" if col == "class" else "right")
     for r in rows:
         t.add_row(r["cls"], fmt_int(r["now"]), fmt_int(r["peak"]), fmt_int(r["created"]),
+                  fmt_int(r.get("morphed_in", 0)), fmt_int(r.get("morphed_out", 0)),
                   fmt_int(r["avg_bytes"]), fmt_int(r["total_bytes"]), fmt_bytes(r["total_bytes"]))
     console.print(t)
+    console.print("[dim]by class at the end: now = live instances (gc scan at the end); created = instances that "
+                  "became this class (new, plus morphs into it: Entry -> File); morphed out = left it for another "
+                  "class[/dim]")
     console.print()
     return True
 
@@ -219,6 +224,8 @@ def _render_lifetimes(profile: Profile, console: Console) -> bool:
     if not lt:
         return False
     _heading(console, "Lifetimes")
+    console.print("[dim]by class at the end, as Instances: created - morphed out - freed = alive (= Instances' "
+                  "now, unless instances existed before the profiler started); ages over freed instances[/dim]")
     t = Table(box=None, header_style="bold cyan")
     for col in ("class", "created", "freed", "alive", "mean s", "p50 s", "max s"):
         t.add_column(col, justify="left" if col == "class" else "right")
@@ -239,9 +246,13 @@ def _render_monitor(profile: Profile, console: Console) -> bool:
     t.add_column(style="bold")
     t.add_column(justify="right")
     t.add_column(style="dim")
-    t.add_row("peak RSS", fmt_bytes(m["peak_rss"]), f"{m['peak_rss']:,} bytes")
-    t.add_row("peak RSS anon", fmt_bytes(m["peak_rss_anon"]), f"{m['peak_rss_anon']:,} bytes")
-    t.add_row("peak RSS file", fmt_bytes(m["peak_rss_file"]), f"{m['peak_rss_file']:,} bytes")
+    hwm = profile.meta.get("peak_rss")
+    if isinstance(hwm, (int, float)):  # the same figure as the Run section's, so the two agree
+        t.add_row("peak RSS", fmt_bytes(hwm), f"{int(hwm):,} bytes, the kernel's high-water mark (as in Run)")
+    t.add_row("highest sampled RSS", fmt_bytes(m["peak_rss"]),
+              f"{m['peak_rss']:,} bytes, the largest of the samples below (misses peaks between samples)")
+    t.add_row("highest sampled anon", fmt_bytes(m["peak_rss_anon"]), f"{m['peak_rss_anon']:,} bytes")
+    t.add_row("highest sampled file", fmt_bytes(m["peak_rss_file"]), f"{m['peak_rss_file']:,} bytes")
     t.add_row("samples", f"{m['samples']:,}", f"every {m['interval_s']} s over {m['duration_s']:.2f} s")
     t.add_row("monitor cost", f"{m['cost_cpu_s']:.3f} s CPU",
               f"{m['cost_samples']:,} samples, {fmt_bytes(m['cost_self_bytes'])} own memory")
