@@ -406,6 +406,7 @@ def profile_build(
         "machine": _machine(),
         "fast_counters": recorder.fast,
         "spillable": {c: list(a) for c, a in store_candidates().spill.items()},
+        "late_phases": [PHASE_BUILD, PHASE_SCONSIGN],  # for the one rule of "cold" (dagstore.policy)
         "readers_counted": readers,
         "access_counted": counted[0],
     }
