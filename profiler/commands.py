@@ -27,7 +27,8 @@ def _register_build(add: Callable) -> None:
     p.add_argument("--dag-cache", choices=("on", "off", "verify", "reset"), default="on",
                    help="answer an up-to-date build from the last build's DAG snapshot without running SCons "
                         "(on); never (off); run SCons anyway and report if the cache would have been wrong "
-                        "(verify, exit 67); forget the snapshot and turn the cache back on (reset)")
+                        "(verify, exit 67); forget the snapshot and turn the cache back on (reset); never with -o or "
+                        "--sizes, which need a real build")
 
 
 def answer_from_dag_cache(ours: list[str], scons_args: list[str]) -> int | None:
@@ -76,7 +77,7 @@ def cmd_build(args, scons_args: list[str]) -> int:
     summary = bool(getattr(args, "summary", False))
     store_path = args.store_path or ".dagstore"
     dag_mode = args.dag_cache if args.store == "lmdb" else "off"
-    if dag_mode == "on":
+    if dag_mode == "on" and not args.output and not args.sizes:  # a profile asked for needs a real build
         from .builds.scons_dag import try_answer
 
         code = try_answer(scons_args, store_path, summary)  # imports neither SCons nor the profiler

@@ -247,3 +247,13 @@ def test_enable_store_in_an_sconstruct_that_starts_with_future_imports(tmp_path,
 def test_usage_docs_say_where_the_one_line_goes():
     text = (Path(__file__).resolve().parents[1] / "docs" / "usage.md").read_text()
     assert "from __future__" in text and "site_scons/site_init.py" in text and "dagprof build" in text
+
+
+def test_a_profile_asked_for_is_written_even_when_the_dag_cache_could_answer(tmp_path, dagprof):
+    """`dagprof build -o FILE` on an up-to-date tree runs the build: the DAG cache would write no profile."""
+    proj = generate(tmp_path / "p", files=10, files_per_dir=10, seed=4)
+    dagprof(["build", "--", "-Q"], proj.root, check=True)
+    dagprof(["build", "--", "-Q"], proj.root, check=True)  # the snapshot is confirmed by a null build
+    for name in ("a.dagprof", "b.dagprof"):
+        dagprof(["build", "-o", name, "--", "-Q"], proj.root, check=True)
+        assert load(str(proj.root / name)).sections["store"]["backend"] == "lmdb"
