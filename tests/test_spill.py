@@ -305,3 +305,31 @@ def test_reuse_read_errors_are_counted_and_reported():
         assert "1 reuse_read errors" in summary_line(sec)
     finally:
         sp.restore()
+
+
+def test_reuse_bookkeeping_is_bounded_and_forgotten_at_safe_points(tmp_path):
+    """_tried_reuse/_reused_value (keyed by id) were never pruned: one entry per object ever read."""
+    store = LMDBStore(str(tmp_path / "store"))
+    sp, _reg = make_spiller(store, stable_key=lambda o: o.name, stamp=lambda o: b"1")
+    try:
+        sp.guard(Node, reuse=("includes",))
+        sp.reuse_memory = 8
+        done = [Node(f"d{i}") for i in range(20)]
+        for n in done:
+            assert n.includes is None
+            n.includes = [n.name + ".h"]
+        sp.spill(done)
+        sp.flush()
+        own = sp.own_memory()
+        assert own["tried_reuse"] == 0 and own["reused_values"] == 0   # safe point reached: forgotten
+        sources = [Node(f"d{i}") for i in range(20)]                     # read, reused, never spilled
+        assert [n.includes for n in sources] == [[f"d{i}.h"] for i in range(20)]
+        own = sp.own_memory()
+        assert own["tried_reuse"] <= 8 and own["reused_values"] <= 8
+        assert own["bytes"] > 0 and sp.section("lmdb", None)["own_memory"]["tried_reuse"] <= 8
+        sp.spill(sources)
+        assert sp.stats.reuse_hits == 20
+    finally:
+        sp.reload_all(done + sources)
+        sp.restore()
+        store.close()
