@@ -20,7 +20,11 @@ from typing import Any, Callable, Iterable
 
 from .codec import Codec, Refused
 
-try:
+try:  # DAGPROF_NO_C=1: behave as if the extension were not built (CI runs the tests both ways)
+    import os as _os
+
+    if _os.environ.get("DAGPROF_NO_C", "") not in ("", "0"):
+        raise ImportError("DAGPROF_NO_C is set")
     from ._fastguard import Guard as _CGuard
     from ._fastguard import collapse as _c_collapse
 except ImportError:  # pragma: no cover - used when the extension is not built

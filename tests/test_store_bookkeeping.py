@@ -36,14 +36,29 @@ def test_the_report_shows_it(tmp_path, dagprof):
     assert "store's own memory" in r.stdout
 
 
-def test_in_process_close_forgets_node_references(tmp_path, monkeypatch):
-    """After an in-process build the codec holds no node: every value is back in memory."""
-    from dagprof.builds import scons as adapter
+SCRIPT = """
+import json, os, sys
+os.chdir(sys.argv[1])
+from dagprof.builds import scons as adapter
+hooks = adapter.StoreHooks(kind="memory", spill="File.binfo,File.implicit")
+prof = adapter.profile_build(["-Q"], extra_hooks=[hooks])
+print(json.dumps([prof.meta["exit_code"], prof.sections["store"]["spilled_attrs"],
+                  prof.sections["store"]["own_memory"]["node_refs"], len(hooks.spiller.codec.node_refs)]))
+"""
+
+
+def test_in_process_close_forgets_node_references(tmp_path):
+    """After an in-process build (its own interpreter: SCons keeps global state) the codec holds no node."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import _env
 
     proj = generate(tmp_path / "p", files=10, files_per_dir=10, seed=14)
-    monkeypatch.chdir(proj.root)
-    hooks = adapter.StoreHooks(kind="memory", spill="File.binfo,File.implicit")
-    prof = adapter.profile_build(["-Q"], extra_hooks=[hooks])
-    assert prof.meta["exit_code"] == 0
-    assert prof.sections["store"]["spilled_attrs"] > 0
-    assert hooks.spiller.codec.node_refs == {}
+    p = subprocess.run([sys.executable, "-c", SCRIPT, str(proj.root)], env=_env(), capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    code, spilled, refs_at_end, refs_after_close = json.loads(p.stdout.strip().splitlines()[-1])
+    assert code == 0 and spilled > 0
+    assert refs_at_end > 0 and refs_after_close == 0
