@@ -250,9 +250,12 @@ class Tracker:
                 for name, st in list(self._stats.items())}
 
     def lifetimes(self) -> dict[str, dict[str, Any]]:
-        """The "lifetimes" section: statistics over freed instances (alive ones have no lifetime yet)."""
+        """The "lifetimes" section: lifetimes of freed instances, and the ages of those still alive now
+        (in a build that frees nothing, the second is all there is to learn)."""
         out = {}
+        now = self.clock()
         for name, st in list(self._stats.items()):
+            ages = sorted(now - t0 for t0 in list((self._born.get(name) or {}).values()))
             sample = sorted(st.sample)
             out[name] = {
                 "created": st.created,
@@ -263,6 +266,9 @@ class Tracker:
                 "mean_s": st.life_sum / st.freed if st.freed else 0.0,
                 "p50_s": sample[len(sample) // 2] if sample else 0.0,
                 "max_s": st.life_max,
+                "alive_mean_s": sum(ages) / len(ages) if ages else 0.0,
+                "alive_p50_s": ages[len(ages) // 2] if ages else 0.0,
+                "alive_max_s": ages[-1] if ages else 0.0,
             }
         return out
 

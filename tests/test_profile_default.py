@@ -83,6 +83,10 @@ def test_two_figures_that_claim_the_same_thing_agree(run):
         if cls in counts:
             assert counts[cls]["created"] == lt["created"], cls
             assert counts[cls]["now"] == lt["alive"], (cls, counts[cls], lt)  # all created after the hooks
+    # nothing is freed in this build: the ages of the live nodes say how long they were held
+    f = lifetimes["File"]
+    assert f["alive"] > 0 and 0 < f["alive_p50_s"] <= f["alive_max_s"] < prof.meta["wall_s"] + 5
+    assert "alive: mean age s" in p.stdout
     # one "peak RSS" figure, whichever section prints it
     peaks = set(re.findall(r"peak RSS\s+([\d.]+ \w+)", p.stdout))
     assert len(peaks) == 1, peaks

@@ -184,3 +184,25 @@ def test_read_rss_anon_and_file() -> None:
     assert rss > 0
     if anon >= 0:
         assert 0 < anon <= rss and file_ >= 0
+
+
+def test_lifetimes_show_the_age_of_instances_still_alive() -> None:
+    clock = [100.0]
+    tr = Tracker([Slotted], clock=lambda: clock[0])
+    tr.install()
+    try:
+        old = [Slotted(i) for i in range(3)]
+        clock[0] = 110.0
+        young = Slotted(9)
+        gone = Slotted(8)
+        clock[0] = 112.0
+        del gone
+        gc.collect()
+        clock[0] = 120.0
+        lt = tr.lifetimes()["Slotted"]
+        assert lt["alive"] == 4 and lt["freed"] == 1 and lt["max_s"] == 2.0
+        assert lt["alive_max_s"] == 20.0 and lt["alive_p50_s"] == 20.0
+        assert lt["alive_mean_s"] == (3 * 20.0 + 10.0) / 4
+        assert old and young
+    finally:
+        tr.restore()

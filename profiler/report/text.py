@@ -225,13 +225,25 @@ def _render_lifetimes(profile: Profile, console: Console) -> bool:
         return False
     _heading(console, "Lifetimes")
     console.print("[dim]by class at the end, as Instances: created - morphed out - freed = alive (= Instances' "
-                  "now, unless instances existed before the profiler started); ages over freed instances[/dim]")
+                  "now, unless instances existed before the profiler started); lifetimes of the freed instances, and ages at the "
+                  "end of those still alive ('-': none)[/dim]")
     t = Table(box=None, header_style="bold cyan")
-    for col in ("class", "created", "freed", "alive", "mean s", "p50 s", "max s"):
+    ages = any("alive_mean_s" in r for r in lt.values())
+    cols = ["class", "created", "freed", "alive", "freed: mean s", "p50 s", "max s"]
+    if ages:
+        cols += ["alive: mean age s", "p50 s", "max s"]
+    for col in cols:
         t.add_column(col, justify="left" if col == "class" else "right")
     for cls, r in sorted(lt.items(), key=lambda kv: (-(kv[1].get("created") or 0), kv[0])):
-        t.add_row(cls, fmt_int(r.get("created")), fmt_int(r.get("freed")), fmt_int(r.get("alive")),
-                  _f3(r.get("mean_s")), _f3(r.get("p50_s")), _f3(r.get("max_s")))
+        freed = bool(r.get("freed"))
+        row = [cls, fmt_int(r.get("created")), fmt_int(r.get("freed")), fmt_int(r.get("alive")),
+               _f3(r.get("mean_s")) if freed else "-", _f3(r.get("p50_s")) if freed else "-",
+               _f3(r.get("max_s")) if freed else "-"]
+        if ages:
+            alive = bool(r.get("alive"))
+            row += [_f3(r.get("alive_mean_s")) if alive else "-", _f3(r.get("alive_p50_s")) if alive else "-",
+                    _f3(r.get("alive_max_s")) if alive else "-"]
+        t.add_row(*row)
     console.print(t)
     console.print()
     return True
