@@ -35,7 +35,6 @@ warnings, printed by both builds, are not).
 from __future__ import annotations
 
 import fnmatch
-from collections import Counter
 import json
 import os
 import re
@@ -43,6 +42,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence

@@ -31,8 +31,8 @@ def test_report_recommends_what_spill_auto_then_picks(tmp_path, dagprof):
 def test_policy_and_analyze_share_the_function():
     import inspect
 
-    import dagstore.policy as policy
     from dagprof import analyze
+    from dagstore import policy
 
     assert "cold_attributes" in inspect.getsource(analyze.spill_plan)
     assert "cold_attributes" in inspect.getsource(policy.choose)

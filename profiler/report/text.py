@@ -383,10 +383,10 @@ def _render_store(profile: Profile, console: Console) -> bool:
         rows.insert(6, ("reuse refused (file changed)", fmt_int(st.get("reuse_stale"))))
     own = st.get("own_memory") or {}
     if own:
-        rows.append(("store's own memory", f"{fmt_int(own.get('bytes'))} ({fmt_bytes(own.get('bytes'))}) at the end "
-                     f"of the build: {fmt_int(own.get('node_refs'))} node references, "
-                     f"{fmt_int(own.get('pending_entries'))} pending values, "
-                     f"{fmt_int(own.get('tried_reuse'))} objects awaiting their safe point"))
+        what = (f"{fmt_int(own.get('bytes'))} ({fmt_bytes(own.get('bytes'))}) at the end of the build: "
+                f"{fmt_int(own.get('node_refs'))} node references, {fmt_int(own.get('pending_entries'))} pending "
+                f"values, {fmt_int(own.get('tried_reuse'))} objects awaiting their safe point")
+        rows.append(("store's own memory", what))
     plan = st.get("plan") or {}
     if plan.get("source"):
         rows.append(("spill plan", f"{plan.get('spill') or '(collapse and reuse only)'} ({plan['source']})"))
