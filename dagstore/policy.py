@@ -3,11 +3,29 @@
 The store meets the profiler only through `AccessStats`: rows of
 (class, attribute, phase, reads, writes, deletes). They come from this run's counters or, for
 `--spill auto`, from the previous build's access table kept in the store's metadata.
+
+"Cold" has ONE definition, `cold_attributes()`, used by `--spill auto` (through `choose`) and by the
+report's advice (dagprof.analyze, on the recorded profile), so the `--spill` list a report recommends
+is the list `--spill auto` picks from the same profile (docs/dagstore.md, "What is cold"):
+
+1. only attributes the adapter declares safe to spill are considered;
+2. an attribute is cold when it was written at least once and read at most
+   MAX_LATE_READS_PER_WRITE (2) times per write in the late phases (after objects reach their safe
+   points: SCons' build and .sconsign phases; all phases when the rows carry no such phase). Two
+   reads per write keep values read once when built and once when .sconsign is written, and
+   exclude memo caches read thousands of times. An attribute with no rows is not cold: unknown is
+   not cold;
+3. what the last build's spills taught (reloads per spilled value, `history`) overrides that:
+   at most KEEP_BELOW (0.1) reloads per spill makes an attribute cold, more than DROP_ABOVE (0.5)
+   makes it hot.
+
+Sizes play no part: `--spill auto` has no sizes (a build does not size its nodes), and an
+attribute's bytes decide how much a spill saves, not whether its values are read again.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 
 class AccessStats(Protocol):
@@ -48,7 +66,12 @@ class Plan:
 
     def spill_spec(self) -> str:
         """The exact `--spill` argument that reproduces this plan."""
-        return ",".join(f"{c}.{a}" for c, attrs in sorted(self.spill.items()) for a in attrs)
+        return spill_spec(self.spill)
+
+
+def spill_spec(spill: Mapping[str, Sequence[str]]) -> str:
+    """`Cls.attr,...` in one order (classes sorted, attributes as given): the report's and the plan's."""
+    return ",".join(f"{c}.{a}" for c, attrs in sorted(spill.items()) for a in attrs)
 
 
 def parse_spill(spec: str, candidates: Candidates) -> dict[str, tuple[str, ...]]:
@@ -76,10 +99,20 @@ def parse_spill(spec: str, candidates: Candidates) -> dict[str, tuple[str, ...]]
     return {c: tuple(a) for c, a in out.items()}
 
 
-def cold_from_stats(rows: Iterable[AccessStats], candidates: Candidates,
-                    max_reads_per_write: float = 2.0) -> dict[str, tuple[str, ...]]:
-    """Safe attributes read at most `max_reads_per_write` times per write once objects are done."""
-    late = set(candidates.late_phases)
+MAX_LATE_READS_PER_WRITE = 2.0
+KEEP_BELOW = 0.1
+DROP_ABOVE = 0.5
+
+
+def cold_attributes(rows: Iterable[AccessStats], spillable: Mapping[str, Sequence[str]] | None,
+                    late_phases: Sequence[str] = (), history: Mapping[str, Sequence[int]] | None = None,
+                    max_reads_per_write: float = MAX_LATE_READS_PER_WRITE) -> dict[str, tuple[str, ...]]:
+    """THE rule for "cold" (module docstring): per class, the attributes to spill, in `spillable`'s order.
+
+    spillable: class -> attributes safe to spill; None means every attribute in the rows (a profile
+    from another tool). history: {"Cls.attr": [spilled, reloads]} of the previous build.
+    """
+    late = set(late_phases)
     reads: dict[tuple[str, str], int] = {}
     writes: dict[tuple[str, str], int] = {}
     for r in rows:
@@ -87,28 +120,41 @@ def cold_from_stats(rows: Iterable[AccessStats], candidates: Candidates,
         writes[key] = writes.get(key, 0) + r.writes
         if not late or r.phase in late:
             reads[key] = reads.get(key, 0) + r.reads
+    if spillable is None:
+        order: dict[str, list[str]] = {}
+        for cls, attr in writes:
+            order.setdefault(cls, []).append(attr)
+        spillable = {c: sorted(a) for c, a in order.items()}
     out: dict[str, tuple[str, ...]] = {}
-    for cls, attrs in candidates.spill.items():
+    for cls, attrs in spillable.items():
         cold = tuple(a for a in attrs
                      if writes.get((cls, a), 0) > 0 and reads.get((cls, a), 0) <= max_reads_per_write * writes[(cls, a)])
         if cold:
             out[cls] = cold
-    return out
+    return adjust_with_history(out, history, spillable)
 
 
-def adjust_with_history(cold: dict[str, tuple[str, ...]], history: dict[str, Sequence[int]] | None,
-                        candidates: Candidates, keep_below: float = 0.1,
-                        drop_above: float = 0.5) -> dict[str, tuple[str, ...]]:
+def cold_from_stats(rows: Iterable[AccessStats], candidates: Candidates,
+                    max_reads_per_write: float = MAX_LATE_READS_PER_WRITE) -> dict[str, tuple[str, ...]]:
+    """`cold_attributes` over what the adapter declares safe, without history."""
+    return cold_attributes(rows, candidates.spill, candidates.late_phases, None, max_reads_per_write)
+
+
+def adjust_with_history(cold: dict[str, tuple[str, ...]], history: Mapping[str, Sequence[int]] | None,
+                        candidates: Candidates | Mapping[str, Sequence[str]], keep_below: float = KEEP_BELOW,
+                        drop_above: float = DROP_ABOVE) -> dict[str, tuple[str, ...]]:
     """What the last build's spills taught: rarely reloaded stays (or becomes) cold, often reloaded is hot.
 
     history: {"Cls.attr": [spilled, reloads]} from the previous build's store statistics.
+    candidates: the Candidates, or just their `spill` mapping (class -> safe attributes).
     """
+    spillable = candidates.spill if isinstance(candidates, Candidates) else candidates
     if not history:
         return cold
     out = {c: list(a) for c, a in cold.items()}
     for label, (spilled, reloads) in sorted(history.items()):
         cls, _, attr = label.partition(".")
-        if spilled <= 0 or attr not in candidates.spill.get(cls, ()):
+        if spilled <= 0 or attr not in spillable.get(cls, ()):
             continue
         rate = reloads / spilled
         attrs = out.setdefault(cls, [])
@@ -129,7 +175,7 @@ def choose(spec: str, candidates: Candidates, previous: Sequence[AccessStats] | 
         return plan
     if spec == "auto":
         if previous:
-            plan.spill = adjust_with_history(cold_from_stats(previous, candidates), history, candidates)
+            plan.spill = cold_attributes(previous, candidates.spill, candidates.late_phases, history)
             plan.source = "auto: previous build's access profile" + (" and reload rates" if history else "")
         else:
             plan.spill = dict(candidates.default_cold)

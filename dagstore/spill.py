@@ -20,7 +20,11 @@ from typing import Any, Callable, Iterable
 
 from .codec import Codec, Refused
 
-try:
+try:  # DAGPROF_NO_C=1: behave as if the extension were not built (CI runs the tests both ways)
+    import os as _os
+
+    if _os.environ.get("DAGPROF_NO_C", "") not in ("", "0"):
+        raise ImportError("DAGPROF_NO_C is set")
     from ._fastguard import Guard as _CGuard
     from ._fastguard import collapse as _c_collapse
 except ImportError:  # pragma: no cover - used when the extension is not built
@@ -168,6 +172,9 @@ class Spiller:
         self._reuse: set[str] = set()
         self._pending: dict[bytes, bytes] = {}        # per-build values not yet written (scratch)
         self._pending_reuse: dict[bytes, bytes] = {}  # reusable values not yet written (store)
+        # reuse bookkeeping by id(): forgotten at each object's safe point, and never more than
+        # `reuse_memory` entries (objects that never reach one, e.g. scanned sources, would grow it)
+        self.reuse_memory = 4096
         self._tried_reuse: set[int] = set()
         self._reused_value: dict[int, object] = {}  # ... and that value, until it is spilled again
         self._refused_streak: dict[str, int] = {}
@@ -274,6 +281,10 @@ class Spiller:
                 for name in self._spill.get(cls, ()):
                     if only is None or name in only:
                         n += self._spill_one(obj, cls, guards[name], name)
+                if only is None:  # the object is done: forget the reuse bookkeeping about it
+                    oid = id(obj)
+                    self._tried_reuse.discard(oid)
+                    self._reused_value.pop(oid, None)
             if len(self._pending) + len(self._pending_reuse) >= self.batch:
                 self._flush_locked()
         self.stats.spill_time_s += time.perf_counter() - t0
@@ -292,9 +303,8 @@ class Spiller:
             self.stats.collapsed += 1
             self.stats.attr(label)["collapsed"] += 1
             return 1
-        if name in self._reuse and self._reused_value.get(id(obj)) is v:
+        if name in self._reuse and self._reused_value.pop(id(obj), None) is v:
             # reused from the store and not replaced since: the stored copy is current, nothing to write
-            del self._reused_value[id(obj)]
             g.store(obj, SPILLED)
             self.stats.attr(label)["spilled"] += 1
             self.stats.spilled_attrs += 1
@@ -395,6 +405,8 @@ class Spiller:
         oid = id(obj)
         if oid in self._tried_reuse:
             return None
+        if len(self._tried_reuse) >= self.reuse_memory:  # objects that never reach a safe point (sources)
+            self._tried_reuse.clear()  # costs at most one more lookup per object; a stamp vets every value
         self._tried_reuse.add(oid)
         key = self._reuse_key(obj, name)
         if key is None or self.stamp is None or self.store is None:  # no store (busy, unusable): no reuse
@@ -416,6 +428,8 @@ class Spiller:
             return None
         value = self.codec.decode(blob)
         self._guards[type(obj)][name].store(obj, value)
+        if len(self._reused_value) >= self.reuse_memory:
+            self._reused_value.clear()  # costs one rewrite of an unchanged value at its safe point
         self._reused_value[oid] = value
         self.stats.reuse_hits += 1
         self.stats.attr(f"{type(obj).__name__}.{name}")["reuse_hits"] += 1
@@ -435,6 +449,12 @@ class Spiller:
                     continue
                 if type(v) is Marker:
                     self._reload(obj, name, v)
+
+    def forget_node_refs(self) -> None:
+        """After reload_all() over every live object: no spilled value refers to a node any more."""
+        refs = getattr(self.codec, "node_refs", None)
+        if refs is not None:
+            refs.clear()
 
     def depth(self) -> int:
         """How many guards are installed: restore(since=depth()) later removes only those installed after now."""
@@ -462,10 +482,37 @@ class Spiller:
         del self._saved[since:]
         self._collapse_cache.clear()
 
+    def own_memory(self) -> dict[str, int]:
+        """The spiller's own bookkeeping, counted: entries and an estimate of their bytes (sys.getsizeof
+        of the containers, the keys and blobs they own; the objects they point to are the build's).
+
+        Bounded: the reuse sets hold objects between their first read and their safe point (spill()
+        forgets them), at most `reuse_memory` entries each; pending blobs at most `batch` entries; the codec's node references
+        (`node_refs`, if the codec keeps them) at most one entry per node a spilled value refers to.
+        """
+        import sys
+
+        gs = sys.getsizeof
+        pend = gs(self._pending) + gs(self._pending_reuse) + sum(
+            gs(k) + gs(v) for d in (self._pending, self._pending_reuse) for k, v in list(d.items()))
+        reuse = gs(self._tried_reuse) + gs(self._reused_value) + 32 * (len(self._tried_reuse) + len(self._reused_value))
+        refs = getattr(self.codec, "node_refs", None)
+        ref_bytes = (gs(refs) + sum(gs(k) for k in list(refs))) if refs is not None else 0
+        stats = gs(self.stats.per_attr) + sum(gs(k) + gs(v) for k, v in list(self.stats.per_attr.items()))
+        caches = gs(self._collapse_cache) + gs(self._refused_streak)
+        return {
+            "bytes": pend + reuse + ref_bytes + stats + caches,
+            "pending_entries": len(self._pending) + len(self._pending_reuse), "pending_bytes": pend,
+            "tried_reuse": len(self._tried_reuse), "reused_values": len(self._reused_value),
+            "reuse_bytes": reuse, "node_refs": len(refs) if refs is not None else 0, "node_refs_bytes": ref_bytes,
+            "stats_bytes": stats, "cache_bytes": caches,
+        }
+
     def section(self, backend: str, path: str | None) -> dict[str, Any]:
         """The profile's "store" section."""
         s = self.stats
         return {
+            "own_memory": self.own_memory(),
             "backend": backend, "path": path, "spilled_attrs": s.spilled_attrs, "spilled_bytes": s.spilled_bytes,
             "collapsed": s.collapsed, "reloads": s.reloads, "collapsed_reloads": s.collapsed_reloads,
             "reuse_hits": s.reuse_hits, "reuse_misses": s.reuse_misses, "reuse_stale": s.reuse_stale,

@@ -17,7 +17,11 @@ from typing import Iterable, Iterator
 from .classpatch import ClassPatches
 from .profile import AccessRow
 
-try:  # the C fast path; pure Python keeps working without a compiler
+try:  # the C fast path; pure Python keeps working without a compiler (DAGPROF_NO_C=1 forces that)
+    import os as _os
+
+    if _os.environ.get("DAGPROF_NO_C", "") not in ("", "0"):
+        raise ImportError("DAGPROF_NO_C is set")
     from ._fastcount import Counter as _CCounter
 except ImportError:  # pragma: no cover - exercised when the extension is missing
     _CCounter = None

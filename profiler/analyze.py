@@ -16,20 +16,26 @@ Heuristics (thresholds are keyword arguments; defaults below):
 - duplicate_values: equal values held by many instances (sizes "dup_bytes"), fixed by interning or
   a flyweight. Saving = dup_bytes minus the bytes the empty_container finding already claims for
   the same attribute, so the two findings never count the same bytes twice.
-- spill_candidate: attributes holding at least `spill_min_bytes` of non-empty values (bytes minus
-  empty_bytes: an empty container is fixed by lazy creation, not by a disk round trip) and read
-  at most `max_reads_per_instance` times per instance that has them (total reads / sizes "set";
-  the class count when "set" is missing). The default of 2 reads keeps values read once when
-  built and once when .sconsign is written (e.g. Dir._sconsign) and excludes memo caches read
-  thousands of times. Classes with no access rows are skipped: unknown is not cold.
-  Saving = the attribute's non-empty exclusive bytes. One extra summary finding (cls "*", attr None)
-  carries the full `--spill` list and the summed bytes.
+- spill_candidate: the attributes `--spill auto` would spill after this run, decided by the one
+  rule for "cold", dagstore.policy.cold_attributes (documented there and in docs/dagstore.md):
+  safe to spill (the adapter's list in meta "spillable"), written, read at most 2 times per write
+  in the late phases (meta "late_phases"), adjusted by the reloads of this run's spills (the
+  "store" section's per_attr). One finding per attribute whose non-empty bytes (bytes minus
+  empty_bytes) reach `min_bytes`, and one summary finding (cls "*", attr None) with the whole
+  `--spill` list, which is exactly what `--spill auto` picks from this profile, and the bytes known.
 - cycle: classes whose instances the garbage collector found in unreachable reference cycles.
   Saving = objects in cycles x average bytes per instance ("counts" avg_bytes, else sizes
   total/count): memory that lingers until a full collection instead of being freed at once.
 
 Only findings saving at least `min_bytes` (default 16 KiB) are reported, except cycles, which
 are always reported when present (they matter for lifetime even when small).
+
+Findings overlap: the summary spill finding repeats its candidates, and one attribute can be
+never_read (all its bytes), empty_container (its empty part), duplicate_values and spill_candidate
+(both within its non-empty part). `estimated_saving()` counts each byte once: per attribute the most
+one fix can free, max(never_read, empty + max(duplicates, spill)); plus the grouped never_read
+findings (disjoint from the rest: each of their attributes is under `min_bytes`) and the cycles.
+`--budget` and the report's total use it.
 """
 from __future__ import annotations
 
@@ -39,8 +45,6 @@ from dagprof.profile import Profile
 
 MIN_BYTES = 16 * 1024
 MIN_INSTANCES = 2
-SPILL_MIN_BYTES = 256 * 1024
-MAX_READS_PER_INSTANCE = 2.0
 
 KINDS = ("never_read", "empty_container", "duplicate_values", "spill_candidate", "cycle")
 
@@ -69,49 +73,32 @@ def _sort(findings: list[dict]) -> list[dict]:
                                           f["cls"], f["attr"] or ""))
 
 
-def _reads_per_instance(profile: Profile, cls: str, attr: str, a: dict, count: int,
-                        totals: dict) -> float | None:
-    t = totals.get((cls, attr))
-    reads = t.reads if t is not None else 0
-    holders = int(a.get("set") or 0) or count
-    if holders <= 0:
-        return None
-    return reads / holders
+def spill_plan(profile: Profile) -> dict[str, tuple[str, ...]]:
+    """What `--spill auto` would spill after this run: dagstore.policy.cold_attributes on the profile."""
+    from dagstore.policy import cold_attributes
 
-
-def spill_candidates(profile: Profile, min_bytes: int = SPILL_MIN_BYTES,
-                     max_reads_per_instance: float = MAX_READS_PER_INSTANCE) -> list[str]:
-    """The "Cls.attr" list worth spilling: large and rarely read, biggest first (the policy's default input)."""
-    return [name for name, _b, _rpi in _spill_rows(profile, min_bytes, max_reads_per_instance)]
-
-
-def _spill_rows(profile: Profile, min_bytes: int, max_rpi: float) -> list[tuple[str, int, float]]:
-    totals = profile.access_totals()
-    accessed = {r.cls for r in profile.access}
-    # the build adapter records which attributes its store can spill safely; only those are advised
     spillable = profile.meta.get("spillable")
-    rows = []
-    for cls, c in _size_classes(profile).items():
-        if cls not in accessed:
-            continue
-        count = int(c.get("count") or 0)
-        for attr, a in (c.get("attrs") or {}).items():
-            if spillable is not None and attr not in (spillable.get(cls) or ()):
-                continue
-            b = int(a.get("bytes") or 0) - int(a.get("empty_bytes") or 0)
-            if b < min_bytes:
-                continue
-            rpi = _reads_per_instance(profile, cls, attr, a, count, totals)
-            if rpi is None or rpi > max_rpi:
-                continue
-            rows.append((f"{cls}.{attr}", b, rpi))
-    rows.sort(key=lambda r: (-r[1], r[0]))
-    return rows
+    per = (profile.sections.get("store") or {}).get("per_attr") or {}
+    history = {k: [int(v.get("spilled") or 0), int(v.get("reloads") or 0)] for k, v in per.items()
+               if isinstance(v, dict) and v.get("spilled")}
+    return cold_attributes(profile.access, spillable, profile.meta.get("late_phases") or (), history or None)
 
 
-def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = MIN_INSTANCES,
-            spill_min_bytes: int = SPILL_MIN_BYTES,
-            max_reads_per_instance: float = MAX_READS_PER_INSTANCE) -> list[dict]:
+def spill_candidates(profile: Profile) -> list[str]:
+    """The "Cls.attr" list the report recommends: the same list, in the same order, as `--spill auto`."""
+    from dagstore.policy import spill_spec
+
+    spec = spill_spec(spill_plan(profile))
+    return spec.split(",") if spec else []
+
+
+def _nonempty_bytes(profile: Profile, name: str) -> int:
+    cls, attr = name.split(".", 1)
+    a = ((_size_classes(profile).get(cls) or {}).get("attrs") or {}).get(attr) or {}
+    return int(a.get("bytes") or 0) - int(a.get("empty_bytes") or 0)
+
+
+def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = MIN_INSTANCES) -> list[dict]:
     """All findings of a profile in the agreed "findings" shape, biggest estimated saving first."""
     out: list[dict] = []
     sizes = _size_classes(profile)
@@ -155,18 +142,23 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
                                     f"{cls}.{attr} holds equal values many times ({detail}); "
                                     "intern them or use a flyweight"))
 
-    spill_rows = _spill_rows(profile, spill_min_bytes, max_reads_per_instance)
-    for name, b, rpi in spill_rows:
-        cls, attr = name.split(".", 1)
-        out.append(_finding("spill_candidate", cls, attr, b,
-                            f"{name} is read {rpi:.2f} times per instance; spill it to disk",
-                            spill=name))
-    if spill_rows:
-        names = [r[0] for r in spill_rows]
-        total = sum(r[1] for r in spill_rows)
+    names = spill_candidates(profile)
+    reads_by = {}
+    for (cls, attr), t in totals.items():
+        reads_by[f"{cls}.{attr}"] = (t.reads, t.writes)
+    for name in names:
+        b = _nonempty_bytes(profile, name)
+        if b >= min_bytes:
+            cls, attr = name.split(".", 1)
+            r, w = reads_by.get(name, (0, 0))
+            out.append(_finding("spill_candidate", cls, attr, b,
+                                f"{name} is cold (read {r:,} times for {w:,} writes); spill it to disk",
+                                spill=name))
+    if names:
+        total = sum(max(0, _nonempty_bytes(profile, n)) for n in names)
         out.append(_finding("spill_candidate", "*", None, total,
-                            (f"spill all {len(names)} candidates" if len(names) > 1 else "spill the candidate")
-                            + f" ({_kib(total)}): --spill {','.join(names)}",
+                            f"--spill auto picks {len(names)} cold attribute" + ("s" if len(names) > 1 else "")
+                            + f" ({_kib(total)} known): --spill {','.join(names)}",
                             spill=",".join(names)))
 
     counts = profile.sections.get("counts") or {}
@@ -182,6 +174,24 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
                             f"{int(n):,} {cls} objects were found in reference cycles; they wait for the cyclic "
                             f"garbage collector; break the cycle when they are released"))
     return _sort(out)
+
+
+def estimated_saving(findings: list[dict]) -> int:
+    """The findings' estimated savings with each byte counted once (see the module docstring)."""
+    per_attr: dict[tuple[str, str], dict[str, int]] = {}
+    total = 0
+    for f in findings:
+        b = int(f.get("bytes") or 0)
+        if f.get("attr") is None:
+            if f.get("cls") != "*":  # "*": the summary of the spill candidates, counted with them
+                total += b
+            continue
+        kinds = per_attr.setdefault((f["cls"], f["attr"]), {})
+        kinds[f["kind"]] = max(kinds.get(f["kind"], 0), b)
+    for k in per_attr.values():
+        total += max(k.get("never_read", 0),
+                     k.get("empty_container", 0) + max(k.get("duplicate_values", 0), k.get("spill_candidate", 0)))
+    return total
 
 
 def findings_of(profile: Profile) -> list[dict]:

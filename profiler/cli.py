@@ -137,9 +137,12 @@ def _show(profile, args) -> int:
         if getattr(args, "html", None):
             console.print(f"HTML report written to {args.html}")
     if args.budget is not None:
-        total = sum(f.get("bytes", 0) for f in profile.sections.get("findings", []))
+        from .analyze import estimated_saving, findings_of
+
+        total = estimated_saving(findings_of(profile))  # each byte once, though findings overlap
         if total > args.budget:
-            print(f"dagprof: findings estimate {total} bytes, over the budget of {args.budget}", file=sys.stderr)
+            print(f"dagprof: findings estimate {total:,} bytes (each byte counted once), over the budget of "
+                  f"{args.budget:,}", file=sys.stderr)
             return exitcodes.BUDGET
     return exitcodes.OK
 

@@ -27,7 +27,8 @@ def _register_build(add: Callable) -> None:
     p.add_argument("--dag-cache", choices=("on", "off", "verify", "reset"), default="on",
                    help="answer an up-to-date build from the last build's DAG snapshot without running SCons "
                         "(on); never (off); run SCons anyway and report if the cache would have been wrong "
-                        "(verify, exit 67); forget the snapshot and turn the cache back on (reset)")
+                        "(verify, exit 67); forget the snapshot and turn the cache back on (reset); never with -o or "
+                        "--sizes, which need a real build")
 
 
 def answer_from_dag_cache(ours: list[str], scons_args: list[str]) -> int | None:

@@ -19,8 +19,18 @@ together, each one of
     {"touch": PATH}                      move the mtime forward, content unchanged
     {"remove": PATH}                     delete a file
     {"add": PATH, "content": TEXT}       create a file (or overwrite one)
-PATH is relative to PROJECT_DIR. Exit 0 equivalent, 69 not equivalent, 65 bad input (project,
-edits file), 64 bad command line (dagprof/exitcodes.py).
+PATH is relative to PROJECT_DIR. Both copies get the same bytes AND the same timestamps: every file
+a step writes or touches gets one mtime chosen for the step, so a project that embeds source mtimes
+in its outputs (a generated header with the newest source time) builds identical bytes on both sides.
+
+A step whose build fails on both sides in the same way is not a pass: the verdict is BUILD FAILED
+(exit 70) unless `--allow-failing` accepts it (the comparison still holds: same exit codes, same
+messages, same outputs). Exit 0 equivalent, 69 not equivalent, 70 equivalent but a build failed,
+65 bad input (project, edits file), 64 bad command line (dagprof/exitcodes.py).
+
+Standard error is not compared (timings, -j order); lines the store build printed there that plain
+SCons did not print are reported under the step as "store build only on stderr" (a compiler's
+warnings, printed by both builds, are not).
 """
 from __future__ import annotations
 
@@ -32,6 +42,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -69,10 +80,16 @@ class StepResult:
     rebuilt_store: list[str]
     differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    failure: str = ""  # the last line of stderr when both builds failed (same exit code)
 
     @property
     def equivalent(self) -> bool:
         return not self.differences
+
+    @property
+    def failed(self) -> bool:
+        """Both builds failed (and the same way: a different exit code is a difference)."""
+        return self.equivalent and self.exit_plain != 0
 
 
 @dataclass
@@ -83,17 +100,30 @@ class Report:
     store: str
     scons_args: list[str]
     steps: list[StepResult] = field(default_factory=list)
+    allow_failing: bool = False
 
     @property
     def equivalent(self) -> bool:
-        return all(s.equivalent for s in self.steps)
+        """No step differs, and no build failed on both sides unless allow_failing accepts it."""
+        return all(s.equivalent for s in self.steps) and (self.allow_failing or not self.failed_steps)
+
+    @property
+    def failed_steps(self) -> list[StepResult]:
+        return [s for s in self.steps if s.failed]
+
+    @property
+    def verdict(self) -> str:
+        """"equivalent", "not equivalent" (a difference) or "build failed" (same failure on both sides)."""
+        if not all(s.equivalent for s in self.steps):
+            return "not equivalent"
+        return "equivalent" if self.equivalent else "build failed"
 
     def as_dict(self) -> dict[str, Any]:
         return {"project": self.project, "store": self.store, "scons_args": self.scons_args,
-                "equivalent": self.equivalent,
+                "equivalent": self.equivalent, "verdict": self.verdict, "allow_failing": self.allow_failing,
                 "steps": [{"name": s.name, "exit": [s.exit_plain, s.exit_store],
                            "rebuilt": [s.rebuilt_plain, s.rebuilt_store], "differences": s.differences,
-                           "notes": s.notes} for s in self.steps]}
+                           "failed": s.failed, "failure": s.failure, "notes": s.notes} for s in self.steps]}
 
 
 # ---- edits ---------------------------------------------------------------------------------------
@@ -193,20 +223,38 @@ def _read_text(p: Path) -> str:
         return ""
 
 
-def apply_edits(root: Path, edits: Sequence[dict[str, Any]]) -> None:
-    """Apply one step's edits to one tree (both trees get exactly the same operations)."""
+def step_time(roots: Sequence[Path], edits: Sequence[dict[str, Any]]) -> int:
+    """The one mtime (ns) a step gives every file it writes or touches, in every tree.
+
+    Past every current mtime of the touched files by 2 s (any file system's granularity), and not
+    before now. A file system with coarse timestamps truncates it the same way in both trees.
+    """
+    t = _now_ns()
+    for root in roots:
+        for e in edits:
+            kind = next(k for k in EDIT_KINDS if k in e)
+            if kind in ("touch", "edit"):
+                try:
+                    t = max(t, (root / e[kind]).stat().st_mtime_ns + 2_000_000_000)
+                except OSError:
+                    pass
+    return t
+
+
+def apply_edits(root: Path, edits: Sequence[dict[str, Any]], mtime_ns: int | None = None) -> None:
+    """Apply one step's edits to one tree; both trees get the same operations and the same `mtime_ns`."""
+    if mtime_ns is None:
+        mtime_ns = step_time([root], edits)
     for e in edits:
         if "add" in e:
             p = root / e["add"]
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(e["content"], encoding="utf-8")
+            os.utime(p, ns=(mtime_ns, mtime_ns))
         elif "remove" in e:
             (root / e["remove"]).unlink()
         elif "touch" in e:
-            p = root / e["touch"]
-            st = p.stat()
-            new = max(st.st_mtime_ns + 2_000_000_000, _now_ns())  # past any file system's mtime granularity
-            os.utime(p, ns=(new, new))
+            os.utime(root / e["touch"], ns=(mtime_ns, mtime_ns))
         else:
             p = root / e["edit"]
             text = p.read_text(encoding="utf-8", errors="surrogateescape")
@@ -218,6 +266,7 @@ def apply_edits(root: Path, edits: Sequence[dict[str, Any]]) -> None:
                     raise EquivalenceError(f"edit {e['edit']}: {old!r} does not occur in the file")
                 text = text.replace(old, new, 1)
             p.write_text(text, encoding="utf-8", errors="surrogateescape")
+            os.utime(p, ns=(mtime_ns, mtime_ns))
 
 
 def _now_ns() -> int:
@@ -319,7 +368,8 @@ def run_equivalence(project: str | os.PathLike, steps: Sequence[Step] = (), stor
                     scons_args: Sequence[str] = (), store_path: str | None = None,
                     ignore: Sequence[str] = DEFAULT_IGNORE, workdir: str | None = None,
                     timeout: float = 3600, plain_cmd: Sequence[str] | None = None,
-                    store_cmd: Sequence[str] | None = None, progress: Any = None) -> Report:
+                    store_cmd: Sequence[str] | None = None, progress: Any = None,
+                    allow_failing: bool = False) -> Report:
     """Build two copies of `project` step by step (plain vs store) and collect every difference."""
     src = Path(project)
     if not src.exists():
@@ -335,7 +385,8 @@ def run_equivalence(project: str | os.PathLike, steps: Sequence[Step] = (), stor
         args.append("--debug=explain")
     plain = list(plain_cmd) if plain_cmd is not None else plain_command()
     with_store = list(store_cmd) if store_cmd is not None else store_command(store, store_path)
-    report = Report(project=str(src.resolve()), store=store, scons_args=list(scons_args))
+    report = Report(project=str(src.resolve()), store=store, scons_args=list(scons_args),
+                    allow_failing=allow_failing)
     work = Path(tempfile.mkdtemp(prefix="dagprof-equiv-", dir=workdir))
     try:
         here = work / "tree"          # the one path both copies are built at
@@ -366,8 +417,9 @@ def run_equivalence(project: str | os.PathLike, steps: Sequence[Step] = (), stor
         for step in sequence:
             if progress:
                 progress(step.name)
+            when = step_time(list(parked.values()), step.edits)
             for which in ("plain", "store"):
-                apply_edits(parked[which], step.edits)
+                apply_edits(parked[which], step.edits, when)
             p_done, p_before, p_after = build("plain", plain)
             s_done, s_before, s_after = build("store", with_store)
             report.steps.append(_compare(step.name, p_done, s_done, p_before, p_after, s_before, s_after))
@@ -401,9 +453,15 @@ def _compare(name: str, p: subprocess.CompletedProcess, s: subprocess.CompletedP
         only_p = sorted(set(p.stdout.splitlines()) - set(s.stdout.splitlines()))
         only_s = sorted(set(s.stdout.splitlines()) - set(p.stdout.splitlines()))
         d.append(f"SCons messages differ: plain only {_few(only_p, 2)}; store only {_few(only_s, 2)}")
-    for line in s.stderr.splitlines():
-        if "warning" in line or "Traceback" in line:
-            res.notes.append(line.strip())
+    if p.returncode and p.returncode == s.returncode:
+        res.failure = _last_line(s.stderr) or _last_line(s.stdout)
+    plain_err = Counter(ln.rstrip() for ln in p.stderr.splitlines())
+    for line in s.stderr.splitlines():  # the store's own words: what plain SCons did not say
+        key = line.rstrip()
+        if plain_err[key] > 0:
+            plain_err[key] -= 1
+        elif key.strip():
+            res.notes.append(f"store build only on stderr: {key.strip()}")
     return res
 
 
@@ -424,14 +482,23 @@ def render(report: Report) -> str:
     lines = [f"project {report.project}: plain SCons vs --store {report.store}"
              + (f" (scons args: {' '.join(report.scons_args)})" if report.scons_args else "")]
     for s in report.steps:
-        mark = "same" if s.equivalent else "DIFFERENT"
+        mark = ("same, both FAILED" if s.failed else "same") if s.equivalent else "DIFFERENT"
         lines.append(f"  {s.name}: {mark}; exit {s.exit_plain}/{s.exit_store}; "
                      f"rebuilt {len(s.rebuilt_plain)}/{len(s.rebuilt_store)} targets")
         lines.extend(f"      - {x}" for x in s.differences)
-        lines.extend(f"      note: {x}" for x in s.notes)
+        if s.failure:
+            lines.append(f"      both failed: {s.failure}")
+        lines.extend(f"      {x}" for x in s.notes)
     bad = sum(not s.equivalent for s in report.steps)
+    failed = len(report.failed_steps)
     if bad:
         lines.append(f"NOT EQUIVALENT: {bad} of {len(report.steps)} steps differ")
+    elif failed and not report.allow_failing:
+        lines.append(f"BUILD FAILED: {failed} of {len(report.steps)} steps failed on both sides (same exit code, "
+                     "messages and outputs); a failed build proves little; --allow-failing accepts it")
+    elif failed:
+        lines.append(f"EQUIVALENT: {len(report.steps)} steps, same exit codes, rebuild sets, messages and outputs "
+                     f"({failed} failed on both sides, accepted by --allow-failing)")
     else:
         lines.append(f"EQUIVALENT: {len(report.steps)} steps, same exit codes, rebuild sets, messages and outputs")
     return "\n".join(lines)
@@ -454,11 +521,14 @@ def register(add: Any) -> None:
     p.add_argument("--ignore", action="append", default=[], metavar="GLOB",
                    help="also ignore files/dirs with this name when comparing (repeatable)")
     p.add_argument("--workdir", metavar="DIR", help="where the two copies go (default: system temp)")
+    p.add_argument("--allow-failing", action="store_true",
+                   help="accept a step whose build fails on both sides the same way (default: exit 70)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def cmd_check(args: Any, scons_args: list[str]) -> int:
-    """`dagprof check`: exit 0 equivalent, NOT_EQUIVALENT otherwise, BAD_INPUT for a bad project or edits file."""
+    """`dagprof check`: exit 0 equivalent, NOT_EQUIVALENT for a difference, BUILD_FAILED when both sides
+    failed the same way (unless --allow-failing), BAD_INPUT for a bad project or edits file."""
     from . import exitcodes
     from .cli import UsageError
 
@@ -468,12 +538,14 @@ def cmd_check(args: Any, scons_args: list[str]) -> int:
         steps = load_edits(args.edits) if args.edits else []
         report = run_equivalence(args.project, steps, store=args.store, scons_args=scons_args,
                                  ignore=DEFAULT_IGNORE + tuple(args.ignore), workdir=args.workdir,
+                                 allow_failing=args.allow_failing,
                                  progress=None if args.json else (lambda s: print(f"... {s}", file=sys.stderr)))
     except EquivalenceError as e:
         print(f"dagprof: {e}", file=sys.stderr)
         return exitcodes.BAD_INPUT
     print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
-    return exitcodes.OK if report.equivalent else exitcodes.NOT_EQUIVALENT
+    return {"equivalent": exitcodes.OK, "not equivalent": exitcodes.NOT_EQUIVALENT,
+            "build failed": exitcodes.BUILD_FAILED}[report.verdict]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

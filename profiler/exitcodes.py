@@ -13,5 +13,5 @@ BUDGET = 66  # the report's findings estimate more savings than --budget
 VERIFY_MISMATCH = 67  # the DAG cache check found the cache would have answered wrongly
 REGRESSION = 68  # reserved: a memory-regression gate (peak RSS over the recorded baseline)
 NOT_EQUIVALENT = 69  # `dagprof check`: the store build differed from plain SCons
-BUILD_FAILED = 70  # `compare`/`demo`: a build they ran failed (`build`/`profile` return SCons' own code)
+BUILD_FAILED = 70  # `compare`/`demo`/`check`: a build they ran failed (`build`/`profile` return SCons' own code)
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as the shell and SCons report it

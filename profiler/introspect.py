@@ -24,8 +24,9 @@ __all__ = ["Introspector", "counts_section"]
 def counts_section(tracked: dict[str, dict[str, int]], now: dict[str, int], sizes: dict[str, Any]) -> dict[str, Any]:
     """The size-annotated counts table: instances now/peak/created per class with average and total bytes.
 
-    `now` is by current class (a gc scan at finish), `peak`/`created` by class at creation (the
-    tracker), bytes by current class (the sizing); see docs/profile-format.md.
+    Everything is by class at the end: `now` is the gc scan at finish, `created` the instances that
+    became this class (new ones plus morphs into it, `morphed_in`; the tracker after `reconcile`),
+    `morphed_out` those that left it (Entry -> File), bytes from the sizing; see docs/profile-format.md.
     """
     classes = sizes.get("classes", {})
     out: dict[str, Any] = {}
@@ -39,6 +40,8 @@ def counts_section(tracked: dict[str, dict[str, int]], now: dict[str, int], size
             "now": n_now,
             "peak": max(t.get("peak", 0), n_now),
             "created": t.get("created", 0),
+            "morphed_in": t.get("morphed_in", 0),
+            "morphed_out": t.get("morphed_out", 0),
             "avg_bytes": total // count if count else 0,
             "total_bytes": total,
         }
@@ -111,6 +114,7 @@ class Introspector:
         owners = list(objects) if objects is not None else self.tracker.live_objects()
         sizes = size_sections(owners, self.boundary, dup_stats=self.dup_stats)
         detail = detail_section(owners, self.detail, self.detail_n, self.boundary, stop=owners)
+        self.tracker.reconcile(owners)  # Entry -> File morphs of the live instances: counts agree with `now`
         now: dict[str, int] = {}
         for o in owners:
             name = type(o).__name__

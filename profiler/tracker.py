@@ -11,9 +11,13 @@ ever be freed. Here:
   had before (an own `__init__`/`__del__` is set back, an inherited one is deleted again).
 
 Attribution: an instance is counted under the name of its class at creation (`type(obj).__name__`
-when the first hooked `__init__` ran). SCons Entry nodes that later become File or Dir by assigning
-`__class__` stay counted as Entry; to see their death the target classes must be tracked too (their
-`__del__` hook finds the record whatever the current class is). Instances created before `install()`,
+when the first hooked `__init__` ran) until a morph is seen: SCons Entry nodes become File or Dir by
+assigning `__class__`. A morph is seen when the instance dies (its `__del__` hook runs under the new
+class) and, for the instances alive at the end, by `reconcile()` (the introspector calls it with the
+gc scan). Then the record moves: the old class counts it in `morphed_out`, the new one in `created`
+and `morphed_in`, so per class `created - morphed_out - freed == alive`, and `alive` at the end is the
+gc scan's count of instances of that class (minus instances created before `install()`). During the
+run (the monitor's samples) a morphed instance still counts under its creation class. Instances created before `install()`,
 or by a subclass `__init__` that never calls the tracked one, are not counted (a gc scan in
 `snapshot()` still sees them).
 """
@@ -43,10 +47,13 @@ class _Ref(weakref.ref):
 
 
 class _ClassCounts:
-    __slots__ = ("created", "freed", "alive", "peak", "life_sum", "life_max", "sample", "rng")
+    __slots__ = ("created", "freed", "alive", "peak", "life_sum", "life_max", "sample", "rng",
+                 "morphed_in", "morphed_out")
 
     def __init__(self) -> None:
         self.created = 0
+        self.morphed_in = 0
+        self.morphed_out = 0
         self.freed = 0
         self.alive = 0
         self.peak = 0
@@ -191,16 +198,46 @@ class Tracker:
     def _freed(self, oid: int, name: str) -> None:
         born = self._born.get(name)
         t0 = born.pop(oid, None) if born is not None else None
-        if t0 is None:  # morphed since creation (Entry -> File): find the creation class
-            for cname, b in self._born.items():
-                t0 = b.pop(oid, None)
-                if t0 is not None:
-                    name = cname
-                    break
-            else:
+        if t0 is None:  # morphed since creation (Entry -> File): count the morph, then the death
+            if self._morphed(oid, name) is None:
                 return
+            t0 = self._born[name].pop(oid)
         self._refs.pop(oid, None)
         self._stats[name].died(self.clock() - t0)
+
+    def _morphed(self, oid: int, name: str) -> str | None:
+        """Move the record of `oid` to class `name` if another class holds it; the old class or None."""
+        for cname, b in list(self._born.items()):
+            if cname == name or oid not in b:
+                continue
+            t0 = b.pop(oid)
+            old = self._stats[cname]
+            old.alive -= 1
+            old.morphed_out += 1
+            if name not in self._born:
+                self._born[name] = {}
+                self._stats[name] = _ClassCounts()
+            self._born[name][oid] = t0
+            st = self._stats[name]
+            st.created += 1
+            st.morphed_in += 1
+            st.alive += 1
+            if st.alive > st.peak:
+                st.peak = st.alive
+            return cname
+        return None
+
+    def reconcile(self, objects: Iterable[Any]) -> int:
+        """Count the morphs of these live instances (their class changed since creation); how many."""
+        n = 0
+        for o in objects:
+            name = type(o).__name__
+            born = self._born.get(name)
+            if born is not None and id(o) in born:
+                continue
+            if self._morphed(id(o), name) is not None:
+                n += 1
+        return n
 
     # ---- queries -------------------------------------------------------------------------------
     def alive_counts(self) -> dict[str, int]:
@@ -208,21 +245,30 @@ class Tracker:
         return {name: st.alive for name, st in list(self._stats.items())}
 
     def counts(self) -> dict[str, dict[str, int]]:
-        return {name: {"created": st.created, "freed": st.freed, "alive": st.alive, "peak": st.peak}
+        return {name: {"created": st.created, "freed": st.freed, "alive": st.alive, "peak": st.peak,
+                       "morphed_in": st.morphed_in, "morphed_out": st.morphed_out}
                 for name, st in list(self._stats.items())}
 
     def lifetimes(self) -> dict[str, dict[str, Any]]:
-        """The "lifetimes" section: statistics over freed instances (alive ones have no lifetime yet)."""
+        """The "lifetimes" section: lifetimes of freed instances, and the ages of those still alive now
+        (in a build that frees nothing, the second is all there is to learn)."""
         out = {}
+        now = self.clock()
         for name, st in list(self._stats.items()):
+            ages = sorted(now - t0 for t0 in list((self._born.get(name) or {}).values()))
             sample = sorted(st.sample)
             out[name] = {
                 "created": st.created,
+                "morphed_in": st.morphed_in,
+                "morphed_out": st.morphed_out,
                 "freed": st.freed,
                 "alive": st.alive,
                 "mean_s": st.life_sum / st.freed if st.freed else 0.0,
                 "p50_s": sample[len(sample) // 2] if sample else 0.0,
                 "max_s": st.life_max,
+                "alive_mean_s": sum(ages) / len(ages) if ages else 0.0,
+                "alive_p50_s": ages[len(ages) // 2] if ages else 0.0,
+                "alive_max_s": ages[-1] if ages else 0.0,
             }
         return out
 

@@ -93,11 +93,14 @@ def full_profile() -> Profile:
              "reloads": 2_300, "reuse_hits": 100, "refused": 4, "spill_time_s": 0.4, "reload_time_s": 0.05,
              "stopped": None,
              "per_attr": {"File.binfo": {"spilled": 10_000, "bytes": 3_500_000, "reloads": 2_000},
-                          "Dir._sconsign": {"spilled": 100, "bytes": 11_000_000, "reloads": 300}}}
+                          "Dir._sconsign": {"spilled": 100, "bytes": 11_000_000, "reloads": 30}}}
     meta = {"tool_version": "0.1.0", "scons_version": "4.11.1", "python_version": "3.11.2",
             "argv": ["dagprof", "profile", "--", "-Q"], "cwd": "/tmp/proj", "wall_s": 4.5,
             "peak_rss": 102_000_000, "exit_code": 0, "started": "2025-01-01T12:00:00", "machine": "test box",
-            "store": "lmdb"}
+            "store": "lmdb",
+            # what the SCons adapter declares safe to spill, and its late phases (dagstore.policy)
+            "spillable": {"File": ["_memo", "ninfo", "binfo", "includes", "cached_sig"], "Dir": ["_sconsign", "entries"]},
+            "late_phases": [E, W]}
     return Profile(meta=meta, phases=list(PHASES), access=access,
                    sections={"sizes": sizes, "counts": counts, "lifetimes": lifetimes, "monitor": monitor,
                              "snapshots": snapshots, "cycles": cycles, "store": store})

@@ -199,3 +199,21 @@ def test_entry_morph_and_slots_on_scons_nodes(rec):
     f.get_abspath()
     assert rec.count(FS.File, "dir")[0] == r0 + 1 and rec.count(FS.File, "name")[0] >= 2
     assert rec.count(FS.Dir, "entries")[0] > 0
+
+
+def test_dagprof_no_c_turns_both_fast_paths_off():
+    """DAGPROF_NO_C=1 (CI runs a subset with it): the C counter and the C guard are both left unused."""
+    import subprocess
+    import sys
+
+    from conftest import _env
+
+    code = ("import dagstore.spill as s, dagprof.access as a\n"
+            "from dagprof.access import AccessRecorder\n"
+            "print(s._CGuard is None, s._c_collapse is None, a._CCounter is None, AccessRecorder().fast)\n")
+    for value, expect in (("1", "True True True False"), ("", None)):
+        env = dict(_env(), DAGPROF_NO_C=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        if expect:
+            assert out.stdout.split() == expect.split()

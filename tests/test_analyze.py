@@ -50,12 +50,20 @@ def test_spill_list_format() -> None:
     assert each == {"Dir._sconsign", "File.binfo", "File.cached_sig"}
 
 
-def test_spill_thresholds() -> None:
+def test_spill_list_is_the_one_rule_of_cold() -> None:
+    """Reads per write in the late phases, the adapter's safe list, and the reloads of this run's spills."""
     p = full_profile()
-    assert spill_candidates(p, max_reads_per_instance=1.0) == ["File.binfo", "File.cached_sig"]
-    assert spill_candidates(p, min_bytes=5_000_000) == ["Dir._sconsign"]
-    # an empty container is never a spill candidate, however big: lazy creation is the fix
-    assert not any("waiting" in n for n in spill_candidates(p, min_bytes=1))
+    # File.includes: 3 reads per write in the build phase: hot; Dir._sconsign: read 1.5 times per write
+    assert "File.includes" not in spill_candidates(p)
+    # reads before the late phases do not count: File.name is read 5 times per write while reading
+    p.meta["spillable"]["File"].append("name")
+    p.access.append(AccessRow("File", "name", "evaluate/build", 0, 0, 0, 0))
+    assert "File.name" not in spill_candidates(p)  # 300,000 build-phase reads for 10,000 writes
+    # the last build reloaded Dir._sconsign 3 times per spill: hot, whatever the counters say
+    p.sections["store"]["per_attr"]["Dir._sconsign"]["reloads"] = 300
+    assert spill_candidates(p) == ["File.binfo", "File.cached_sig"]
+    # an empty container is never a spill finding of its own (no non-empty bytes)
+    assert not any(f["kind"] == "spill_candidate" and "waiting" in (f["attr"] or "") for f in analyze(p))
 
 
 def test_unaccessed_class_is_not_cold() -> None:
@@ -67,7 +75,7 @@ def test_unaccessed_class_is_not_cold() -> None:
 def test_never_read_without_sizes_still_reported() -> None:
     p = Profile(access=[AccessRow("Node", "flag", "evaluate/build", 0, 3, 0, -1),
                         AccessRow("Node", "state", "evaluate/build", 5, 3, 0, -1)])
-    [f] = analyze(p)
+    [f] = [f for f in analyze(p) if f["kind"] == "never_read"]
     assert (f["kind"], f["cls"], f["attr"], f["bytes"]) == ("never_read", "Node", None, 0)
     assert "flag" in f["message"] and "state" not in f["message"]
 
@@ -116,3 +124,51 @@ def test_spill_advice_limited_to_what_the_adapter_can_spill():
     cls, attr = keep.split(".")
     p.meta["spillable"] = {cls: [attr]}
     assert spill_candidates(p) == [keep]
+
+
+def test_estimated_saving_counts_each_byte_once() -> None:
+    from dagprof.analyze import estimated_saving
+
+    found = analyze(full_profile())
+    naive = sum(f["bytes"] for f in found)
+    once = estimated_saving(found)
+    # File.cached_sig is never_read AND a spill candidate; the "*" summary repeats every candidate
+    by_attr: dict = {}
+    for f in found:
+        if f["attr"] is not None:
+            by_attr.setdefault((f["cls"], f["attr"]), []).append(f["kind"])
+    assert sorted(by_attr[("File", "cached_sig")]) == ["never_read", "spill_candidate"]
+    expected = (11_000_000 + 3_500_000 + 400_000          # spill candidates (cached_sig once, via never_read)
+                + 1_200_000 + 20_000                     # duplicates
+                + 2 * N_FILES * EMPTY_SET + N_FILES * 56  # empty containers
+                + 120 * 1_000 + 0)                       # cycles, grouped never_read of Dir
+    assert once == expected
+    assert naive == once + 14_900_000 + 400_000
+
+
+def test_never_read_and_empty_container_on_one_attribute() -> None:
+    from dagprof.analyze import estimated_saving
+
+    found = [{"kind": "never_read", "cls": "File", "attr": "x", "bytes": 100_000},
+             {"kind": "empty_container", "cls": "File", "attr": "x", "bytes": 60_000},
+             {"kind": "duplicate_values", "cls": "File", "attr": "x", "bytes": 30_000}]
+    assert estimated_saving(found) == 100_000
+    assert estimated_saving(found[1:]) == 90_000
+
+
+@pytest.mark.parametrize("budget,code", [("once", 0), ("once-1", 66)])
+def test_budget_compares_bytes_counted_once(tmp_path, budget, code) -> None:
+    from conftest import run_dagprof
+
+    from dagprof.analyze import estimated_saving
+
+    p = full_profile()
+    once = estimated_saving(analyze(p))
+    path = tmp_path / "p.dagprof"
+    p.save(str(path))
+    limit = once if budget == "once" else once - 1
+    r = run_dagprof(["report", str(path), "--budget", str(limit)], cwd=tmp_path)
+    assert r.returncode == code, r.stdout + r.stderr
+    assert f"all findings together: {once:,} bytes" in r.stdout
+    if code:
+        assert f"findings estimate {once:,} bytes" in r.stderr

@@ -181,3 +181,69 @@ def test_steps_from_data_rejects_bad_shapes():
                 [{"edit": "a", "append": "x", "replace": ["a", "b"]}], [{"touch": "/etc/passwd"}]):
         with pytest.raises(EquivalenceError):
             steps_from_data(bad)
+
+
+# ---- defects found on real projects (gpsd, serf) --------------------------------------------------
+STAMP_SCONSTRUCT = '''\
+import os
+srcs = ['a.c', 'b.c']
+newest = max(os.stat(s).st_mtime_ns for s in srcs)   # as gpsd: the newest source time goes into a header
+def stamp(target, source, env):
+    open(str(target[0]), 'w').write('#define NEWEST %s\\n' % source[0].read())
+env = Environment()
+env.Command('stamp.h', Value(str(newest)), stamp)
+env.Command('out.txt', ['stamp.h'] + srcs, Action('cat $SOURCES > $TARGET'))
+'''
+
+
+def test_edits_give_both_copies_the_same_timestamps(tmp_path):
+    """A project that embeds the newest source mtime in a generated header is EQUIVALENT after edits."""
+    import os
+
+    proj = tmp_path / "stamp"
+    proj.mkdir()
+    (proj / "SConstruct").write_text(STAMP_SCONSTRUCT)
+    for name in ("a.c", "b.c"):
+        (proj / name).write_text(f"int {name[0]};\n")
+        os.utime(proj / name, (1_000_000_000, 1_000_000_000))  # old sources: a touch moves to "now"
+    steps = steps_from_data([{"touch": "a.c"}, {"edit": "b.c", "append": "int c;\n"},
+                             [{"add": "a.c", "content": "int a2;\n"}, {"touch": "b.c"}]])
+    report = run_equivalence(proj, steps, scons_args=["-Q"], plain_cmd=PLAIN, store_cmd=PLAIN)
+    assert report.verdict == "equivalent", [s.differences for s in report.steps]
+    assert all("stamp.h" in s.rebuilt_plain for s in report.steps[2:])  # each step did change the stamp
+
+
+FAILING_SCONSTRUCT = '''\
+import sys
+def boom(target, source, env):
+    sys.stderr.write("gen.c:1:2: warning: unused variable 'x'\\n")
+    return 0 if 'ok' in source[0].get_text_contents() else 1
+Command('out.txt', 'in.txt', boom)
+'''
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_a_build_failing_on_both_sides_is_not_a_pass(tmp_path, allow):
+    import subprocess
+
+    proj = tmp_path / "fail"
+    proj.mkdir()
+    (proj / "SConstruct").write_text(FAILING_SCONSTRUCT)
+    (proj / "in.txt").write_text("bad\n")
+    args = [str(proj), "--store", "memory"] + (["--allow-failing"] if allow else []) + ["--", "-Q"]
+    p = subprocess.run([sys.executable, "-m", "dagprof", "check", *args], env=_env(), capture_output=True,
+                       text=True, timeout=300)
+    from dagprof.exitcodes import BUILD_FAILED, OK
+
+    assert p.returncode == (OK if allow else BUILD_FAILED), p.stdout + p.stderr
+    assert ("EQUIVALENT" if allow else "BUILD FAILED") in p.stdout.splitlines()[-1]
+    assert "both FAILED" in p.stdout
+    # the action's compiler-style warning is printed by both builds: not a note about the store
+    assert "warning" not in p.stdout and "note:" not in p.stdout, p.stdout
+
+
+def test_stderr_of_the_store_only_is_reported(project):
+    report = run_equivalence(project.root, [], scons_args=["-Q"], plain_cmd=PLAIN,
+                             store_cmd=_store_cmd("sys.stderr.write('dagstore: trouble\\n')"))
+    notes = [n for s in report.steps for n in s.notes]
+    assert notes and all(n == "store build only on stderr: dagstore: trouble" for n in notes), notes

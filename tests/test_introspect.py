@@ -62,7 +62,7 @@ def test_sections_shapes_and_round_trip() -> None:
     assert item["attrs"]["waiting"]["empty"] == 200
     assert sec["sizes"]["self_bytes"] > 0
 
-    assert sec["counts"]["Item"] == {"now": 200, "peak": 200, "created": 200,
+    assert sec["counts"]["Item"] == {"now": 200, "peak": 200, "created": 200, "morphed_in": 0, "morphed_out": 0,
                                      "avg_bytes": item["total"] // 200, "total_bytes": item["total"]}
     assert sec["counts"]["Temp"]["created"] == 50 and sec["counts"]["Temp"]["now"] == 0
     assert sec["lifetimes"]["Temp"]["freed"] == 50

@@ -33,11 +33,14 @@ def store(request, tmp_path):
     else:
         s = LMDBStore(str(tmp_path / "store"))
     request.node.use_c = request.param != "lmdb-python-guard"
+    s.test_use_c = request.node.use_c  # make_spiller(store) honours the parameter in every test
     yield s
     s.close()
 
 
-def make_spiller(store, use_c=True, **kw):
+def make_spiller(store, use_c=None, **kw):
+    if use_c is None:
+        use_c = getattr(store, "test_use_c", True)
     registry = {}
 
     def key(o):
@@ -212,20 +215,67 @@ def test_marker_cannot_be_pickled():
     assert isinstance(SPILLED, Marker)
 
 
-def test_python_guard_matches_c_guard():
-    if spill_mod._CGuard is None:
-        pytest.skip("C guard not built")
-    for use_c in (True, False):
-        sp, reg = make_spiller(MemoryStore(), use_c=use_c)
+def _guard_trace(use_c: bool) -> list:
+    """The same operations on one guard kind; everything observable, in order."""
+    out: list = []
+
+    def note(label, fn):
         try:
-            sp.guard(Node, spill=("info",))
-            a = Node("a")
-            a.info = [1]
-            sp.spill([a])
-            assert a.info == [1]
-            assert type(Node.__dict__["info"]) is (spill_mod._CGuard if use_c else spill_mod._PyGuard)
-        finally:
-            sp.restore()
+            v = fn()
+            out.append((label, "ok", type(v).__name__, v if not isinstance(v, Marker) else "Marker"))
+        except Exception as e:  # the exception type and message are behaviour too
+            out.append((label, type(e).__name__, str(e)))
+
+    sp, _reg = make_spiller(MemoryStore(), use_c=use_c, stable_key=lambda o: o.name, stamp=lambda o: b"1")
+    try:
+        sp.guard(Node, spill=("info", "handle"), collapse=("kids", "parents"), reuse=("includes",))
+        a, b, c = Node("a"), Node("b"), Other("c")
+        a.info, b.info, c.info = [1, (2, 3)], {"k": {4}}, None
+        a.handle = b  # a node reference
+        out.append(("guard kind", type(Node.__dict__["info"]).__name__.replace("_CGuard", "G").replace("Guard", "G")
+                    .replace("_Py", "")))
+        note("spill", lambda: sp.spill([a, b, c]))
+        note("raw a.info after spill", lambda: type(raw(Node, a, "info")).__name__)
+        note("raw a.kids (collapsed)", lambda: raw(Node, a, "kids") is EMPTY_LIST)
+        note("raw a.parents (collapsed)", lambda: raw(Node, a, "parents") is EMPTY_SET)
+        note("flush", lambda: sp.flush())
+        note("a.info", lambda: a.info)
+        note("a.handle is b", lambda: a.handle is b)
+        note("b.info", lambda: b.info)
+        note("c.info", lambda: c.info)
+        note("a.kids", lambda: a.kids)
+        note("a.kids append", lambda: a.kids.append(1))
+        note("a.kids again", lambda: a.kids)
+        note("a.parents", lambda: a.parents)
+        note("set after spill", lambda: setattr(b, "info", "new"))
+        note("b.info new", lambda: b.info)
+        note("del a.info", lambda: delattr(a, "info"))
+        note("a.info deleted", lambda: a.info)
+        note("del a.info twice", lambda: delattr(a, "info"))
+        note("a.includes (reuse miss)", lambda: a.includes)
+        note("spill again", lambda: sp.spill([a, b, c]))
+        note("b.info after second spill", lambda: b.info)
+        note("class attr is guard", lambda: Node.info is Node.__dict__["info"])
+        st = sp.stats
+        out.append(("stats", st.spilled_attrs, st.reloads, st.collapsed, st.collapsed_reloads, st.reuse_misses,
+                    st.refused))
+        sp.reload_all([a, b, c])
+    finally:
+        sp.restore()
+    out.append(("restored", "info" in Node.__dict__, a.__class__.__dict__.get("kids") is not None))
+    return out
+
+
+def test_python_guard_matches_c_guard():
+    """The C guard and its Python twin, on the same operations: identical observable behaviour."""
+    if spill_mod._CGuard is None:
+        pytest.skip("C guard not built (or DAGPROF_NO_C set)")
+    c_trace, py_trace = _guard_trace(True), _guard_trace(False)
+    assert c_trace[0] == ("guard kind", "G") and py_trace[0] == ("guard kind", "G")
+    assert len(c_trace) > 20
+    for c_step, py_step in zip(c_trace, py_trace):
+        assert c_step == py_step
+    assert len(c_trace) == len(py_trace)
 
 
 CANDS = Candidates(spill={"File": ("includes", "binfo")}, collapse={"File": ("waiting_parents",)},
@@ -305,3 +355,31 @@ def test_reuse_read_errors_are_counted_and_reported():
         assert "1 reuse_read errors" in summary_line(sec)
     finally:
         sp.restore()
+
+
+def test_reuse_bookkeeping_is_bounded_and_forgotten_at_safe_points(tmp_path):
+    """_tried_reuse/_reused_value (keyed by id) were never pruned: one entry per object ever read."""
+    store = LMDBStore(str(tmp_path / "store"))
+    sp, _reg = make_spiller(store, stable_key=lambda o: o.name, stamp=lambda o: b"1")
+    try:
+        sp.guard(Node, reuse=("includes",))
+        sp.reuse_memory = 8
+        done = [Node(f"d{i}") for i in range(20)]
+        for n in done:
+            assert n.includes is None
+            n.includes = [n.name + ".h"]
+        sp.spill(done)
+        sp.flush()
+        own = sp.own_memory()
+        assert own["tried_reuse"] == 0 and own["reused_values"] == 0   # safe point reached: forgotten
+        sources = [Node(f"d{i}") for i in range(20)]                     # read, reused, never spilled
+        assert [n.includes for n in sources] == [[f"d{i}.h"] for i in range(20)]
+        own = sp.own_memory()
+        assert own["tried_reuse"] <= 8 and own["reused_values"] <= 8
+        assert own["bytes"] > 0 and sp.section("lmdb", None)["own_memory"]["tried_reuse"] <= 8
+        sp.spill(sources)
+        assert sp.stats.reuse_hits == 20
+    finally:
+        sp.reload_all(done + sources)
+        sp.restore()
+        store.close()

@@ -209,3 +209,51 @@ def test_parallel_build_with_store_is_equivalent(tmp_path):
                        timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "EQUIVALENT" in p.stdout
+
+
+@pytest.mark.parametrize("where", ["after __future__", "site_scons/site_init.py"])
+def test_enable_store_in_an_sconstruct_that_starts_with_future_imports(tmp_path, scons, where):
+    """gpsd's SConstruct starts with `from __future__ import ...`: the line goes after those imports
+    (docs/usage.md), or into site_scons/site_init.py, which needs no edit of the SConstruct."""
+    proj = generate(tmp_path / "p", files=10, files_per_dir=10, seed=3)
+    ref = generate(tmp_path / "ref", files=10, files_per_dir=10, seed=3)
+    future = "from __future__ import annotations, division\n"
+    one_line = "import dagprof; dagprof.enable_store()\n"
+    for p in (proj, ref):
+        sc = p.root / "SConstruct"
+        sc.write_text(future + sc.read_text())
+    if where == "after __future__":
+        sc = proj.root / "SConstruct"
+        text = sc.read_text()
+        sc.write_text(text.replace(future, future + one_line, 1))
+    else:
+        (proj.root / "site_scons").mkdir()
+        (proj.root / "site_scons" / "site_init.py").write_text(one_line)
+    for step in ("full", "null"):
+        a, b = scons(["-Q"], ref.root), scons(["-Q"], proj.root)
+        assert a.returncode == b.returncode == 0, b.stderr
+        assert a.stderr == b.stderr == ""
+        assert commands(a.stdout, ref.root) == commands(b.stdout, proj.root), step
+    assert (proj.root / ".dagstore" / "data.mdb").exists()
+    from dagstore.backends import LMDBStore
+
+    st = LMDBStore(str(proj.root / ".dagstore"))
+    try:
+        assert any(k.startswith(b"rF:") for k, _ in st.items(b"r"))
+    finally:
+        st.close()
+
+
+def test_usage_docs_say_where_the_one_line_goes():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "usage.md").read_text()
+    assert "from __future__" in text and "site_scons/site_init.py" in text and "dagprof build" in text
+
+
+def test_a_profile_asked_for_is_written_even_when_the_dag_cache_could_answer(tmp_path, dagprof):
+    """`dagprof build -o FILE` on an up-to-date tree runs the build: the DAG cache would write no profile."""
+    proj = generate(tmp_path / "p", files=10, files_per_dir=10, seed=4)
+    dagprof(["build", "--", "-Q"], proj.root, check=True)
+    dagprof(["build", "--", "-Q"], proj.root, check=True)  # the snapshot is confirmed by a null build
+    for name in ("a.dagprof", "b.dagprof"):
+        dagprof(["build", "-o", name, "--", "-Q"], proj.root, check=True)
+        assert load(str(proj.root / name)).sections["store"]["backend"] == "lmdb"

@@ -60,13 +60,14 @@ def test_instances_are_freed_and_counted() -> None:
         import weakref
         ref = weakref.ref(probe)
         objs = [Slotted(i) for i in range(20)] + [Weak() for _ in range(5)]
-        assert tr.counts()["Slotted"] == {"created": 20, "freed": 0, "alive": 20, "peak": 20}
+        assert tr.counts()["Slotted"] == {"created": 20, "freed": 0, "alive": 20, "peak": 20,
+                                          "morphed_in": 0, "morphed_out": 0}
         del objs, probe
         gc.collect()
         assert ref() is None, "the tracker kept an instance alive"
         c = tr.counts()
-        assert c["Slotted"] == {"created": 20, "freed": 20, "alive": 0, "peak": 20}
-        assert c["Weak"] == {"created": 6, "freed": 6, "alive": 0, "peak": 6}
+        assert c["Slotted"] == {"created": 20, "freed": 20, "alive": 0, "peak": 20, "morphed_in": 0, "morphed_out": 0}
+        assert c["Weak"] == {"created": 6, "freed": 6, "alive": 0, "peak": 6, "morphed_in": 0, "morphed_out": 0}
         life = tr.lifetimes()["Slotted"]
         assert life["freed"] == 20 and 0 < life["mean_s"] <= life["max_s"] and life["p50_s"] > 0
         assert tr.live_objects() == []
@@ -121,17 +122,35 @@ def test_existing_del_is_chained_and_init_args_pass_through() -> None:
         tr.restore()
 
 
-def test_morphed_instance_is_attributed_to_its_creation_class() -> None:
+def test_a_morph_moves_the_instance_to_its_new_class() -> None:
+    """Entry -> File: the new class counts it as created (morphed_in), the old one as morphed_out."""
     tr = Tracker([Morph, Morphed])
     tr.install()
     try:
         m = Morph()
         m.__class__ = Morphed  # what SCons does to Entry nodes
         assert tr.scan_counts() == {"Morphed": 1}
+        assert tr.counts()["Morph"]["alive"] == 1  # during the run: still under its creation class
+        k = Morph()
+        k.__class__ = Morphed
+        assert tr.reconcile([m, k]) == 2 and tr.reconcile([m, k]) == 0  # seen at the end, once
         del m
         gc.collect()
-        assert tr.counts()["Morph"] == {"created": 1, "freed": 1, "alive": 0, "peak": 1}
-        assert "Morphed" not in tr.counts()
+        c = tr.counts()
+        assert c["Morph"] == {"created": 2, "freed": 0, "alive": 0, "peak": 2, "morphed_in": 0, "morphed_out": 2}
+        assert c["Morphed"] == {"created": 2, "freed": 1, "alive": 1, "peak": 2, "morphed_in": 2, "morphed_out": 0}
+        del k
+        gc.collect()
+        assert tr.counts()["Morphed"]["freed"] == 2
+        j = Morph()
+        j.__class__ = Morphed
+        del j  # a morph seen only at death
+        gc.collect()
+        c = tr.counts()
+        assert c["Morph"]["morphed_out"] == 3 and c["Morphed"]["freed"] == 3 and c["Morphed"]["alive"] == 0
+        for cls in ("Morph", "Morphed"):
+            lt = tr.lifetimes()[cls]
+            assert lt["created"] - lt["morphed_out"] - lt["freed"] == lt["alive"]
     finally:
         tr.restore()
 
@@ -165,3 +184,25 @@ def test_read_rss_anon_and_file() -> None:
     assert rss > 0
     if anon >= 0:
         assert 0 < anon <= rss and file_ >= 0
+
+
+def test_lifetimes_show_the_age_of_instances_still_alive() -> None:
+    clock = [100.0]
+    tr = Tracker([Slotted], clock=lambda: clock[0])
+    tr.install()
+    try:
+        old = [Slotted(i) for i in range(3)]
+        clock[0] = 110.0
+        young = Slotted(9)
+        gone = Slotted(8)
+        clock[0] = 112.0
+        del gone
+        gc.collect()
+        clock[0] = 120.0
+        lt = tr.lifetimes()["Slotted"]
+        assert lt["alive"] == 4 and lt["freed"] == 1 and lt["max_s"] == 2.0
+        assert lt["alive_max_s"] == 20.0 and lt["alive_p50_s"] == 20.0
+        assert lt["alive_mean_s"] == (3 * 20.0 + 10.0) / 4
+        assert old and young
+    finally:
+        tr.restore()

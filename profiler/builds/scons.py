@@ -406,6 +406,7 @@ def profile_build(
         "machine": _machine(),
         "fast_counters": recorder.fast,
         "spillable": {c: list(a) for c, a in store_candidates().spill.items()},
+        "late_phases": [PHASE_BUILD, PHASE_SCONSIGN],  # for the one rule of "cold" (dagstore.policy)
         "readers_counted": readers,
         "access_counted": counted[0],
     }
@@ -667,6 +668,7 @@ def make_codec() -> "Codec":
         return None
 
     codec = Codec(resolve_node=refs.__getitem__, node_key=key)
+    codec.node_refs = refs  # accounted in the store section (Spiller.own_memory), cleared by forget_node_refs()
     for cls in _load((
         ("SCons.Node.FS", "FileNodeInfo"), ("SCons.Node.FS", "FileBuildInfo"),
         ("SCons.Node.FS", "DirNodeInfo"), ("SCons.Node.FS", "DirBuildInfo"),
@@ -708,6 +710,7 @@ class StoreHooks:
         # raise its peak RSS back up
         self.restore_at_close = restore_at_close
         self._patches = ClassPatches()
+        self.own_memory: dict[str, int] | None = None
         self.memo_evicted = 0
         self._memo_slot = None
         self.candidates = store_candidates()
@@ -884,6 +887,7 @@ class StoreHooks:
         if self.store is None:
             return
         self.spiller.flush()
+        self.own_memory = self.spiller.own_memory()  # at the end of the build, before close() reloads
         rows = self.recorder.rows() if self.recorder is not None else []
         try:
             per = self.spiller.stats.per_attr
@@ -922,6 +926,8 @@ class StoreHooks:
             self.spiller.reload_all(live_nodes())
         except SpillLost as e:  # the build already read what it needed; say what is left unreadable
             print(f"dagprof: warning: {e}; restoring the node classes anyway", file=sys.stderr)
+        else:
+            self.spiller.forget_node_refs()
 
     def _restore(self) -> None:
         """Every spilled or collapsed value of a live node back in its slot, then the guards and wrappers off."""
@@ -946,6 +952,8 @@ class StoreHooks:
 
     def profile_sections(self) -> dict[str, Any]:
         sec = self.spiller.section(self.kind, self.path)
+        if self.own_memory is not None:
+            sec["own_memory"] = self.own_memory
         sec["memo_evicted"] = self.memo_evicted
         sec["access_counted"] = bool(self.counting)
         sec["plan"] = {"source": self.plan.source if self.plan else None,
@@ -962,6 +970,9 @@ def enable_store(store: str = "lmdb", path: str | None = None, spill: str = "aut
     """The one line for an SConstruct run by plain `scons`: spill cold node data to a store for this build.
 
         import dagprof; dagprof.enable_store()
+
+    First in the SConstruct, after its `from __future__` imports (Python wants those first); or in
+    site_scons/site_init.py, which SCons runs before the SConstruct (no edit of the SConstruct).
     """
     global _enabled
     if _enabled is not None or store == "none":

@@ -39,17 +39,48 @@ def _nice_bytes_step(span: float, ticks: int = 5) -> float:
     return _nice_step(span / unit, ticks) * unit
 
 
+LABEL_ROW_H = 13
+LABEL_CHAR_W = 6.6  # an upper bound of one character's width at font-size 11 (sans-serif)
+
+
+def label_width(text: str) -> float:
+    return LABEL_CHAR_W * len(text)
+
+
+def phase_label_layout(marks: Sequence[tuple[float, str]], xmax: float, left: float, pw: float,
+                       width: float) -> list[tuple[float, int]]:
+    """(x, row) per phase label: right of its mark, pulled left to end inside the chart, and in the
+    first row where it overlaps no other label (a short phase's label goes one row up)."""
+    out: list[tuple[float, int]] = []
+    row_end: list[float] = []
+    for t, name in marks:
+        w = label_width(name)
+        x = min(left + pw * t / (xmax or 1.0) + 3, width - 2 - w)
+        x = max(x, 2.0)
+        row = next((r for r, end in enumerate(row_end) if end + 6 <= x), len(row_end))
+        if row == len(row_end):
+            row_end.append(0.0)
+        row_end[row] = x + w
+        out.append((x, row))
+    return out
+
+
 def line_chart(chart_id: str, series: Sequence[tuple[str, str, Sequence[tuple[float, float]]]],
                marks: Sequence[tuple[float, str]] = (), width: int = 900, height: int = 320,
                x_label: str = "seconds", empty: str = "no samples") -> Markup:
     """Byte values over time: one polyline per (name, colour, points), phase marks as labelled bands."""
-    left, right, top, bottom = 78, 16, 34, 36
-    pw, ph = width - left - right, height - top - bottom
+    left, right, bottom = 78, 16, 36
+    pw = width - left - right
     pts = [p for _n, _c, s in series for p in s]
     if not pts:
         return Markup(f'<svg id="{escape(chart_id)}" class="chart chart-empty" width="{width}" height="60" '
                       f'role="img"><text x="10" y="30">{escape(empty)}</text></svg>')
     xmax = max(max(p[0] for p in pts), max((m[0] for m in marks), default=0.0)) or 1.0
+    labels = phase_label_layout(marks, xmax, left, pw, width)
+    rows = max((r for _x, r in labels), default=0) + 1
+    top = 10 + LABEL_ROW_H * rows + 8
+    height = max(height, top + bottom + 200)
+    ph = height - top - bottom
     ymax = max(p[1] for p in pts) or 1.0
     ystep = _nice_bytes_step(ymax)
     ytop = math.ceil(ymax / ystep) * ystep
@@ -73,8 +104,9 @@ def line_chart(chart_id: str, series: Sequence[tuple[str, str, Sequence[tuple[fl
                    f'height="{ph}" fill="{"#f2f4f8" if i % 2 == 0 else "#ffffff"}"/>')
         out.append(f'<line class="phase-mark" x1="{x0:.1f}" x2="{x0:.1f}" y1="{top - 14}" y2="{top + ph}" '
                    f'stroke="#888" stroke-dasharray="4 3"/>')
-        out.append(f'<text class="phase-label" x="{x0 + 3:.1f}" y="{top - 4}" font-size="11" fill="#444">'
-                   f'{escape(name)}</text>')
+        lx, row = labels[i]
+        out.append(f'<text class="phase-label" x="{lx:.1f}" y="{10 + LABEL_ROW_H * (row + 1)}" font-size="11" '
+                   f'fill="#444">{escape(name)}</text>')
     # grid and axes
     y = 0.0
     while y <= ytop + 1e-9:

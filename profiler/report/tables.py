@@ -92,7 +92,8 @@ def access_summary(profile: Profile, top: int = 8) -> list[dict[str, Any]]:
 def counts_table(profile: Profile) -> list[dict[str, Any]]:
     """The size-annotated counts table, biggest total bytes first."""
     counts = profile.sections.get("counts") or {}
-    rows = [{"cls": cls, **{k: c.get(k, 0) for k in ("now", "peak", "created", "avg_bytes", "total_bytes")}}
+    rows = [{"cls": cls, **{k: c.get(k, 0) for k in ("now", "peak", "created", "morphed_in", "morphed_out",
+                                                        "avg_bytes", "total_bytes")}}
             for cls, c in counts.items()]
     rows.sort(key=lambda r: (-(r["total_bytes"] or 0), r["cls"]))
     return rows

@@ -122,7 +122,8 @@ def _render_meta(profile: Profile, console: Console) -> bool:
                                                                   ("scons_version", "SCons"),
                                                                   ("python_version", "Python")) if m.get(k))),
         ("wall time", f"{m['wall_s']:.2f} s" if isinstance(m.get("wall_s"), (int, float)) else None),
-        ("peak RSS", fmt_bytes(m["peak_rss"]) if isinstance(m.get("peak_rss"), (int, float)) else None),
+        ("peak RSS", (fmt_bytes(m["peak_rss"]) + " (the kernel's high-water mark of the build, getrusage)")
+         if isinstance(m.get("peak_rss"), (int, float)) else None),
         ("exit code", m.get("exit_code")),
         ("store", m.get("store") or ("none" if "store" in m else None)),
     ]
@@ -204,12 +205,16 @@ def _render_counts(profile: Profile, console: Console) -> bool:
         return False
     _heading(console, "Instances (size-annotated counts)")
     t = Table(box=None, header_style="bold cyan")
-    for col in ("class", "now", "peak", "created", "avg bytes", "total bytes", ""):
+    for col in ("class", "now", "peak", "created", "morphed in", "morphed out", "avg bytes", "total bytes", ""):
         t.add_column(col, justify="left" if col == "class" else "right")
     for r in rows:
         t.add_row(r["cls"], fmt_int(r["now"]), fmt_int(r["peak"]), fmt_int(r["created"]),
+                  fmt_int(r.get("morphed_in", 0)), fmt_int(r.get("morphed_out", 0)),
                   fmt_int(r["avg_bytes"]), fmt_int(r["total_bytes"]), fmt_bytes(r["total_bytes"]))
     console.print(t)
+    console.print("[dim]by class at the end: now = live instances (gc scan at the end); created = instances that "
+                  "became this class (new, plus morphs into it: Entry -> File); morphed out = left it for another "
+                  "class[/dim]")
     console.print()
     return True
 
@@ -219,12 +224,26 @@ def _render_lifetimes(profile: Profile, console: Console) -> bool:
     if not lt:
         return False
     _heading(console, "Lifetimes")
+    console.print("[dim]by class at the end, as Instances: created - morphed out - freed = alive (= Instances' "
+                  "now, unless instances existed before the profiler started); lifetimes of the freed instances, and ages at the "
+                  "end of those still alive ('-': none)[/dim]")
     t = Table(box=None, header_style="bold cyan")
-    for col in ("class", "created", "freed", "alive", "mean s", "p50 s", "max s"):
+    ages = any("alive_mean_s" in r for r in lt.values())
+    cols = ["class", "created", "freed", "alive", "freed: mean s", "p50 s", "max s"]
+    if ages:
+        cols += ["alive: mean age s", "p50 s", "max s"]
+    for col in cols:
         t.add_column(col, justify="left" if col == "class" else "right")
     for cls, r in sorted(lt.items(), key=lambda kv: (-(kv[1].get("created") or 0), kv[0])):
-        t.add_row(cls, fmt_int(r.get("created")), fmt_int(r.get("freed")), fmt_int(r.get("alive")),
-                  _f3(r.get("mean_s")), _f3(r.get("p50_s")), _f3(r.get("max_s")))
+        freed = bool(r.get("freed"))
+        row = [cls, fmt_int(r.get("created")), fmt_int(r.get("freed")), fmt_int(r.get("alive")),
+               _f3(r.get("mean_s")) if freed else "-", _f3(r.get("p50_s")) if freed else "-",
+               _f3(r.get("max_s")) if freed else "-"]
+        if ages:
+            alive = bool(r.get("alive"))
+            row += [_f3(r.get("alive_mean_s")) if alive else "-", _f3(r.get("alive_p50_s")) if alive else "-",
+                    _f3(r.get("alive_max_s")) if alive else "-"]
+        t.add_row(*row)
     console.print(t)
     console.print()
     return True
@@ -239,9 +258,13 @@ def _render_monitor(profile: Profile, console: Console) -> bool:
     t.add_column(style="bold")
     t.add_column(justify="right")
     t.add_column(style="dim")
-    t.add_row("peak RSS", fmt_bytes(m["peak_rss"]), f"{m['peak_rss']:,} bytes")
-    t.add_row("peak RSS anon", fmt_bytes(m["peak_rss_anon"]), f"{m['peak_rss_anon']:,} bytes")
-    t.add_row("peak RSS file", fmt_bytes(m["peak_rss_file"]), f"{m['peak_rss_file']:,} bytes")
+    hwm = profile.meta.get("peak_rss")
+    if isinstance(hwm, (int, float)):  # the same figure as the Run section's, so the two agree
+        t.add_row("peak RSS", fmt_bytes(hwm), f"{int(hwm):,} bytes, the kernel's high-water mark (as in Run)")
+    t.add_row("highest sampled RSS", fmt_bytes(m["peak_rss"]),
+              f"{m['peak_rss']:,} bytes, the largest of the samples below (misses peaks between samples)")
+    t.add_row("highest sampled anon", fmt_bytes(m["peak_rss_anon"]), f"{m['peak_rss_anon']:,} bytes")
+    t.add_row("highest sampled file", fmt_bytes(m["peak_rss_file"]), f"{m['peak_rss_file']:,} bytes")
     t.add_row("samples", f"{m['samples']:,}", f"every {m['interval_s']} s over {m['duration_s']:.2f} s")
     t.add_row("monitor cost", f"{m['cost_cpu_s']:.3f} s CPU",
               f"{m['cost_samples']:,} samples, {fmt_bytes(m['cost_self_bytes'])} own memory")
@@ -308,7 +331,7 @@ def _render_cycles(profile: Profile, console: Console) -> bool:
 
 
 def _render_findings(profile: Profile, console: Console, limit: int = 30) -> bool:
-    from dagprof.analyze import findings_of
+    from dagprof.analyze import estimated_saving, findings_of
 
     found = findings_of(profile)
     _heading(console, "Findings (estimated bytes saved)")
@@ -327,6 +350,9 @@ def _render_findings(profile: Profile, console: Console, limit: int = 30) -> boo
         rest = found[limit:]
         console.print(f"[dim]… {len(rest)} more findings ({fmt_bytes(sum(f['bytes'] for f in rest))}); "
                       "the JSON report lists them all[/dim]")
+    once = estimated_saving(found)
+    console.print(f"all findings together: {fmt_int(once)} bytes ({fmt_bytes(once)}), each byte counted once "
+                  "(findings on one attribute overlap; --budget compares this figure)")
     spill = next((f["spill"] for f in found if f["kind"] == "spill_candidate" and f.get("attr") is None
                   and f.get("spill")), None)
     if spill:
@@ -355,6 +381,12 @@ def _render_store(profile: Profile, console: Console) -> bool:
         rows.insert(4, ("memo entries evicted", fmt_int(st.get("memo_evicted"))))
     if st.get("reuse_stale"):
         rows.insert(6, ("reuse refused (file changed)", fmt_int(st.get("reuse_stale"))))
+    own = st.get("own_memory") or {}
+    if own:
+        what = (f"{fmt_int(own.get('bytes'))} ({fmt_bytes(own.get('bytes'))}) at the end of the build: "
+                f"{fmt_int(own.get('node_refs'))} node references, {fmt_int(own.get('pending_entries'))} pending "
+                f"values, {fmt_int(own.get('tried_reuse'))} objects awaiting their safe point")
+        rows.append(("store's own memory", what))
     plan = st.get("plan") or {}
     if plan.get("source"):
         rows.append(("spill plan", f"{plan.get('spill') or '(collapse and reuse only)'} ({plan['source']})"))
