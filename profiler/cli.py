@@ -20,6 +20,7 @@ EXAMPLES = {
     "compare": "example:  dagprof compare --runs 3 --make -- -Q",
     "demo": "example:  dagprof demo --files 2000",
     "check": "example:  dagprof check ~/src/myproj --edits edits.json -- -j4 -Q",
+    "diff": "example:  dagprof diff base.dagprof new.dagprof --max-growth 5% --html diff.html",
 }
 # the subcommands that pass everything after `--` to SCons
 SCONS_COMMANDS = ("profile", "build", "compare", "check")
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"dagprof {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    from . import commands  # registers build/compare/demo/check/diff; profile takes its gate options
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
     pr.add_argument("--top", type=int, default=8, help="hottest/coldest attributes shown per class")
     pr.add_argument("--budget", type=int, metavar="BYTES", help="exit 66 when findings estimate more savings than this")
+    commands.add_gate_options(pr, baseline=True)
 
     rp = add("report", "show a recorded profile")
     rp.add_argument("file", help="a .dagprof profile file")
@@ -84,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--html", metavar="OUT", help="write a self-contained HTML report")
     rp.add_argument("--top", type=int, default=8, help="hottest/coldest attributes shown per class")
     rp.add_argument("--budget", type=int, metavar="BYTES", help="exit 66 when findings estimate more savings than this")
-
-    from . import commands  # noqa: F401  (registers build/compare/demo when available)
+    rp.add_argument("--what-if", metavar="SPEC",
+                    help="estimate savings of changes before making them, e.g. "
+                         "'spill=File.includes;lazy=File.waiting_parents;intern=File.contentsig;drop=File.scanner_paths'")
 
     for register in commands.REGISTER:
         register(add)
@@ -153,6 +157,17 @@ def cmd_profile(args, scons_args: list[str]) -> int:
     out = _out_path(args.output, "--output")
     if args.html:
         _out_path(args.html, "--html")
+    baseline = None
+    if args.baseline is None and args.max_growth is not None:
+        raise UsageError("--max-growth needs --baseline OLD (or use: dagprof diff OLD NEW --max-growth ...)")
+    if args.baseline is not None:  # read it before spending a whole build on it
+        from .profile import load
+
+        if args.rss_floor < 0:
+            raise UsageError("--rss-floor must be >= 0 bytes")
+        baseline = load(args.baseline)
+        if args.max_growth is None:
+            args.max_growth = 0.05
     introspector = None
     if not args.no_introspect:
         detail = [d.strip() for d in args.detail.split(",") if d.strip()]
@@ -163,7 +178,15 @@ def cmd_profile(args, scons_args: list[str]) -> int:
     if not args.json:
         print(f"profile written to {out}")
     code = profile.meta.get("exit_code", 0)
-    return code if code else status
+    if code:
+        return code
+    if baseline is not None:
+        from .commands import gate_against_baseline
+
+        verdict = gate_against_baseline(baseline, profile, args)
+        if verdict:
+            return verdict
+    return status
 
 
 def make_introspector(adapter, detail: list[str] = (), interval_s: float = 0.1):
@@ -179,7 +202,28 @@ def cmd_report(args, scons_args: list[str]) -> int:
 
     if scons_args:
         raise UsageError("report takes no SCons arguments after --")
+    if args.what_if is not None:
+        from .whatif import SpecError, parse_spec
+
+        try:
+            changes = parse_spec(args.what_if)
+        except SpecError as e:
+            raise UsageError(str(e)) from None
+        return _show_what_if(load(args.file), changes, args)
     return _show(load(args.file), args)
+
+
+def _show_what_if(profile, changes, args) -> int:
+    """`report --what-if`: only the estimate (text or JSON), the question the user asked."""
+    from .report import whatif as render
+    from .whatif import estimate
+
+    est = estimate(profile, changes)
+    if args.json:
+        sys.stdout.write(render.to_json(est))
+    else:
+        render.render_text(est, _console())
+    return exitcodes.OK
 
 
 HANDLERS: dict[str, Callable] = {"profile": cmd_profile, "report": cmd_report}

@@ -1,0 +1,203 @@
+"""`dagprof diff`, the memory-regression gate and `report --what-if`, on profiles of real SCons builds.
+
+The regression is a project edit that adds attribute values per node: the same synthetic project
+regenerated with 12 instead of 3 includes per C file (File.includes holds 4x the names; nodes stay the
+same). Its node bytes per node grow by about 7.5%, File's bytes per instance by about 9%, so a 5% gate
+must fail on it and pass on two profiles of one unchanged null build (sizes are deterministic there;
+peak RSS moves well under the 4 MiB floor).
+"""
+import json
+
+import pytest
+
+from dagprof.builds.synthetic import generate
+from dagprof.diff import change, parse_growth
+from dagprof.exitcodes import BAD_INPUT, OK, REGRESSION, USAGE
+from dagprof.profile import load
+from dagprof.whatif import SpecError, attr_parts, estimate, parse_spec
+
+
+@pytest.fixture(scope="module")
+def profiles(tmp_path_factory, request):
+    """Null-build profiles: base twice, regressed once; `dagprof build -o` twice on base (one with --sizes)."""
+    from conftest import run_dagprof, run_scons
+
+    top = tmp_path_factory.mktemp("diff")
+    base = generate(top / "base", files=40, files_per_dir=10, seed=3).root
+    more = generate(top / "more", files=40, files_per_dir=10, seed=3, includes_per_file=12).root
+    for root in (base, more):
+        assert run_scons(["-Q"], root).returncode == 0
+    out = {"dir": top, "base_root": base, "more_root": more}
+    for name, root in (("base1", base), ("base2", base), ("more", more)):
+        out[name] = top / f"{name}.dagprof"
+        run_dagprof(["profile", "-o", str(out[name]), "--", "-Q"], root, check=True)
+    out["build1"] = top / "build1.dagprof"
+    run_dagprof(["build", "-o", str(out["build1"]), "--", "-Q"], base, check=True)
+    out["build2"] = top / "build2.dagprof"
+    run_dagprof(["build", "--sizes", "-o", str(out["build2"]), "--", "-Q"], base, check=True)
+    return out
+
+
+def diff_json(dagprof, profiles, old, new, *extra):
+    p = dagprof(["diff", str(profiles[old]), str(profiles[new]), "--json", *extra], profiles["dir"])
+    return p, json.loads(p.stdout)
+
+
+def test_diff_shows_added_values_with_sign_and_order(dagprof, profiles):
+    p, d = diff_json(dagprof, profiles, "base1", "more")
+    assert p.returncode == OK, p.stderr
+    # File.includes holds the added include names: the largest byte change of all, positive
+    top = d["attrs"][0]
+    assert (top["cls"], top["attr"]) == ("File", "includes"), [(a["cls"], a["attr"]) for a in d["attrs"][:5]]
+    assert top["bytes"]["delta"] > 0 and top["bytes"]["rel"] > 0.5
+    deltas = [abs(a["bytes"]["delta"]) for a in d["attrs"] if a["bytes"]["delta"] is not None]
+    assert deltas == sorted(deltas, reverse=True)
+    assert d["classes"][0]["cls"] == "File" and d["classes"][0]["per_instance"]["rel"] > 0.05
+    run = {r["key"]: r for r in d["run"]}
+    assert run["nodes"]["delta"] == 0 and run["node_bytes_per_node"]["delta"] > 0
+    assert {"peak_rss", "wall_s"} <= {k for k, r in run.items() if r["delta"] is not None}
+    assert set(d["attrs"][0]["phases"]) == set(d["phases"]) and "evaluate/build" in d["phases"]
+    assert d["appeared"] == {"classes": [], "attrs": []} and d["notes"] == []
+    # the other way round: the same rows with the opposite sign
+    _p, back = diff_json(dagprof, profiles, "more", "base1")
+    assert (back["attrs"][0]["cls"], back["attrs"][0]["attr"]) == ("File", "includes")
+    assert back["attrs"][0]["bytes"]["delta"] == -top["bytes"]["delta"]
+    # the text report shows the same first row
+    t = dagprof(["diff", str(profiles["base1"]), str(profiles["more"])], profiles["dir"])
+    lines = [ln for ln in t.stdout.splitlines() if ln.startswith(("File.", "Dir.", "RootDir."))]
+    assert lines[0].startswith("File.includes") and "+" in lines[0]
+
+
+def test_gate_passes_on_unchanged_build(dagprof, profiles):
+    p, d = diff_json(dagprof, profiles, "base1", "base2", "--max-growth", "5%")
+    assert p.returncode == OK, d["gate"]
+    assert not d["gate"]["failed"] and "node bytes per node" in d["gate"]["checked"]
+    assert {r["key"]: r for r in d["run"]}["node_bytes_per_node"]["delta"] == 0  # deterministic
+    # and in one step, from the build itself
+    g = dagprof(["profile", "--baseline", str(profiles["base1"]), "--max-growth", "5%",
+                 "-o", str(profiles["dir"] / "again.dagprof"), "--", "-Q"], profiles["base_root"])
+    assert g.returncode == OK, g.stderr
+    assert "no memory regression beyond 5%" in g.stderr
+
+
+def test_gate_fails_with_its_code_on_the_regression(dagprof, profiles):
+    p, d = diff_json(dagprof, profiles, "base1", "more", "--max-growth", "5%")
+    assert p.returncode == REGRESSION
+    whats = [c["what"] for c in d["gate"]["causes"]]
+    assert "File bytes per instance" in whats and "node bytes per node" in whats
+    assert all(c["rel"] > 0.05 for c in d["gate"]["causes"])
+    g = dagprof(["profile", "--baseline", str(profiles["base1"]), "--max-growth", "5%",
+                 "-o", str(profiles["dir"] / "more2.dagprof"), "--", "-Q"], profiles["more_root"])
+    assert g.returncode == REGRESSION, g.stderr
+    assert "memory regression" in g.stderr and "File.includes" in g.stderr
+    causes = [ln for ln in g.stderr.splitlines() if ln.startswith("dagprof:   ")]
+    assert 1 <= len(causes) <= 3
+    # a limit above the growth passes
+    assert dagprof(["diff", str(profiles["base1"]), str(profiles["more"]), "--max-growth", "20%"],
+                   profiles["dir"]).returncode == OK
+
+
+def test_gate_on_build_profiles_says_what_was_not_compared(dagprof, profiles):
+    p, d = diff_json(dagprof, profiles, "build1", "build1", "--max-growth", "5%")
+    assert p.returncode == OK
+    assert d["gate"]["checked"] == ["peak RSS"]
+    assert any("no sizes" in w for w in d["gate"]["not_compared"])
+    assert any(n.startswith("sizes: not in OLD and NEW") for n in d["notes"])
+    # a build profile with --sizes against a `profile` one: sizes compared; the second build's access
+    # counters were off (the store only refreshes its profile now and then): said in one note
+    p, d = diff_json(dagprof, profiles, "base1", "build2", "--max-growth", "50%")
+    assert d["compared"]["sizes"] and "node bytes per node" in d["gate"]["checked"]
+    if not d["compared"]["access"]:
+        assert any(n.startswith("access counts: not in NEW") for n in d["notes"])
+        assert all(a["reads"]["delta"] is None for a in d["attrs"])
+
+
+def test_diff_html_uses_the_report_charts(dagprof, profiles):
+    out = profiles["dir"] / "diff.html"
+    p = dagprof(["diff", str(profiles["base1"]), str(profiles["more"]), "--html", str(out)], profiles["dir"])
+    assert p.returncode == OK and out.exists()
+    html = out.read_text()
+    for chart in ("chart-memory", "chart-class-bytes", "chart-attr-bytes", "chart-access-heat"):
+        assert html.count(f'id="{chart}"') == 1, chart
+    assert 'data-label="File.includes OLD"' in html and 'data-label="File.includes NEW"' in html
+    assert "OLD RSS" in html and "NEW RSS" in html and "http://" not in html.replace("http://www.w3.org", "")
+
+
+def test_bad_gate_arguments(dagprof, profiles):
+    base = str(profiles["base1"])
+    for args in (["diff", base, base, "--max-growth", "lots"], ["diff", base, base, "--max-growth", "-5%"],
+                 ["profile", "--max-growth", "5%", "--", "-Q"]):
+        p = dagprof(args, profiles["base_root"])
+        assert p.returncode == USAGE, (args, p.stderr)
+        assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("dagprof: ")
+    missing = dagprof(["profile", "--baseline", "nope.dagprof", "--", "-Q"], profiles["base_root"])
+    assert missing.returncode == BAD_INPUT and "nope.dagprof" in missing.stderr
+    assert "scons:" not in missing.stdout  # refused before the build ran
+
+
+def test_what_if_counts_each_byte_once(dagprof, profiles):
+    prof = load(profiles["base1"])
+    attrs = prof.sections["sizes"]["classes"]["File"]["attrs"]
+    # an attribute where two findings overlap: empty containers are also equal values (dup_bytes)
+    name = next(a for a, v in sorted(attrs.items(), key=lambda kv: -kv[1]["bytes"])
+                if v["empty_bytes"] > 0 and v["dup_bytes"] >= v["empty_bytes"])
+    a = attrs[name]
+    parts = attr_parts(a)
+    assert sum(parts.values()) == a["bytes"]
+    est = estimate(prof, parse_spec(f"lazy=File.{name};intern=File.{name}"))
+    assert est["bytes"] == parts["empty"] + parts["duplicate"] <= a["bytes"]
+    assert est["changes"][0]["bytes"] == a["empty_bytes"]
+    assert f"File.{name}" in est["changes"][1]["shared"]
+    # naming one attribute in two changes, and twice in one, never exceeds its bytes
+    inc = attrs["includes"]["bytes"]
+    est = estimate(prof, parse_spec("spill=File.includes,File.includes;drop=File.includes;lazy=File.includes"))
+    assert est["bytes"] == inc and [c["bytes"] for c in est["changes"]] == [inc, 0, 0]
+    # the issue's example through the command line, JSON: total = sum of the changes
+    spec = ("spill=File.includes,File.implicit_set;lazy=File.waiting_parents;intern=File.contentsig;"
+            "drop=File.scanner_paths")
+    p = dagprof(["report", str(profiles["base1"]), "--what-if", spec, "--json"], profiles["dir"])
+    assert p.returncode == OK, p.stderr
+    w = json.loads(p.stdout)["what_if"]
+    assert w["bytes"] == sum(c["bytes"] for c in w["changes"]) > 0
+    assert w["node_bytes_after"] == w["node_bytes_before"] - w["bytes"]
+    t = dagprof(["report", str(profiles["base1"]), "--what-if", spec], profiles["dir"])
+    assert "What if" in t.stdout and "total" in t.stdout and f"{w['bytes']:,} B" in t.stdout
+
+
+def test_what_if_spill_reloads_and_latency(profiles):
+    prof = load(profiles["base1"])
+    est = estimate(prof, parse_spec("spill=File.includes"))
+    later = {"evaluate/build", "write .sconsign"}
+    reads = sum(r.reads for r in prof.access if (r.cls, r.attr) == ("File", "includes") and r.phase in later)
+    assert est["reloads"] == reads
+    assert est["reload_latency_source"].startswith("default") and est["reload_time_s"] == pytest.approx(reads * 27e-6)
+    # a `dagprof build --sizes` profile carries the store's measured reload latency
+    built = load(profiles["build2"])
+    est = estimate(built, parse_spec("spill=File.includes"))
+    st = built.sections["store"]
+    if st["reloads"] and st["reload_time_s"]:
+        assert est["reload_latency_source"].startswith("measured")
+        assert est["reload_latency_s"] == pytest.approx(st["reload_time_s"] / st["reloads"])
+    # a name the profile did not size: 0 bytes and a note, not an error
+    est = estimate(prof, parse_spec("drop=File.no_such_attr"))
+    assert est["bytes"] == 0 and est["unknown"] == ["File.no_such_attr"] and est["notes"]
+
+
+@pytest.mark.parametrize("spec", ["", "spill", "spil=File.includes", "spill=includes", "spill=File.a.b",
+                                  "lazy=", "spill=File.includes;;drop"])
+def test_what_if_bad_spec(dagprof, profiles, spec):
+    with pytest.raises(SpecError):
+        parse_spec(spec)
+    p = dagprof(["report", str(profiles["base1"]), "--what-if", spec], profiles["dir"])
+    assert p.returncode == USAGE
+    assert p.stderr.startswith("dagprof: --what-if") and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_parse_growth_and_change():
+    assert parse_growth("5%") == pytest.approx(0.05) and parse_growth("0.05") == 0.05
+    assert parse_growth("12.5 %") == pytest.approx(0.125)
+    for bad in ("", "%", "-1%", "five", "5%%"):
+        with pytest.raises(ValueError):
+            parse_growth(bad)
+    assert change(100, 110) == {"old": 100, "new": 110, "delta": 10, "rel": 0.1}
+    assert change(0, 5)["rel"] is None and change(None, 5)["delta"] is None
