@@ -41,8 +41,9 @@ DIR_NAME = "dag"
 _SEQ = struct.Struct(">I")
 _MAP_SIZE = 1 << 30  # a sparse file: only written pages take disk space
 
-# node record kinds; STATE: a file whose content matters, never its stamp (SCons' .sconsign)
-FILE, MISSING, DIR, OTHER, STATE = "f", "m", "d", "o", "s"
+# node record kinds; STATE: a file whose content matters, never its stamp (SCons' .sconsign);
+# KIND: a file whose existence is all that matters (the build never looked at its content)
+FILE, MISSING, DIR, OTHER, STATE, KIND = "f", "m", "d", "o", "s", "k"
 
 
 _DAMAGE = (lmdb.CorruptedError, lmdb.InvalidError, lmdb.VersionMismatchError, lmdb.PageNotFoundError,
@@ -235,6 +236,8 @@ def check_node(rec: list, hash_name: str, recorded_at_ns: int, rehash: bool = Tr
         return None if kind == MISSING else f"{path} is gone"
     except OSError as e:
         return f"{path}: {e.strerror}"
+    if kind == KIND:
+        return None if _stat.S_ISREG(st.st_mode) else f"{path} is no longer a file"
     if kind in (FILE, STATE):
         if not _stat.S_ISREG(st.st_mode):
             return f"{path} is no longer a file"

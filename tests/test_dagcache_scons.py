@@ -164,6 +164,7 @@ def test_damaged_snapshot_is_set_aside(tw):
 
 def test_killed_build_leaves_no_answering_snapshot(tw):
     """kill -9 while the build runs (after reading SConscripts): the next build is SCons', and correct."""
+    settled = (tw.plain / "SConstruct").read_text()
     tw.write("lib/b.h", "#define B 9\n")
     tw.append("SConstruct", "import time\nenv.Command('slow.txt', [], 'sleep 30; echo > $TARGET')\nDefault('slow.txt')\n")
     p = subprocess.Popen([sys.executable, "-m", MODULE, "build", "--", *ARGS], cwd=tw.cached, env=tw.env(),
@@ -176,9 +177,8 @@ def test_killed_build_leaves_no_answering_snapshot(tw):
             break
     time.sleep(2)
     os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    tw.write("SConstruct", (tw.plain / "SConstruct").read_text())  # back to the settled SConstruct
-    tw.plain.joinpath("SConstruct").touch()
+    assert p.wait() == -signal.SIGKILL  # killed while building, not finished
+    tw.write("SConstruct", settled)  # back to the settled SConstruct: the same inputs as a confirmed build
     p2, answered = tw.dagprof(ARGS)
     assert not answered and p2.returncode == 0
     assert "up to date" not in p2.stdout or "main" in p2.stdout

@@ -317,6 +317,7 @@ class DagRecorder:
 
     # -- collecting
     def _collect(self) -> dict[str, Any]:
+        import SCons.Node
         import SCons.Util
         from SCons.Node import FS
 
@@ -330,6 +331,7 @@ class DagRecorder:
                 rec[0] = rec[0][len(root):]
             return pack_record(rec)
 
+        no_state = SCons.Node.no_state
         hash_name = SCons.Util.get_hash_format() or SCons.Util.get_current_hash_algorithm_used() or "md5"
         content_deciders = _content_deciders()
         rehash = True
@@ -366,7 +368,11 @@ class DagRecorder:
                                 "default_decide_source", "default_decide_target"):
                             rehash = False
                 rec = node_record(path, sig)
-                if rec[1] == "f" and rec[3] >= started:
+                if rec[1] == "f" and sig is None and n.get_state() == no_state:
+                    # never evaluated in this build (an SConstruct, a source of a target not asked
+                    # for): its content did not decide anything, only its existence is recorded
+                    rec[1] = "k"
+                elif rec[1] == "f" and rec[3] >= started:
                     # changed during this build (or just before): the signature must describe the bytes on disk now
                     now = file_digest(path, hash_name)
                     if sig is None:
