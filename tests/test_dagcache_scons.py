@@ -187,16 +187,28 @@ def test_killed_build_leaves_no_answering_snapshot(tw):
     tw.outputs_equal()
 
 
-def test_time_in_command_line_turns_cache_off(tmp_path):
+@pytest.mark.parametrize("how, target", [
+    ("command", "when.txt"),
+    ("define", "app/main.o"),  # time.time() in a define: every compile command differs
+])
+def test_time_in_the_build_turns_cache_off(tmp_path, how, target):
     tw = Twins(tmp_path)
-    tw.append("SConstruct", "import time\nenv.Command('when.txt', [], 'echo %d > $TARGET' % time.time_ns())\n"
-                            "Default('when.txt')\n")
+    if how == "command":
+        tw.append("SConstruct", "import time\nenv.Command('when.txt', [], 'echo %d > $TARGET' % time.time_ns())\n"
+                                "Default('when.txt')\n")
+    else:
+        text = (tw.plain / "SConstruct").read_text().replace(
+            "Export('env')", "import time\nenv.Append(CPPDEFINES=[('BUILD_TIME', time.time_ns())])\nExport('env')")
+        tw.write("SConstruct", text)
     for _ in range(4):  # (plain scons prints another time: compare decisions, not bytes)
         p, answered = tw.dagprof(ARGS)
-        assert p.returncode == 0 and not answered and "echo" in p.stdout
+        assert p.returncode == 0 and not answered and ("echo" in p.stdout or "gcc" in p.stdout)
     p = subprocess.run([sys.executable, "-m", MODULE, "build", "--summary", "--", *ARGS], cwd=tw.cached,
                        env=tw.env(), capture_output=True, text=True)
-    assert "DAG cache" in p.stderr and "when.txt" in p.stderr
+    assert "DAG cache" in p.stderr and "off for this project" in p.stderr and target in p.stderr, p.stderr
+    p = subprocess.run([sys.executable, "-m", MODULE, "build", "--dag-cache", "reset", "--summary", "--", *ARGS],
+                       cwd=tw.cached, env=tw.env(), capture_output=True, text=True)
+    assert p.returncode == 0
 
 
 def test_verify_agrees_with_scons(tw):
