@@ -153,7 +153,11 @@ def test_damaged_snapshot_is_set_aside(tw):
     with open(data, "r+b") as f:
         f.seek(0)
         f.write(os.urandom(min(size, 8192)))
-    p, answered = tw.both(ARGS)
+    plain = tw.scons(ARGS)
+    p, answered = tw.dagprof(ARGS)
+    warning, _, rest = p.stderr.partition("\n")
+    assert warning.startswith("dagprof: warning: DAG snapshot damaged") and "set aside at" in warning
+    assert (p.returncode, p.stdout, rest) == (plain.returncode, plain.stdout, plain.stderr)
     assert not answered
     aside = [d for d in (tw.cached / ".dagstore").iterdir() if d.name.startswith("dag.damaged-")]
     assert len(aside) == 1 and (aside[0] / "data.mdb").exists()

@@ -101,7 +101,9 @@ def try_answer(args: list[str], store_path: str, summary: bool) -> int | None:
         ans = cache.answer(invocation(args, store_path))
     except SnapshotDamaged as e:
         where = cache.set_aside(str(e))
-        _say(f"DAG snapshot damaged ({e}); set aside at {where}, building", summary)
+        # a problem, said always (as the attribute store does when it sets a damaged store aside)
+        print(f"dagprof: warning: DAG snapshot damaged ({e}); "
+              f"{'set aside at ' + where if where else 'left in place'}; running SCons", file=sys.stderr)
         return None
     if not ans.up_to_date:
         _say(f"DAG cache: {ans.reason}; running SCons", summary, verbose_only=True)
@@ -116,9 +118,12 @@ def try_answer(args: list[str], store_path: str, summary: bool) -> int | None:
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+    try:
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    except BrokenPipeError:  # `dagprof build | head`: as SCons, which ignores a closed stdout
+        pass
 
 
 def _say(line: str, summary: bool, verbose_only: bool = False) -> None:
