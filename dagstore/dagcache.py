@@ -92,8 +92,10 @@ class _Reader:
             raise _Moved()
 
     def stream(self, prefix: bytes) -> Iterator[Any]:
-        """Decoded records under `prefix`, in key order."""
+        """Decoded records under `prefix`, in key order, each decoded straight from LMDB's buffer."""
         assert self.txn is not None
+        first = prefix[0]
+        unpackb = msgpack.unpackb
         start = prefix
         while True:
             read = 0
@@ -101,14 +103,17 @@ class _Reader:
             with self.txn.cursor() as cur:
                 if not cur.set_range(start):
                     return
-                if last is None and start != prefix and bytes(cur.key()) == start:
-                    if not cur.next():
-                        return
+                if start != prefix and bytes(cur.key()) == start and not cur.next():
+                    return  # `start` was the last record checked before reopening
                 for k, v in cur:
-                    if bytes(k[:1]) != prefix:
+                    if k[0] != first:
                         return
-                    yield _unpack(bytes(v))
-                    read += len(v) + len(k)
+                    try:
+                        rec = unpackb(v, raw=False, strict_map_key=False, unicode_errors="surrogateescape")
+                    except Exception as e:  # as _unpack: every msgpack error means "damaged"
+                        raise SnapshotDamaged(f"undecodable record ({type(e).__name__})") from None
+                    yield rec
+                    read += len(v) + 8
                     if read >= self.CHUNK:
                         last = bytes(k)
                         break

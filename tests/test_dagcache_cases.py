@@ -40,6 +40,21 @@ def test_variant_dir(tmp_path, duplicate):
     assert answered
 
 
+@pytest.mark.parametrize("duplicate", [0, 1])
+def test_variant_dir_compiled_source_edit(tmp_path, duplicate):
+    """The object is built from build/main.c; with duplicate=0 that file never exists and SCons reads
+    src/main.c through it, a node SCons itself never evaluates: its edit must still be seen."""
+    tw = _twins(tmp_path, f"SConscript('src/SConscript', variant_dir='build', duplicate={duplicate})\n", {
+        "src/SConscript": "env = Environment()\nenv.Program('prog', ['main.c'])\n",
+        "src/main.c": "int main(void) { return 0; }\n"})
+    _settle(tw, ["-Q"])
+    tw.append("src/main.c", "/* a comment changes the content */\n")
+    p, answered = tw.both(["-Q"])
+    assert not answered and "main.c" in p.stdout
+    tw.touch("src/main.c")
+    tw.both(["-Q"])
+
+
 def test_repository(tmp_path):
     repo_files = {"repo/in.txt": "from the repository\n"}
     tw = _twins(tmp_path, "Repository('repo')\nenv = Environment(tools=[])\n"

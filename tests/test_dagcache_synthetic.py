@@ -56,6 +56,10 @@ def test_synthetic_project_edits(tmp_path):
     assert not answered and "stubcc" in out
     out, answered = step()
     assert answered  # the SConscripts read the same inputs as a confirmed build: answered at once
+    src = sorted((a / "src").rglob("*.c"))[1].relative_to(a)  # built through build/ (VariantDir)
+    edit(src, (a / src).read_text() + "/* edited */\n")
+    out, answered = step()
+    assert not answered and src.name in out
     obj = sorted((b / "build").rglob("*.o"))[0].relative_to(b)
     (b / obj).unlink()
     (a / obj).unlink()

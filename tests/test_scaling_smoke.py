@@ -1,4 +1,4 @@
-"""bench/scaling.py on tiny sizes: it runs end to end and its table has the three systems with numbers."""
+"""bench/scaling.py on tiny sizes: it runs end to end and its tables have every system (and the edit build) with numbers."""
 import json
 import os
 import re
@@ -19,16 +19,19 @@ def test_scaling_smoke(tmp_path):
     assert "stand-in" in p.stdout and "machine:" in p.stdout and "command:" in p.stdout
     rows = [l for l in p.stdout.splitlines() if re.match(r"\s*(60|120)\s+\d+\s+(make|scons)", l)]
     systems = {re.split(r"\s{2,}", r.strip())[2] for r in rows}
-    assert systems == {"make", "scons", "scons+store (1st)", "scons+store (2nd)"}
+    assert systems == {"make", "scons", "scons+store (1st)", "scons+store (2nd)", "scons+dagcache"}
     for r in rows:
         assert re.search(r"\d+\.\d MiB\s+\d+\.\d\dx\s+[\d,]+\s+\d+\.\d+$", r), r
     data = json.loads(out_json.read_text())
     assert [r["files"] for r in data["results"]] == [60, 120]
     for res in data["results"]:
         assert res["nodes"] > res["files"]
-        for name in ("make", "scons", "scons+store (1st)", "scons+store (2nd)"):
+        for name in ("make", "scons", "scons+store (1st)", "scons+store (2nd)", "scons+dagcache"):
             assert res["systems"][name]["peak_rss"] > 0
+        assert set(res["edit"]) == {"scons", "dagprof build"}
+        assert all(e["peak_rss"] > 0 and e["wall_s"] > 0 for e in res["edit"].values())
         assert res["systems"]["scons"]["peak_rss"] > res["systems"]["make"]["peak_rss"]  # Python vs C: not timing
+    assert "# one-file edit" in p.stdout and "# DAG-cache null build" in p.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not any((tmp_path / "proj").iterdir())  # projects removed unless --keep
 

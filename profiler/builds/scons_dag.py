@@ -336,8 +336,12 @@ class DagRecorder:
                 rec[0] = rec[0][len(root):]
             return pack_record(rec)
 
-        no_state = SCons.Node.no_state
         hash_name = SCons.Util.get_hash_format() or SCons.Util.get_current_hash_algorithm_used() or "md5"
+        # SCons' own .sconsign (read by Configure) is build state, not SConscript input: the node
+        # records check it, and a build that rewrites it must not make the inputs look new
+        inputs = [r for r in self.inputs.records(hash_name)
+                  if not (r[0] in ("f", "o", "p") and os.path.basename(str(r[1])).startswith(".sconsign"))]
+        read_inputs = {r[1] for r in inputs if r[0] in ("f", "o") and r[2] and r[2][5] is not None}
         content_deciders = _content_deciders()
         rehash = True
         nodes: list[bytes] = []  # packed at once: a list of 7 objects per node would cost 3x the memory
@@ -373,9 +377,11 @@ class DagRecorder:
                                 "default_decide_source", "default_decide_target"):
                             rehash = False
                 rec = node_record(path, sig)
-                if rec[1] == "f" and sig is None and n.get_state() == no_state:
-                    # never evaluated in this build (an SConstruct, a source of a target not asked
-                    # for): its content did not decide anything, only its existence is recorded
+                if rec[1] == "f" and sig is None and path in read_inputs:
+                    # the SConstruct or an SConscript as a node: SCons never hashed it, its content is
+                    # checked as a read-phase input; as a node only its existence is recorded (a stamp
+                    # alone would make `touch SConstruct` a change). Any other file without a signature
+                    # keeps its stamp: SCons may read it through another node (a VariantDir's source).
                     rec[1] = "k"
                 elif rec[1] == "f" and rec[3] >= started:
                     # changed during this build (or just before): the signature must describe the bytes on disk now
@@ -398,7 +404,7 @@ class DagRecorder:
         default_env = _default_env_deciders()
         if default_env is not None and not all(f in content_deciders for f in default_env):
             rehash = False
-        return {"nodes": nodes, "hash": hash_name, "rehash": rehash, "root": root}
+        return {"nodes": nodes, "hash": hash_name, "rehash": rehash, "root": root, "inputs": inputs}
 
     def write(self, exit_code: int) -> dict | None:
         """After the run: record the snapshot if the build succeeded (only then)."""
@@ -414,10 +420,7 @@ class DagRecorder:
         if self.subprocess_output:
             reasons.append("a subprocess started while reading SConscripts wrote to the terminal")
         recorded_at = time.time_ns()
-        # SCons' own .sconsign (read by Configure) is build state, not SConscript input: the node
-        # records check it, and a build that rewrites it must not make the inputs look new
-        inputs = [r for r in self.inputs.records(self.result["hash"])
-                  if not (r[0] in ("f", "o", "p") and os.path.basename(str(r[1])).startswith(".sconsign"))]
+        inputs = self.result["inputs"]
         dag = hashlib.sha256()
         for t, d in sorted(self.targets.items()):
             dag.update(t.encode("utf-8", "surrogateescape") + b"\0" + d)
