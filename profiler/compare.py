@@ -36,7 +36,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -515,7 +514,7 @@ def with_progress(spec: CompareSpec, title: str = "dagprof compare") -> dict[str
     return result
 
 
-# ---- the `dagprof compare` command ----------------------------------------------------------------
+# ---- checks before any build runs (the compare command turns a reason into a usage error) ---------
 
 _SCONSTRUCTS = ("SConstruct", "Sconstruct", "sconstruct", "SConstruct.py", "Sconstruct.py", "sconstruct.py")
 _LOCATING = ("-f", "--file", "--makefile", "--sconstruct", "-C", "--directory", "-u", "-U", "-D", "--up",
@@ -545,103 +544,3 @@ def check_spill(spill: str) -> str | None:
     except PolicyError as e:
         return str(e)
     return None
-
-
-def register(add: Callable) -> None:
-    """The `compare` subparser."""
-    p = add("compare", "run the build as plain SCons, with the node store and from the DAG cache, alternately, and compare")
-    p.description = textwrap.fill("Runs plain SCons (`python -m SCons ARGS`, no dagprof code in the process), `dagprof build "
-                     "--store KIND --dag-cache off` (the attribute store) and, for null builds with the lmdb store, "
-                     "`dagprof build` answered from the DAG cache, on the same build state, each in its own process, "
-                     "alternately (with --make, GNU Make too); prints medians and ratios to plain SCons. "
-                     "Exit 0; 70 when a build failed; 64 on a bad command line.", 78)
-    add_options(p)
-    p.add_argument("--state", choices=STATES, default="null",
-                   help="null: null build after a full build, store's first build; second: the store kept "
-                        "from a previous store build; full: a full build from clean (default: %(default)s)")
-    p.add_argument("--dag-cache", choices=("on", "off"), default="on",
-                   help="on: also measure null builds answered from the DAG cache (variant 'dagcache', after a "
-                        "confirming build; lmdb store, null/second states only); off: skip it (default: %(default)s)")
-    p.add_argument("--make", action="store_true",
-                   help="also measure GNU Make's build of the same tree (variant 'make'; needs a Makefile)")
-    p.add_argument("--make-args", default="", metavar="ARGS", help="arguments for make, one string (default: none)")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
-    p.add_argument("--html", metavar="OUT", help="also write a self-contained HTML report")
-
-
-def add_options(p: Any) -> None:
-    """Options shared by compare and demo."""
-    p.add_argument("--store", choices=STORES, default="lmdb", help="store backend (default: %(default)s)")
-    p.add_argument("--runs", type=int, default=3, help="timed runs per variant, alternated (default: %(default)s)")
-    p.add_argument("--spill", default="auto", metavar="ATTRS",
-                   help="'auto', 'none' or Class.attr,... passed to the store runs (default: %(default)s)")
-    p.add_argument("--no-sizes", action="store_true",
-                   help="skip the untimed sizing passes (node data at the end is then not shown)")
-
-
-def validate(args: Any) -> None:
-    """Bad option values end as one line and exit exitcodes.USAGE, before any build runs."""
-    from .cli import UsageError, _out_path
-
-    if args.runs < 1:
-        raise UsageError(f"--runs must be >= 1, not {args.runs}")
-    if getattr(args, "state", None) == "second" and args.store == "memory":
-        raise UsageError("--state second needs a store that outlives the process (--store lmdb)")
-    if getattr(args, "html", None):
-        _out_path(args.html, "--html")
-    if getattr(args, "make", False):
-        if not find_makefile("."):
-            raise UsageError(f"--make: no Makefile in {os.path.abspath('.')}")
-        if not shutil.which("make"):
-            raise UsageError("--make: no make program on PATH")
-    err = check_spill(args.spill)
-    if err:
-        raise UsageError(err)
-
-
-def show(result: dict[str, Any], console: Any, title: str | None = None) -> None:
-    """The side-by-side table plus the notes (what was measured how)."""
-    from .report.compare import render_compare
-
-    if title:
-        console.print(f"[bold]{title}[/bold]")
-    render_compare(result, console)
-    for note in result.get("notes") or []:
-        console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
-
-
-def cmd_compare(args: Any, scons_args: list[str]) -> int:
-    """`dagprof compare`: one table (or JSON/HTML) of plain vs store on the same build state."""
-    from . import exitcodes
-    from .cli import UsageError, _console
-
-    validate(args)
-    err = check_project(".", scons_args)
-    if err:
-        raise UsageError(err)
-    import shlex
-
-    # the DAG cache answers null builds from an lmdb store's snapshot: not a full build, not the memory store
-    dagcache = args.dag_cache == "on" and args.store == "lmdb" and args.state != "full"
-    spec = CompareSpec(scons_args=scons_args, store=args.store, runs=args.runs, spill=args.spill, state=args.state,
-                       sizes=not args.no_sizes, dagcache=dagcache, make=args.make,
-                       make_args=shlex.split(args.make_args))
-    try:
-        result = with_progress(spec, f"compare ({args.state} build)")
-    except CompareError as e:
-        print(f"dagprof: {e}", file=sys.stderr)
-        return exitcodes.BUILD_FAILED
-    if args.html:
-        from .report.compare import write_compare_html
-
-        write_compare_html(result, args.html)
-    if args.json:
-        from .report.compare import compare_to_json
-
-        sys.stdout.write(compare_to_json(result))
-    else:
-        console = _console()
-        show(result, console)
-        if args.html:
-            console.print(f"HTML report written to {args.html}")
-    return exitcodes.OK
