@@ -36,12 +36,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .measure import TRAMPOLINE, machine_description
+from .rss import Sampler
 
 STATES = ("null", "second", "full")
 VARIANTS = ("plain", "store", "dagcache", "make")
@@ -84,22 +85,6 @@ class CompareSpec:
 
 # ---- measured runs ------------------------------------------------------------------------------
 
-def _rss_split(pid: int) -> tuple[int, int] | None:
-    """(RssAnon, RssFile) of a live process in bytes; None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    anon = file = None
-    for line in data.split(b"\n"):
-        if line.startswith(b"RssAnon:"):
-            anon = int(line.split()[1]) * 1024
-        elif line.startswith(b"RssFile:"):
-            file = int(line.split()[1]) * 1024
-    return None if anon is None or file is None else (anon, file)
-
-
 def run_measured(cmd: Sequence[str], cwd: str, env: dict[str, str] | None = None,
                  poll_s: float = 0.02, log: str | None = None) -> dict[str, Any]:
     """Run one build process; wall time, exit code, ru_maxrss peak and sampled anon/file peaks."""
@@ -113,23 +98,12 @@ def run_measured(cmd: Sequence[str], cwd: str, env: dict[str, str] | None = None
         os.close(w)
         if log:
             sink.close()  # type: ignore[union-attr]
-    peaks = [0, 0]
-    done = threading.Event()
-
-    def sample(pid: int) -> None:
-        while not done.is_set():
-            s = _rss_split(pid)
-            if s:
-                peaks[0], peaks[1] = max(peaks[0], s[0]), max(peaks[1], s[1])
-            done.wait(poll_s)
-
-    thread = None
+    sampler = None
     try:
         with os.fdopen(r, "r") as report:
             pid = int(report.readline() or 0)
             if pid:
-                thread = threading.Thread(target=sample, args=(pid,), daemon=True)
-                thread.start()
+                sampler = Sampler(poll_s, pid=pid, name="dagprof-compare").start()
             line = report.readline()
         wrapper.wait()
     except BaseException:
@@ -137,17 +111,17 @@ def run_measured(cmd: Sequence[str], cwd: str, env: dict[str, str] | None = None
         wrapper.wait()
         raise
     finally:
-        done.set()
-        if thread is not None:
-            thread.join()
+        if sampler is not None:
+            sampler.stop()
     if not line:
         raise CompareError(f"measuring wrapper died (exit {wrapper.returncode}) running {cmd[0]}")
     data = json.loads(line)
     if "error" in data:
         raise CompareError(data["error"])
     return {"wall_s": data["wall_s"], "exit_code": data["exit_code"], "peak_rss": data["maxrss_kib"] * 1024,
-            "floor_rss": data["floor_kib"] * 1024, "peak_rss_anon": peaks[0] or None,
-            "peak_rss_file": peaks[1] or None}
+            "floor_rss": data["floor_kib"] * 1024,
+            "peak_rss_anon": (sampler.peak("anon") or None) if sampler else None,
+            "peak_rss_file": (sampler.peak("file") or None) if sampler else None}
 
 
 # ---- build state ------------------------------------------------------------------------------
@@ -493,7 +467,8 @@ def compare(spec: CompareSpec, progress: Progress | None = None) -> dict[str, An
 def with_progress(spec: CompareSpec, title: str = "dagprof compare") -> dict[str, Any]:
     """compare() with a rich progress bar on stderr (quiet when stderr is not a terminal)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
     console = Console(stderr=True)
     cmp = Comparison(spec)

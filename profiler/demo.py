@@ -39,7 +39,7 @@ def _x(ratio: float | None) -> str:
 
 def headlines(result: dict[str, Any]) -> dict[str, str]:
     """One sentence per comparison part, from the medians (the tables hold the details)."""
-    from .report.tables import fmt_bytes
+    from .units import fmt_bytes
 
     v = {n: d.get("median") or {} for n, d in result["variants"].items()}
     r = result.get("ratios_by_variant") or {}
@@ -73,7 +73,8 @@ def show_story(console: Any, memory: dict[str, Any], result: dict[str, Any]) -> 
     from rich.table import Table
 
     from .report.compare import render_compare, subset
-    from .report.tables import fmt_bytes, fmt_int
+    from .report.tables import fmt_int
+    from .units import fmt_bytes
 
     console.print()
     console.print("[bold]1. where the memory goes[/bold] (profile of the null build, dagprof profile)")

@@ -9,6 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"dagprof": ROOT / "profiler", "dagstore": ROOT / "dagstore"}  # pyproject's package-dir
 ADAPTER = "dagprof.builds"
+# the profiler core: no SCons, no command line, no renderer (docs/architecture.md)
+CORE = ("access", "sizing", "tracker", "cycles", "detail", "introspect", "rss", "units", "profile", "analyze",
+        "whatif", "diff", "classpatch")
 
 
 def _modules() -> dict[str, Path]:
@@ -136,3 +139,12 @@ def test_command_modules_import_downwards():
             assert "dagprof.cli" not in deps, m
         elif m not in ("dagprof.cli", "dagprof.__main__"):  # the entry points
             assert not {d for d in deps if d.startswith("dagprof.commands") or d == "dagprof.cli"}, m
+
+
+def test_the_core_imports_no_renderer_and_no_command_line():
+    graph = _graph()
+    for name in CORE:
+        upward = {d for d in graph[f"dagprof.{name}"]
+                  if d.startswith(("dagprof.report", "dagprof.commands", "dagprof.builds"))
+                  or d in ("dagprof.cli", "dagprof.cmdline")}
+        assert not upward, (name, upward)

@@ -22,7 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from dagprof.report import svg
-from dagprof.report.tables import fmt_bytes, fmt_int
+from dagprof.report.tables import fmt_int
+from dagprof.units import fmt_bytes
 
 # (key, label, unit, lower_is_better)
 METRICS = (

@@ -7,11 +7,11 @@ JavaScript off; report.js only adds hover read-outs on top.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-from dagprof.report.tables import fmt_bytes
+from dagprof.units import fmt_bytes
 
 PALETTE = ["#3366cc", "#dc3912", "#109618", "#ff9900", "#990099", "#0099c6", "#dd4477", "#66aa00"]
 

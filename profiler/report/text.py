@@ -4,7 +4,8 @@ Every number comes from dagprof.report.tables, the same rows the JSON and HTML r
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,7 +13,8 @@ from rich.text import Text
 
 from dagprof.profile import Profile
 from dagprof.report import tables
-from dagprof.report.tables import fmt_bytes, fmt_int
+from dagprof.report.tables import fmt_int
+from dagprof.units import fmt_bytes
 
 SECTIONS = ("meta", "phases", "access", "sizes", "counts", "lifetimes", "monitor", "snapshots",
             "cycles", "findings", "store")
