@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 
 class UsageError(Exception):
@@ -19,7 +19,7 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad command line raises UsageError (one line, our exit code) instead of exiting 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
 

@@ -203,7 +203,8 @@ def plain_command(scons_args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "SCons", *scons_args]
 
 
-def dagprof_build_command(store: str, spill: str, out: str, scons_args: Sequence[str], sizes: bool = False) -> list[str]:
+def dagprof_build_command(store: str, spill: str, out: str, scons_args: Sequence[str],
+                          sizes: bool = False) -> list[str]:
     """`dagprof build` in a fresh interpreter, writing a profile with the store's figures (no DAG cache)."""
     cmd = [sys.executable, "-m", "dagprof", "build", "--store", store, "--quiet-store", "-o", out]
     if store != "none":
@@ -323,7 +324,7 @@ class Comparison:
         r = run_measured(cmd, cwd=self.top, env=self.env, log=log)
         if r["exit_code"] != 0:
             with open(log, errors="replace") as f:
-                tail = [l.strip() for l in f.read().splitlines() if l.strip()][-1:] or ["(no output)"]
+                tail = [ln.strip() for ln in f.read().splitlines() if ln.strip()][-1:] or ["(no output)"]
             raise CompareError(f"{label} failed (exit {r['exit_code']}): {tail[0][:200]}")
         return r, log
 
@@ -352,7 +353,8 @@ class Comparison:
         self.state.save("built")
         if s.state == "second":
             out = os.path.join(self.state.tmp, "warmup.dagprof")
-            self._run("warm-up store build (its store is kept)", dagprof_build_command(s.store, s.spill, out, s.scons_args))
+            self._run("warm-up store build (its store is kept)",
+                      dagprof_build_command(s.store, s.spill, out, s.scons_args))
             self.state.save("warm", with_store=True)  # store runs start from what the warm-up left
         if s.dagcache:
             self.state.restore("built", store=False)
@@ -449,7 +451,7 @@ class Comparison:
 
 
 def _has_make_deps(top: str) -> bool:
-    for dirpath, dirnames, filenames in os.walk(top):
+    for _dirpath, dirnames, filenames in os.walk(top):
         dirnames[:] = [d for d in dirnames if d not in (STORE_DIR, ".git")]
         if any(f.endswith(".d") for f in filenames):
             return True

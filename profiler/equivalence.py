@@ -43,9 +43,10 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["EquivalenceError", "Step", "StepResult", "Report", "load_edits", "check_edits", "apply_edits",
            "snapshot", "explained", "run_equivalence", "main"]

@@ -15,6 +15,7 @@ import resource
 import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
 Reading = dict[str, int]
 _FIELDS = {b"VmRSS:": "rss", b"RssAnon:": "anon", b"RssFile:": "file", b"VmHWM:": "hwm"}
@@ -117,7 +118,7 @@ class Sampler:
         finally:
             self.cpu_s = time.thread_time() - c0
 
-    def start(self) -> Sampler:
+    def start(self) -> Self:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()

@@ -17,8 +17,8 @@ class) and, for the instances alive at the end, by `reconcile()` (the introspect
 gc scan). Then the record moves: the old class counts it in `morphed_out`, the new one in `created`
 and `morphed_in`, so per class `created - morphed_out - freed == alive`, and `alive` at the end is the
 gc scan's count of instances of that class (minus instances created before `install()`). During the
-run (the monitor's samples) a morphed instance still counts under its creation class. Instances created before `install()`,
-or by a subclass `__init__` that never calls the tracked one, are not counted (a gc scan in
+run (the monitor's samples) a morphed instance still counts under its creation class. Instances created
+before `install()`, or by a subclass `__init__` that never calls the tracked one, are not counted (a gc scan in
 `snapshot()` still sees them).
 """
 from __future__ import annotations
@@ -49,6 +49,8 @@ class _Ref(weakref.ref):
     """A weak reference that remembers whom it watched, so the callback needs no lookup table."""
 
     __slots__ = ("oid", "cls")
+    oid: int
+    cls: str
 
 
 class _ClassCounts:

@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
 
     p = add_command(subparsers, NAME, "run the build as plain SCons, with the node store and from the DAG cache, "
                                       "alternately, and compare", EXAMPLE)
-    p.description = textwrap.fill("Runs plain SCons (`python -m SCons ARGS`, no dagprof code in the process), `dagprof build "
+    p.description = textwrap.fill(
+                     "Runs plain SCons (`python -m SCons ARGS`, no dagprof code in the process), `dagprof build "
                      "--store KIND --dag-cache off` (the attribute store) and, for null builds with the lmdb store, "
                      "`dagprof build` answered from the DAG cache, on the same build state, each in its own process, "
                      "alternately (with --make, GNU Make too); prints medians and ratios to plain SCons. "

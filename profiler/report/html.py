@@ -73,7 +73,8 @@ def _memory_chart(profile: Profile) -> Markup:
     else:
         snaps = [s for s in profile.sections.get("snapshots") or [] if isinstance(s.get("rss"), (int, float))]
         if snaps:
-            series.append(("RSS (snapshots)", SERIES[0][1], [(float(s.get("t") or 0.0), float(s["rss"])) for s in snaps]))
+            points = [(float(s.get("t") or 0.0), float(s["rss"])) for s in snaps]
+            series.append(("RSS (snapshots)", SERIES[0][1], points))
     return svg.line_chart("chart-memory", series, marks,
                           empty="no memory samples in this profile (the monitor did not run)")
 

@@ -125,7 +125,7 @@ def line_chart(chart_id: str, series: Sequence[tuple[str, str, Sequence[tuple[fl
     out.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#999"/>')
     out.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#999"/>')
     # series
-    for i, (name, colour, s) in enumerate(series):
+    for name, colour, s in series:
         if not s:
             continue
         coords = " ".join(f"{X(a):.1f},{Y(b):.1f}" for a, b in s)
