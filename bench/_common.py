@@ -54,6 +54,8 @@ if IMPORT_PATH not in sys.path:
     sys.path.insert(0, IMPORT_PATH)
 
 from dagprof.measure import TRAMPOLINE, machine_description  # noqa: E402  (after the sys.path line)
+from dagprof.rss import read_status  # noqa: E402
+from dagprof.units import fmt_bytes  # noqa: E402  (the one byte formatter; benches import it from here)
 
 T = TypeVar("T")
 
@@ -65,20 +67,7 @@ __all__ = ["REPO_ROOT", "IMPORT_PATH", "machine_description", "run_measured", "m
 
 def _vm_hwm(proc_dir_fd: int) -> int | None:
     """VmHWM of the process behind a /proc/PID directory handle, in bytes; None once it has exited."""
-    try:
-        fd = os.open("status", os.O_RDONLY, dir_fd=proc_dir_fd)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, 8192)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    for line in data.split(b"\n"):
-        if line.startswith(b"VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return None  # zombie: its memory is already gone
+    return (read_status(dir_fd=proc_dir_fd) or {}).get("hwm")  # dagprof.rss: the one /proc reader
 
 
 def _tree_rss(pid: int) -> int:
@@ -224,17 +213,6 @@ def alternate(n: int, variants: Mapping[str, Callable[[], T]]) -> dict[str, list
 
 
 # ---- printing -----------------------------------------------------------------------------------
-
-def fmt_bytes(n: float | None) -> str:
-    """Bytes in binary units, as the README tables show them."""
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
 
 def fmt_ratio(value: float | None, baseline: float | None) -> str:
     """value/baseline as '0.82x'; '-' when either side is missing or the baseline is zero."""

@@ -3,8 +3,19 @@
 Composed by the caller, zict-style: a Codec turns values into bytes, a Store keeps bytes.
 Nothing here imports SCons; the adapter supplies node keys and the resolver.
 """
-from dagstore.backends import (SCHEMA_VERSION, LMDBStore, MemoryStore, Store, StoreBusy, StoreDamaged,
-                               StoreError, StoreFull, StoreMismatch, open_store, set_aside)
+from dagstore.backends import (
+                               SCHEMA_VERSION,
+                               LMDBStore,
+                               MemoryStore,
+                               Store,
+                               StoreBusy,
+                               StoreDamaged,
+                               StoreError,
+                               StoreFull,
+                               StoreMismatch,
+                               open_store,
+                               set_aside,
+)
 from dagstore.codec import Codec, CodecError, Refused
 
 __all__ = [

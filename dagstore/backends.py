@@ -13,8 +13,9 @@ import hashlib
 import os
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
 
 import lmdb
 import msgpack
@@ -262,7 +263,7 @@ class LMDBStore:
         if header is None:
             if existed:  # data file without our header: not ours, or a crash before the first commit
                 raise StoreDamaged(f"store {self.path} has no header record")
-            header = {"schema": schema, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            header = {"schema": schema, "created": datetime.now(UTC).isoformat(timespec="seconds"),
                       "versions": dict(expect)}
             self._write_meta({HEADER: header})
         if not isinstance(header, dict) or header.get("schema") != schema:
@@ -444,7 +445,7 @@ class LMDBStore:
             self.env.close()
             self.env = None
 
-    def __enter__(self) -> "LMDBStore":
+    def __enter__(self) -> LMDBStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -506,9 +507,11 @@ def open_store(kind: str, path: str | os.PathLike | None = None, expect: dict[st
     except OSError as e:
         return None, f"dagstore: {problem}; cannot set it aside ({_os_reason(e)}); building without the store"
     try:
-        return LMDBStore(path, expect=expect, **options), f"dagstore: {problem}; set aside as {moved}, starting a fresh store"
+        return (LMDBStore(path, expect=expect, **options),
+                f"dagstore: {problem}; set aside as {moved}, starting a fresh store")
     except (StoreError, OSError, lmdb.Error) as e:
-        return None, f"dagstore: {problem}; set aside as {moved}; a fresh store failed too ({e}); building without the store"
+        return None, (f"dagstore: {problem}; set aside as {moved}; a fresh store failed too ({e}); "
+                      "building without the store")
 
 
 def _os_reason(e: BaseException) -> str:

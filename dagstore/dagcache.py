@@ -367,7 +367,8 @@ class DagCache:
                 trust_blob = txn.get(b"T" + key)
                 trust = _unpack(trust_blob) if trust_blob is not None else None
                 newly_off = None
-                if disabled is None and old and old.get("inputs_key") == key and old.get("dag") not in (None, dag_digest):
+                if (disabled is None and old and old.get("inputs_key") == key
+                        and old.get("dag") not in (None, dag_digest)):
                     target = self._differing_target(txn, old, dag_targets)
                     newly_off = {"reason": "two builds with the same SConscript inputs gave different "
                                            "build graphs or commands", "target": target}
@@ -466,7 +467,7 @@ class DagCache:
         ans.seconds = time.perf_counter() - t0
         return ans
 
-    def _check(self, reader: "_Reader", invocation: dict, rehash: bool, ans: Answer) -> str | None:
+    def _check(self, reader: _Reader, invocation: dict, rehash: bool, ans: Answer) -> str | None:
         blob = reader.header_blob
         if blob is None:
             return "no DAG snapshot yet"

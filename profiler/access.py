@@ -12,7 +12,7 @@ The hot path (wrapped data descriptors, i.e. every SCons Node slot) is the C typ
 from __future__ import annotations
 
 import threading
-from typing import Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from .classpatch import ClassPatches
 from .profile import AccessRow
@@ -42,8 +42,8 @@ class _PyCounter:
         self.reads = self.writes = self.deletes = 0
         self._readers: set | None = None
         self._get = tp.__get__
-        self._set = getattr(tp, "__set__", None)
-        self._del = getattr(tp, "__delete__", None)
+        self._set: Callable[[object, object, object], None] = getattr(tp, "__set__", None)  # type: ignore[assignment]
+        self._del: Callable[[object, object], None] = getattr(tp, "__delete__", None)  # type: ignore[assignment]
 
     def __get__(self, obj, cls=None):
         if obj is None:
@@ -258,10 +258,6 @@ class AccessRecorder:
                 r, w, d = r + row.reads, w + row.writes, d + row.deletes
         return r, w, d
 
-    def counters(self) -> Iterator[object]:
-        """The installed descriptors (exposed for the spill layer's statistics interface)."""
-        return iter(self._counters)
-
     def restore(self) -> None:
         """Put every instrumented class back exactly as it was (counts are kept for rows())."""
         with self._lock:
@@ -269,7 +265,7 @@ class AccessRecorder:
         self._patches.undo()
         self._counters.clear()
 
-    def __enter__(self) -> "AccessRecorder":
+    def __enter__(self) -> AccessRecorder:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -58,7 +58,7 @@ def _finding(kind: str, cls: str, attr: str | None, nbytes: int, message: str, s
 
 
 def _kib(n: int) -> str:
-    from dagprof.report.tables import fmt_bytes
+    from dagprof.units import fmt_bytes
 
     return fmt_bytes(n)
 

@@ -36,13 +36,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
-import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .measure import TRAMPOLINE, machine_description
+from .rss import Sampler
 
 STATES = ("null", "second", "full")
 VARIANTS = ("plain", "store", "dagcache", "make")
@@ -85,22 +85,6 @@ class CompareSpec:
 
 # ---- measured runs ------------------------------------------------------------------------------
 
-def _rss_split(pid: int) -> tuple[int, int] | None:
-    """(RssAnon, RssFile) of a live process in bytes; None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    anon = file = None
-    for line in data.split(b"\n"):
-        if line.startswith(b"RssAnon:"):
-            anon = int(line.split()[1]) * 1024
-        elif line.startswith(b"RssFile:"):
-            file = int(line.split()[1]) * 1024
-    return None if anon is None or file is None else (anon, file)
-
-
 def run_measured(cmd: Sequence[str], cwd: str, env: dict[str, str] | None = None,
                  poll_s: float = 0.02, log: str | None = None) -> dict[str, Any]:
     """Run one build process; wall time, exit code, ru_maxrss peak and sampled anon/file peaks."""
@@ -114,23 +98,12 @@ def run_measured(cmd: Sequence[str], cwd: str, env: dict[str, str] | None = None
         os.close(w)
         if log:
             sink.close()  # type: ignore[union-attr]
-    peaks = [0, 0]
-    done = threading.Event()
-
-    def sample(pid: int) -> None:
-        while not done.is_set():
-            s = _rss_split(pid)
-            if s:
-                peaks[0], peaks[1] = max(peaks[0], s[0]), max(peaks[1], s[1])
-            done.wait(poll_s)
-
-    thread = None
+    sampler = None
     try:
         with os.fdopen(r, "r") as report:
             pid = int(report.readline() or 0)
             if pid:
-                thread = threading.Thread(target=sample, args=(pid,), daemon=True)
-                thread.start()
+                sampler = Sampler(poll_s, pid=pid, name="dagprof-compare").start()
             line = report.readline()
         wrapper.wait()
     except BaseException:
@@ -138,17 +111,17 @@ def run_measured(cmd: Sequence[str], cwd: str, env: dict[str, str] | None = None
         wrapper.wait()
         raise
     finally:
-        done.set()
-        if thread is not None:
-            thread.join()
+        if sampler is not None:
+            sampler.stop()
     if not line:
         raise CompareError(f"measuring wrapper died (exit {wrapper.returncode}) running {cmd[0]}")
     data = json.loads(line)
     if "error" in data:
         raise CompareError(data["error"])
     return {"wall_s": data["wall_s"], "exit_code": data["exit_code"], "peak_rss": data["maxrss_kib"] * 1024,
-            "floor_rss": data["floor_kib"] * 1024, "peak_rss_anon": peaks[0] or None,
-            "peak_rss_file": peaks[1] or None}
+            "floor_rss": data["floor_kib"] * 1024,
+            "peak_rss_anon": (sampler.peak("anon") or None) if sampler else None,
+            "peak_rss_file": (sampler.peak("file") or None) if sampler else None}
 
 
 # ---- build state ------------------------------------------------------------------------------
@@ -230,7 +203,8 @@ def plain_command(scons_args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "SCons", *scons_args]
 
 
-def dagprof_build_command(store: str, spill: str, out: str, scons_args: Sequence[str], sizes: bool = False) -> list[str]:
+def dagprof_build_command(store: str, spill: str, out: str, scons_args: Sequence[str],
+                          sizes: bool = False) -> list[str]:
     """`dagprof build` in a fresh interpreter, writing a profile with the store's figures (no DAG cache)."""
     cmd = [sys.executable, "-m", "dagprof", "build", "--store", store, "--quiet-store", "-o", out]
     if store != "none":
@@ -350,7 +324,7 @@ class Comparison:
         r = run_measured(cmd, cwd=self.top, env=self.env, log=log)
         if r["exit_code"] != 0:
             with open(log, errors="replace") as f:
-                tail = [l.strip() for l in f.read().splitlines() if l.strip()][-1:] or ["(no output)"]
+                tail = [ln.strip() for ln in f.read().splitlines() if ln.strip()][-1:] or ["(no output)"]
             raise CompareError(f"{label} failed (exit {r['exit_code']}): {tail[0][:200]}")
         return r, log
 
@@ -379,7 +353,8 @@ class Comparison:
         self.state.save("built")
         if s.state == "second":
             out = os.path.join(self.state.tmp, "warmup.dagprof")
-            self._run("warm-up store build (its store is kept)", dagprof_build_command(s.store, s.spill, out, s.scons_args))
+            self._run("warm-up store build (its store is kept)",
+                      dagprof_build_command(s.store, s.spill, out, s.scons_args))
             self.state.save("warm", with_store=True)  # store runs start from what the warm-up left
         if s.dagcache:
             self.state.restore("built", store=False)
@@ -476,7 +451,7 @@ class Comparison:
 
 
 def _has_make_deps(top: str) -> bool:
-    for dirpath, dirnames, filenames in os.walk(top):
+    for _dirpath, dirnames, filenames in os.walk(top):
         dirnames[:] = [d for d in dirnames if d not in (STORE_DIR, ".git")]
         if any(f.endswith(".d") for f in filenames):
             return True
@@ -494,7 +469,8 @@ def compare(spec: CompareSpec, progress: Progress | None = None) -> dict[str, An
 def with_progress(spec: CompareSpec, title: str = "dagprof compare") -> dict[str, Any]:
     """compare() with a rich progress bar on stderr (quiet when stderr is not a terminal)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
     console = Console(stderr=True)
     cmp = Comparison(spec)
@@ -515,7 +491,7 @@ def with_progress(spec: CompareSpec, title: str = "dagprof compare") -> dict[str
     return result
 
 
-# ---- the `dagprof compare` command ----------------------------------------------------------------
+# ---- checks before any build runs (the compare command turns a reason into a usage error) ---------
 
 _SCONSTRUCTS = ("SConstruct", "Sconstruct", "sconstruct", "SConstruct.py", "Sconstruct.py", "sconstruct.py")
 _LOCATING = ("-f", "--file", "--makefile", "--sconstruct", "-C", "--directory", "-u", "-U", "-D", "--up",
@@ -545,103 +521,3 @@ def check_spill(spill: str) -> str | None:
     except PolicyError as e:
         return str(e)
     return None
-
-
-def register(add: Callable) -> None:
-    """The `compare` subparser."""
-    p = add("compare", "run the build as plain SCons, with the node store and from the DAG cache, alternately, and compare")
-    p.description = textwrap.fill("Runs plain SCons (`python -m SCons ARGS`, no dagprof code in the process), `dagprof build "
-                     "--store KIND --dag-cache off` (the attribute store) and, for null builds with the lmdb store, "
-                     "`dagprof build` answered from the DAG cache, on the same build state, each in its own process, "
-                     "alternately (with --make, GNU Make too); prints medians and ratios to plain SCons. "
-                     "Exit 0; 70 when a build failed; 64 on a bad command line.", 78)
-    add_options(p)
-    p.add_argument("--state", choices=STATES, default="null",
-                   help="null: null build after a full build, store's first build; second: the store kept "
-                        "from a previous store build; full: a full build from clean (default: %(default)s)")
-    p.add_argument("--dag-cache", choices=("on", "off"), default="on",
-                   help="on: also measure null builds answered from the DAG cache (variant 'dagcache', after a "
-                        "confirming build; lmdb store, null/second states only); off: skip it (default: %(default)s)")
-    p.add_argument("--make", action="store_true",
-                   help="also measure GNU Make's build of the same tree (variant 'make'; needs a Makefile)")
-    p.add_argument("--make-args", default="", metavar="ARGS", help="arguments for make, one string (default: none)")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
-    p.add_argument("--html", metavar="OUT", help="also write a self-contained HTML report")
-
-
-def add_options(p: Any) -> None:
-    """Options shared by compare and demo."""
-    p.add_argument("--store", choices=STORES, default="lmdb", help="store backend (default: %(default)s)")
-    p.add_argument("--runs", type=int, default=3, help="timed runs per variant, alternated (default: %(default)s)")
-    p.add_argument("--spill", default="auto", metavar="ATTRS",
-                   help="'auto', 'none' or Class.attr,... passed to the store runs (default: %(default)s)")
-    p.add_argument("--no-sizes", action="store_true",
-                   help="skip the untimed sizing passes (node data at the end is then not shown)")
-
-
-def validate(args: Any) -> None:
-    """Bad option values end as one line and exit exitcodes.USAGE, before any build runs."""
-    from .cli import UsageError, _out_path
-
-    if args.runs < 1:
-        raise UsageError(f"--runs must be >= 1, not {args.runs}")
-    if getattr(args, "state", None) == "second" and args.store == "memory":
-        raise UsageError("--state second needs a store that outlives the process (--store lmdb)")
-    if getattr(args, "html", None):
-        _out_path(args.html, "--html")
-    if getattr(args, "make", False):
-        if not find_makefile("."):
-            raise UsageError(f"--make: no Makefile in {os.path.abspath('.')}")
-        if not shutil.which("make"):
-            raise UsageError("--make: no make program on PATH")
-    err = check_spill(args.spill)
-    if err:
-        raise UsageError(err)
-
-
-def show(result: dict[str, Any], console: Any, title: str | None = None) -> None:
-    """The side-by-side table plus the notes (what was measured how)."""
-    from .report.compare import render_compare
-
-    if title:
-        console.print(f"[bold]{title}[/bold]")
-    render_compare(result, console)
-    for note in result.get("notes") or []:
-        console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
-
-
-def cmd_compare(args: Any, scons_args: list[str]) -> int:
-    """`dagprof compare`: one table (or JSON/HTML) of plain vs store on the same build state."""
-    from . import exitcodes
-    from .cli import UsageError, _console
-
-    validate(args)
-    err = check_project(".", scons_args)
-    if err:
-        raise UsageError(err)
-    import shlex
-
-    # the DAG cache answers null builds from an lmdb store's snapshot: not a full build, not the memory store
-    dagcache = args.dag_cache == "on" and args.store == "lmdb" and args.state != "full"
-    spec = CompareSpec(scons_args=scons_args, store=args.store, runs=args.runs, spill=args.spill, state=args.state,
-                       sizes=not args.no_sizes, dagcache=dagcache, make=args.make,
-                       make_args=shlex.split(args.make_args))
-    try:
-        result = with_progress(spec, f"compare ({args.state} build)")
-    except CompareError as e:
-        print(f"dagprof: {e}", file=sys.stderr)
-        return exitcodes.BUILD_FAILED
-    if args.html:
-        from .report.compare import write_compare_html
-
-        write_compare_html(result, args.html)
-    if args.json:
-        from .report.compare import compare_to_json
-
-        sys.stdout.write(compare_to_json(result))
-    else:
-        console = _console()
-        show(result, console)
-        if args.html:
-            console.print(f"HTML report written to {args.html}")
-    return exitcodes.OK

@@ -11,7 +11,8 @@ from __future__ import annotations
 import gc
 import time
 from collections import deque
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["CycleWatch", "find_cycles"]
 

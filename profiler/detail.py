@@ -7,7 +7,8 @@ code), and repr is only ever called on builtin scalars: any other object shows a
 from __future__ import annotations
 
 import reprlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .sizing import Sizer, read_attrs
 

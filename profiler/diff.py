@@ -69,7 +69,8 @@ def has_access(p: Profile) -> bool:
 
 def _versions(p: Profile) -> str:
     m = p.meta
-    return f"dagprof {m.get('tool_version', '?')}, SCons {m.get('scons_version', '?')}, Python {m.get('python_version', '?')}"
+    return (f"dagprof {m.get('tool_version', '?')}, SCons {m.get('scons_version', '?')}, "
+            f"Python {m.get('python_version', '?')}")
 
 
 def _describe(p: Profile, source: str) -> dict[str, Any]:
@@ -157,7 +158,7 @@ def diff_profiles(old: Profile, new: Profile, old_source: str = "OLD", new_sourc
         return out
 
     seen_o, seen_n = seen(old), seen(new)
-    tot_o, tot_n = old.access_totals(), new.access_totals()
+    acc_o, acc_n = old.access_totals(), new.access_totals()
     cell_o = {(r.cls, r.attr, r.phase): r for r in old.access}
     cell_n = {(r.cls, r.attr, r.phase): r for r in new.access}
     attrs: list[dict] = []
@@ -175,7 +176,7 @@ def diff_profiles(old: Profile, new: Profile, old_source: str = "OLD", new_sourc
         else:
             row["bytes"] = row["per_instance"] = row["set"] = change(None, None)
         if counted:
-            to, tn = tot_o.get(key), tot_n.get(key)
+            to, tn = acc_o.get(key), acc_n.get(key)
             row["reads"] = change(to.reads if to else 0, tn.reads if tn else 0)
             row["writes"] = change(to.writes if to else 0, tn.writes if tn else 0)
             row["phases"] = {}

@@ -43,9 +43,10 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["EquivalenceError", "Step", "StepResult", "Report", "load_edits", "check_edits", "apply_edits",
            "snapshot", "explained", "run_equivalence", "main"]
@@ -504,56 +505,7 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
-# ---- command line: `dagprof check` ------------------------------------------------------------------
-EDITS_EXAMPLE = ('edits.json: [{"edit": "src/a.c", "append": "\\n"}, {"touch": "include/a.h"}, '
-                 '[{"add": "src/new.c", "content": "int x;\\n"}, {"edit": "src/SConscript", '
-                 '"replace": ["a.c", "a.c new.c"]}], {"remove": "src/b.c"}]')
+if __name__ == "__main__":  # `python -m dagprof.equivalence ARGS` is `dagprof check ARGS`
+    from dagprof.cli import main
 
-
-def register(add: Any) -> None:
-    """The `check` subparser."""
-    p = add("check", "build a copy of an SCons project plainly and with the dagstore, from clean, as a null "
-                     "build and after each edit; compare outputs, exit codes and rebuilds")
-    p.epilog += "\n" + EDITS_EXAMPLE
-    p.add_argument("project", help="directory holding the SConstruct (copied; never modified)")
-    p.add_argument("--edits", metavar="FILE", help="JSON list of edit steps (see docs/reliability.md)")
-    p.add_argument("--store", choices=("lmdb", "memory"), default="lmdb", help="store to compare (default: lmdb)")
-    p.add_argument("--ignore", action="append", default=[], metavar="GLOB",
-                   help="also ignore files/dirs with this name when comparing (repeatable)")
-    p.add_argument("--workdir", metavar="DIR", help="where the two copies go (default: system temp)")
-    p.add_argument("--allow-failing", action="store_true",
-                   help="accept a step whose build fails on both sides the same way (default: exit 70)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-
-
-def cmd_check(args: Any, scons_args: list[str]) -> int:
-    """`dagprof check`: exit 0 equivalent, NOT_EQUIVALENT for a difference, BUILD_FAILED when both sides
-    failed the same way (unless --allow-failing), BAD_INPUT for a bad project or edits file."""
-    from . import exitcodes
-    from .cli import UsageError
-
-    if args.workdir and not os.path.isdir(args.workdir):
-        raise UsageError(f"--workdir {args.workdir!r} is not a directory")
-    try:
-        steps = load_edits(args.edits) if args.edits else []
-        report = run_equivalence(args.project, steps, store=args.store, scons_args=scons_args,
-                                 ignore=DEFAULT_IGNORE + tuple(args.ignore), workdir=args.workdir,
-                                 allow_failing=args.allow_failing,
-                                 progress=None if args.json else (lambda s: print(f"... {s}", file=sys.stderr)))
-    except EquivalenceError as e:
-        print(f"dagprof: {e}", file=sys.stderr)
-        return exitcodes.BAD_INPUT
-    print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
-    return {"equivalent": exitcodes.OK, "not equivalent": exitcodes.NOT_EQUIVALENT,
-            "build failed": exitcodes.BUILD_FAILED}[report.verdict]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m dagprof.equivalence ARGS` is `dagprof check ARGS`."""
-    from .cli import main as dagprof_main
-
-    return dagprof_main(["check", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["check", *sys.argv[1:]]))

@@ -11,12 +11,14 @@ Nothing here knows SCons; the adapter passes the classes and the boundary types.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .cycles import CycleWatch
 from .detail import detail_section
+from .rss import read_rss
 from .sizing import size_sections
-from .tracker import Monitor, Tracker, read_rss
+from .tracker import Monitor, Tracker
 
 __all__ = ["Introspector", "counts_section"]
 
@@ -70,7 +72,7 @@ class Introspector:
         self.started = False
         self.finished: dict[str, Any] | None = None
 
-    def __enter__(self) -> "Introspector":
+    def __enter__(self) -> Introspector:
         self.start()
         return self
 

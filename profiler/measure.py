@@ -9,6 +9,7 @@ import os
 import platform
 from importlib import metadata
 
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -42,7 +43,7 @@ def machine_description() -> str:
     """One line naming what the figures were measured on, printed by every bench and by compare."""
     ram = _ram_bytes()
     try:
-        load = "load %.1f" % os.getloadavg()[0]
+        load = f"load {os.getloadavg()[0]:.1f}"
     except OSError:
         load = "load ?"
     return " | ".join([
@@ -58,7 +59,8 @@ def machine_description() -> str:
 
 # The wrapper between the measuring process and the measured command. A child's ru_maxrss starts at its
 # spawner's high-water mark (exec records the old, vfork-shared mm), so spawning from the measuring
-# process (a bench, or `dagprof compare` with rich loaded) would put a ~25-40 MiB floor under every figure; this `python -S` trampoline keeps the
+# process (a bench, or `dagprof compare` with rich loaded) would put a ~25-40 MiB floor under every figure;
+# this `python -S` trampoline keeps the
 # floor at its own ~8-10 MiB and reports it. It prints the child's pid, then one JSON line.
 TRAMPOLINE = r"""
 import json, os, resource, sys, time

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import msgpack
 
@@ -97,7 +98,7 @@ class Profile:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "profile") -> "Profile":
+    def from_dict(cls, data: Any, source: str = "profile") -> Profile:
         """Validate the envelope so a foreign or newer file fails with one clear line."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ProfileError(f"{source}: not a dagprof profile file")
@@ -119,7 +120,7 @@ class Profile:
         return msgpack.packb(self.to_dict(), use_bin_type=True, default=_default)
 
     @classmethod
-    def loads(cls, blob: bytes, source: str = "profile") -> "Profile":
+    def loads(cls, blob: bytes, source: str = "profile") -> Profile:
         try:
             data = msgpack.unpackb(blob, raw=False, strict_map_key=False)
         except msgpack.ExtraData:

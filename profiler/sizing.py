@@ -31,9 +31,10 @@ import struct
 import sys
 import time
 import types
-from collections import deque, OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import Iterable
 from itertools import compress
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = ["Sizer", "size_sections", "size_of", "safe_sizeof", "slot_readers", "read_attrs", "value_key"]
 
@@ -43,7 +44,7 @@ _HAVE_GC = 1 << 14
 # Shared, never-freed objects that no attribute owns: None, booleans, small ints, 1-char strings...
 _IMMORTAL_IDS: frozenset[int] = frozenset(
     id(o)
-    for o in [None, True, False, Ellipsis, NotImplemented, (), "", b"", frozenset()]
+    for o in list[object]([None, True, False, Ellipsis, NotImplemented, (), "", b"", frozenset()])
     + list(range(-5, 257))
     + [chr(i) for i in range(256)]
 )
@@ -220,7 +221,7 @@ class _FastSlots:
         self.labels = [label for label, _i in index]
 
     @classmethod
-    def build(cls, t: type, table: list[tuple[str, Any, type, int]], probe: Any) -> "_FastSlots | None":
+    def build(cls, t: type, table: list[tuple[str, Any, type, int]], probe: Any) -> _FastSlots | None:
         if platform.python_implementation() != "CPython" or not table:
             return None
         index = []
@@ -238,7 +239,7 @@ class _FastSlots:
     def _verify(self, t: type, table: list[tuple[str, Any, type, int]], probe: Any) -> bool:
         words = self.words.from_address(id(probe))
         refs = {id(r): r for r in gc.get_referents(probe)}
-        for (label, idx), (_l, member, _k, _p) in zip(self.index, table):
+        for (_label, idx), (_l, member, _k, _p) in zip(self.index, table):
             try:
                 value = member.__get__(probe, t)
             except AttributeError:

@@ -174,8 +174,9 @@ class Twins:
             assert sorted(cached.stdout.splitlines()) == sorted(plain.stdout.splitlines())
             assert sorted(cached.stderr.splitlines()) == sorted(plain.stderr.splitlines())
             return cached, answered
-        assert cached.stdout == plain.stdout, f"stdout differs (answered={answered}):\n--- plain\n{plain.stdout}\n--- dagprof\n{cached.stdout}"
-        assert cached.stderr == plain.stderr, f"stderr differs (answered={answered}):\n--- plain\n{plain.stderr}\n--- dagprof\n{cached.stderr}"
+        for stream in ("stdout", "stderr"):
+            a, b = getattr(plain, stream), getattr(cached, stream)
+            assert b == a, f"{stream} differs (answered={answered}):\n--- plain\n{a}\n--- dagprof\n{b}"
         return cached, answered
 
     def outputs_equal(self) -> None:

@@ -99,7 +99,8 @@ def full_profile() -> Profile:
             "peak_rss": 102_000_000, "exit_code": 0, "started": "2025-01-01T12:00:00", "machine": "test box",
             "store": "lmdb",
             # what the SCons adapter declares safe to spill, and its late phases (dagstore.policy)
-            "spillable": {"File": ["_memo", "ninfo", "binfo", "includes", "cached_sig"], "Dir": ["_sconsign", "entries"]},
+            "spillable": {"File": ["_memo", "ninfo", "binfo", "includes", "cached_sig"],
+                          "Dir": ["_sconsign", "entries"]},
             "late_phases": [E, W]}
     return Profile(meta=meta, phases=list(PHASES), access=access,
                    sections={"sizes": sizes, "counts": counts, "lifetimes": lifetimes, "monitor": monitor,

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import pytest
+from report_fixtures import EMPTY_SET, N_FILES, full_profile
 
 from dagprof.analyze import analyze, findings_of, parse_spill, spill_candidates, what_if
 from dagprof.profile import AccessRow, Profile
-from report_fixtures import N_FILES, EMPTY_SET, full_profile
 
 
 def _by(findings: list[dict], kind: str) -> dict[tuple[str, str | None], int]:
@@ -114,8 +114,9 @@ def test_parse_spill_ok() -> None:
 
 
 def test_spill_advice_limited_to_what_the_adapter_can_spill():
-    from dagprof.analyze import spill_candidates
     from report_fixtures import full_profile
+
+    from dagprof.analyze import spill_candidates
 
     p = full_profile()
     every = spill_candidates(p)

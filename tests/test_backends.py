@@ -2,18 +2,26 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
-from dagstore.backends import (OPEN_MARK, LMDBStore, MemoryStore, Store, StoreBusy, StoreDamaged, StoreFull,
-                               StoreMismatch, open_store, set_aside)
+from dagstore.backends import (
+    OPEN_MARK,
+    LMDBStore,
+    MemoryStore,
+    Store,
+    StoreBusy,
+    StoreDamaged,
+    StoreFull,
+    StoreMismatch,
+    open_store,
+    set_aside,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECT = {"scons": "4.11.1", "python": "3.11.7"}
@@ -65,7 +73,8 @@ def test_items_survives_writes_between_chunks(store) -> None:
 
 
 def test_bad_keys_and_values_write_nothing(store) -> None:
-    for batch in ([(b"ok", b"1"), ("str", b"1")], [(b"ok", b"1"), (b"k", bytearray(b"1"))], [(b"ok", b"1"), (b"", b"1")]):
+    for batch in ([(b"ok", b"1"), ("str", b"1")], [(b"ok", b"1"), (b"k", bytearray(b"1"))],
+                  [(b"ok", b"1"), (b"", b"1")]):
         with pytest.raises(TypeError):
             store.put_many(batch)
     assert len(store) == 0
@@ -85,7 +94,8 @@ def test_stats_shape(store) -> None:
     store.put_many([(b"k", b"v" * 100)])
     store.get(b"k")
     st = store.stats()
-    for key in ("backend", "entries", "map_size", "used_bytes", "file_bytes", "puts", "gets", "bytes_written", "bytes_read"):
+    for key in ("backend", "entries", "map_size", "used_bytes", "file_bytes", "puts", "gets", "bytes_written",
+                "bytes_read"):
         assert key in st
     assert st["entries"] == 1 and st["puts"] == 1 and st["gets"] == 1 and st["bytes_read"] == 100
 

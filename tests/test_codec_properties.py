@@ -5,9 +5,9 @@ look-alike subclasses of supported types: refused, never mis-encoded."""
 from __future__ import annotations
 
 import collections
+import decimal
 import enum
 import fractions
-import decimal
 import math
 
 import pytest
@@ -88,7 +88,8 @@ values = st.recursive(
         st.lists(inner, max_size=4), st.lists(inner, max_size=4).map(tuple),
         st.sets(hashable, max_size=4), st.frozensets(hashable, max_size=4),
         st.dictionaries(hashable, inner, max_size=4),
-        st.fixed_dictionaries({}, optional={"csig": inner, "deps": st.lists(nodes, max_size=3), "extra": inner}).map(_info),
+        st.fixed_dictionaries({}, optional={"csig": inner, "deps": st.lists(nodes, max_size=3),
+                                            "extra": inner}).map(_info),
     ),
     max_leaves=25,
 )

@@ -73,8 +73,8 @@ def test_repository(tmp_path):
 @pytest.mark.parametrize("decider", ["'timestamp-match'", "'timestamp-newer'", "lambda d, t, p, r=None: "
                                      "p is None or d.get_timestamp() != p.timestamp"])
 def test_timestamp_deciders_rebuild_on_touch(tmp_path, decider):
-    tw = _twins(tmp_path, f"env = Environment(tools=[])\nenv.Decider({decider})\n" + COPY.format(out="out.txt", src="in.txt"),
-                {"in.txt": "x\n"})
+    sconstruct = f"env = Environment(tools=[])\nenv.Decider({decider})\n" + COPY.format(out="out.txt", src="in.txt")
+    tw = _twins(tmp_path, sconstruct, {"in.txt": "x\n"})
     _settle(tw, ["-Q"])
     tw.touch("in.txt")  # same content, new time: these Deciders rebuild, so the cache must not answer
     p, answered = tw.both(["-Q"])
@@ -99,7 +99,8 @@ def test_directory_as_dependency(tmp_path):
 def test_side_effect_and_parallel(tmp_path):
     tw = _twins(tmp_path, "env = Environment(tools=[])\n"
                           "for i in range(4):\n"
-                          "    t = env.Command('out%d.txt' % i, 'in.txt', 'cat $SOURCE > $TARGET; echo %d >> log.txt' % i)\n"
+                          "    t = env.Command('out%d.txt' % i, 'in.txt',\n"
+                          "                    'cat $SOURCE > $TARGET; echo %d >> log.txt' % i)\n"
                           "    env.SideEffect('log.txt', t)\n",
                 {"in.txt": "x\n"})
     _settle(tw, ["-Q", "-j2"])

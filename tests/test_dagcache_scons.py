@@ -52,7 +52,8 @@ def test_null_build_is_answered_byte_identical(tw):
 
 @pytest.mark.parametrize("edit, rebuilds", [
     ("edit_c", True), ("edit_header", True), ("touch", False), ("delete_output", True),
-    ("edit_sconstruct", True), ("edit_sconscript", True), ("edit_read_file", True), ("edit_site_scons", True), ("edit_site_init", True),
+    ("edit_sconstruct", True), ("edit_sconscript", True), ("edit_read_file", True), ("edit_site_scons", True),
+    ("edit_site_init", True),
     ("add_glob_match", True), ("remove_source", True), ("env_var", True), ("unrelated_env_var", False),
 ])
 def test_edit_then_same_decisions_as_scons(tmp_path, edit, rebuilds):
@@ -170,7 +171,8 @@ def test_killed_build_leaves_no_answering_snapshot(tw):
     """kill -9 while the build runs (after reading SConscripts): the next build is SCons', and correct."""
     settled = (tw.plain / "SConstruct").read_text()
     tw.write("lib/b.h", "#define B 9\n")
-    tw.append("SConstruct", "import time\nenv.Command('slow.txt', [], 'sleep 30; echo > $TARGET')\nDefault('slow.txt')\n")
+    tw.append("SConstruct",
+              "import time\nenv.Command('slow.txt', [], 'sleep 30; echo > $TARGET')\nDefault('slow.txt')\n")
     p = subprocess.Popen([sys.executable, "-m", MODULE, "build", "--", *ARGS], cwd=tw.cached, env=tw.env(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60

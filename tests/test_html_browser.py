@@ -6,11 +6,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from report_fixtures import comparison, full_profile
 
 from dagprof.profile import Profile
 from dagprof.report.compare import write_compare_html
 from dagprof.report.html import write_html
-from report_fixtures import comparison, full_profile
 
 CHROMIUM = "/usr/bin/chromium"
 CHART_IDS = ("chart-memory", "chart-class-bytes", "chart-attr-bytes", "chart-access-heat")

@@ -4,17 +4,15 @@ under plain SCons."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from report_fixtures import full_profile
 
 from dagprof.builds.synthetic import generate
 from dagprof.exitcodes import BAD_INPUT, USAGE
 from dagprof.profile import Profile, ProfileError, load
-
-from report_fixtures import full_profile
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +95,8 @@ def test_report_of_a_truncated_profile_file(tmp_path, dagprof, cut):
     n = cut if isinstance(cut, int) and cut > 0 else (len(blob) + cut if isinstance(cut, int) else int(len(blob) * cut))
     (tmp_path / "t.dagprof").write_bytes(blob[:n])
     p = dagprof(["report", "t.dagprof"], tmp_path)
-    assert p.returncode == BAD_INPUT and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert p.returncode == BAD_INPUT, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr
     with pytest.raises(ProfileError):
         load(tmp_path / "t.dagprof")
 

@@ -1,4 +1,5 @@
-"""kill -9 of `dagprof build --store lmdb` at chosen moments: the next build is correct and rebuilds what plain SCons would.
+"""kill -9 of `dagprof build --store lmdb` at chosen moments: the next build is correct and rebuilds what
+plain SCons would.
 
 The moment is chosen deterministically by the test project's own SConstruct (no hook in dagprof): it
 SIGKILLs its own process while reading SConscripts, from a Python action mid-build, inside the

@@ -3,7 +3,6 @@ the store set aside (kept, never deleted) or bypassed, and a build identical to 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -13,13 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, _env
 
-from dagstore.backends import LMDBStore
 from dagprof.builds.synthetic import generate
 from dagprof.equivalence import explained, snapshot
 from dagprof.profile import load
-
-from conftest import ROOT, _env
+from dagstore.backends import LMDBStore
 
 KiB = 1 << 10
 
@@ -184,7 +182,8 @@ def test_scratch_area_that_is_a_file_does_not_break_the_build(template, clean_ou
 # ---- read-only locations (a real read-only mount: root ignores chmod) ---------------------------------
 def _mount(where: Path, opts: str) -> bool:
     where.mkdir(exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True).returncode == 0
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True)
+    return mount.returncode == 0
 
 
 def _umount(where: Path) -> None:

@@ -74,9 +74,10 @@ def test_full_report_honours_top() -> None:
 import json  # noqa: E402
 import re  # noqa: E402
 
+from report_fixtures import full_profile  # noqa: E402
+
 from dagprof.report.jsonout import to_json  # noqa: E402
 from dagprof.report.text import render  # noqa: E402
-from report_fixtures import full_profile  # noqa: E402
 
 
 def _line(out: str, *words: str) -> str:
@@ -115,7 +116,8 @@ def test_render_selected_sections_only() -> None:
 def test_findings_text_in_bytes_order() -> None:
     con, buf = _console()
     render(full_profile(), con, sections={"findings"})
-    nums = [int(m.group(1).replace(",", "")) for m in re.finditer(r"^\s*([\d,]+)\s+[\d.]+ [KMG]?i?B", buf.getvalue(), re.M)]
+    rows = re.finditer(r"^\s*([\d,]+)\s+[\d.]+ [KMG]?i?B", buf.getvalue(), re.M)
+    nums = [int(m.group(1).replace(",", "")) for m in rows]
     assert nums and nums == sorted(nums, reverse=True)
 
 
@@ -131,7 +133,7 @@ def test_json_numbers_equal_text_numbers() -> None:
             total = "/".join(f"{n:,}" for n in (row["total"] if c["deletes"] else row["total"][:2]))
             if any(row["total"]):
                 assert total in line
-            for ph, cell in row["phases"].items():
+            for cell in row["phases"].values():
                 if any(cell):
                     assert "/".join(f"{n:,}" for n in (cell if c["deletes"] else cell[:2])) in line
     for t in data["access_totals"]:
@@ -151,8 +153,9 @@ def test_json_is_stable_and_plain() -> None:
 
 
 # ---- comparison -------------------------------------------------------------------------------
-from dagprof.report.compare import compare_rows, compare_to_json, render_compare  # noqa: E402
 from report_fixtures import comparison  # noqa: E402
+
+from dagprof.report.compare import compare_rows, compare_to_json, render_compare  # noqa: E402
 
 
 def test_compare_table_medians_and_ratios() -> None:

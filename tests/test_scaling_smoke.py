@@ -17,7 +17,7 @@ def test_scaling_smoke(tmp_path):
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "stand-in" in p.stdout and "machine:" in p.stdout and "command:" in p.stdout
-    rows = [l for l in p.stdout.splitlines() if re.match(r"\s*(60|120)\s+\d+\s+(make|scons)", l)]
+    rows = [ln for ln in p.stdout.splitlines() if re.match(r"\s*(60|120)\s+\d+\s+(make|scons)", ln)]
     systems = {re.split(r"\s{2,}", r.strip())[2] for r in rows}
     assert systems == {"make", "scons", "scons+store (1st)", "scons+store (2nd)", "scons+dagcache"}
     for r in rows:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import tracemalloc
 
@@ -235,7 +234,8 @@ def test_real_scons_executor_is_not_triggered(tmp_path, monkeypatch: pytest.Monk
             return _orig(self, attr)
 
         monkeypatch.setattr(cls, "__getattr__", spy)
-    env = SCons.Environment.Environment(tools=[], BUILDERS={"Cat": SCons.Builder.Builder(action="cat $SOURCES > $TARGET")})
+    cat = SCons.Builder.Builder(action="cat $SOURCES > $TARGET")
+    env = SCons.Environment.Environment(tools=[], BUILDERS={"Cat": cat})
     target = env.Cat("out.txt", ["a.txt", "b.txt"])[0]
     executor = target.get_executor()
     executor.get_lvars()  # creates the lazy TSList/TSObject substitution helpers

@@ -28,9 +28,10 @@ env = Environment(tools=[], SCANNERS=[Scanner(make(word), skeys=['.in'])])
 env.Command('out.txt', 'main.in', Copy('$TARGET', '$SOURCE'))
 '''
 
-GLOBAL = CLOSURE.replace("def make(word):\n    def find", "def find").replace("        return [env.File(n) for n in node.includes]\n    return find\n",
-                                                               "    return [env.File(n) for n in node.includes]\n").replace(
-    "Scanner(make(word)", "Scanner(find").replace("\n        ", "\n    ")
+GLOBAL = (CLOSURE.replace("def make(word):\n    def find", "def find")
+          .replace("        return [env.File(n) for n in node.includes]\n    return find\n",
+                   "    return [env.File(n) for n in node.includes]\n")
+          .replace("Scanner(make(word)", "Scanner(find").replace("\n        ", "\n    "))
 
 
 def _project(root: Path, sconstruct: str) -> Path:

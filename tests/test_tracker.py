@@ -5,7 +5,8 @@ import gc
 import threading
 import time
 
-from dagprof.tracker import Monitor, Tracker, read_rss
+from dagprof.rss import read_rss
+from dagprof.tracker import Monitor, Tracker
 
 
 class Slotted:

@@ -432,7 +432,8 @@ class DagRecorder:
             self.invocation, inputs, self.result["nodes"], hash_name=self.result["hash"],
             recorded_at_ns=recorded_at, dag_digest=dag.hexdigest(), dag_targets=self.targets,
             built_nothing=self.built_nothing, answerable=not reasons, reason="; ".join(reasons),
-            output=None if self.output.overflow else self.output.chunks, rehash=self.result["rehash"], root=self.result["root"])
+            output=None if self.output.overflow else self.output.chunks, rehash=self.result["rehash"],
+            root=self.result["root"])
         except (OSError, lmdb.Error) as e:  # the store's own failures (no directory, full disk, map full)
             self.record_error = f"{type(e).__name__}: {e}"
             _say(f"DAG snapshot not recorded ({self.record_error}); the next build runs SCons", self.summary)
@@ -453,7 +454,8 @@ def _target_digest(node: Any) -> str:
     """What SCons' decision for a target rests on besides file contents: its command and explicit inputs."""
     from SCons.Node import FS
 
-    binfo = getattr(node, "binfo", None) if isinstance(node, FS.Base) else None  # an Alias' "command" is its children's contents
+    # an Alias' "command" is its children's contents
+    binfo = getattr(node, "binfo", None) if isinstance(node, FS.Base) else None
     actsig = getattr(binfo, "bactsig", "") if binfo is not None else ""
     parts = [str(actsig or "")]
     parts += sorted(str(s) for s in (node.sources or ()))

@@ -22,7 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from dagprof.report import svg
-from dagprof.report.tables import fmt_bytes, fmt_int
+from dagprof.report.tables import fmt_int
+from dagprof.units import fmt_bytes
 
 # (key, label, unit, lower_is_better)
 METRICS = (
@@ -95,7 +96,7 @@ def compare_rows(result: dict, keys: tuple[str, ...] | None = None) -> list[dict
     ``ratio`` is the second variant's (the store's) ratio; ``ratios`` has every non-baseline variant's."""
     names = variant_names(result)
     variants = result["variants"]
-    base_name, base = names[0], variants[names[0]]
+    base_name = names[0]
     by_variant = dict(result.get("ratios_by_variant") or {})
     if len(names) > 1 and names[1] not in by_variant and result.get("ratios"):
         by_variant[names[1]] = result["ratios"]

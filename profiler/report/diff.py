@@ -16,7 +16,8 @@ from rich.text import Text
 
 from dagprof.profile import Profile
 from dagprof.report import svg
-from dagprof.report.tables import fmt_bytes, fmt_int
+from dagprof.report.tables import fmt_int
+from dagprof.units import fmt_bytes
 
 OLD_COLOUR, NEW_COLOUR = "#999999", "#3366cc"
 TOP_ATTRS = 20
@@ -200,8 +201,8 @@ def html_context(d: dict[str, Any], old: Profile, new: Profile, g: dict[str, Any
                                                for c in d["classes"]], no_sizes)
     sized = [a for a in d["attrs"] if a["bytes"]["delta"]]
     chart_attr = _pairs("chart-attr-bytes", [(f"{a['cls']}.{a['attr']}", a["bytes"]["old"], a["bytes"]["new"])
-                                             for a in sized[:top]], "no attribute bytes changed" if d["compared"]["sizes"]
-                        else no_sizes)
+                                             for a in sized[:top]],
+                        "no attribute bytes changed" if d["compared"]["sizes"] else no_sizes)
     reads = sorted((a for a in d["attrs"] if a["reads"]["delta"]), key=lambda a: (-abs(a["reads"]["delta"]),
                                                                                    a["cls"], a["attr"]))[:top]
     vmax = max((abs(a["phases"][ph]["reads"]["delta"] or 0) for a in reads for ph in d["phases"]), default=0)

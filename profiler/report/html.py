@@ -17,7 +17,8 @@ from markupsafe import Markup
 from dagprof.analyze import findings_of
 from dagprof.profile import Profile
 from dagprof.report import svg, tables
-from dagprof.report.tables import fmt_bytes, fmt_int
+from dagprof.report.tables import fmt_int
+from dagprof.units import fmt_bytes
 
 SERIES = (("RSS", "#3366cc", 1), ("RSS anon", "#dc3912", 2), ("RSS file", "#109618", 3))
 TOP_ATTR_BARS = 30
@@ -72,7 +73,8 @@ def _memory_chart(profile: Profile) -> Markup:
     else:
         snaps = [s for s in profile.sections.get("snapshots") or [] if isinstance(s.get("rss"), (int, float))]
         if snaps:
-            series.append(("RSS (snapshots)", SERIES[0][1], [(float(s.get("t") or 0.0), float(s["rss"])) for s in snaps]))
+            points = [(float(s.get("t") or 0.0), float(s["rss"])) for s in snaps]
+            series.append(("RSS (snapshots)", SERIES[0][1], points))
     return svg.line_chart("chart-memory", series, marks,
                           empty="no memory samples in this profile (the monitor did not run)")
 

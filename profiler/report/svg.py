@@ -7,11 +7,11 @@ JavaScript off; report.js only adds hover read-outs on top.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-from dagprof.report.tables import fmt_bytes
+from dagprof.units import fmt_bytes
 
 PALETTE = ["#3366cc", "#dc3912", "#109618", "#ff9900", "#990099", "#0099c6", "#dd4477", "#66aa00"]
 
@@ -125,7 +125,7 @@ def line_chart(chart_id: str, series: Sequence[tuple[str, str, Sequence[tuple[fl
     out.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#999"/>')
     out.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#999"/>')
     # series
-    for i, (name, colour, s) in enumerate(series):
+    for name, colour, s in series:
         if not s:
             continue
         coords = " ".join(f"{X(a):.1f},{Y(b):.1f}" for a, b in s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dagprof.profile import AccessRow, Profile
+from dagprof.units import fmt_bytes as fmt_bytes  # re-exported; its home is units.py (the core uses it too)
 
 
 def class_attrs(profile: Profile) -> dict[str, list[str]]:
@@ -155,20 +156,6 @@ def monitor_summary(profile: Profile) -> dict[str, Any] | None:
         "cost_samples": int(cost.get("samples", len(samples)) or 0),
         "cost_self_bytes": int(cost.get("self_bytes", 0) or 0),
     }
-
-
-def fmt_bytes(n: float | int | None) -> str:
-    """Human bytes with binary units; exact bytes stay in JSON."""
-    if n is None:
-        return "-"
-    n = float(n)
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{sign}{n:.0f} {unit}" if unit == "B" else f"{sign}{n:.1f} {unit}"
-        n /= 1024
-    return f"{sign}{n:.1f} GiB"  # pragma: no cover
 
 
 def fmt_int(n: int | None) -> str:

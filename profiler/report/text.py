@@ -4,7 +4,8 @@ Every number comes from dagprof.report.tables, the same rows the JSON and HTML r
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,7 +13,8 @@ from rich.text import Text
 
 from dagprof.profile import Profile
 from dagprof.report import tables
-from dagprof.report.tables import fmt_bytes, fmt_int
+from dagprof.report.tables import fmt_int
+from dagprof.units import fmt_bytes
 
 SECTIONS = ("meta", "phases", "access", "sizes", "counts", "lifetimes", "monitor", "snapshots",
             "cycles", "findings", "store")
@@ -51,7 +53,8 @@ def render_access_summary(profile: Profile, console: Console, top: int = 8) -> N
             t.add_column("readers", justify="right", no_wrap=True)
         t.add_column("bytes", justify="right", no_wrap=True)
 
-        def add(row: dict[str, Any], label: Text) -> None:
+        def add(row: dict[str, Any], label: Text, t: Table = t, c: dict[str, Any] = c,
+                with_deletes: bool = with_deletes) -> None:  # bound now: called in this iteration only
             cells: list[Any] = [label, row["attr"]]
             cells += [_cell(row["phases"][ph], with_deletes) for ph in phases]
             cells.append(_cell(row["total"], with_deletes))
@@ -225,7 +228,8 @@ def _render_lifetimes(profile: Profile, console: Console) -> bool:
         return False
     _heading(console, "Lifetimes")
     console.print("[dim]by class at the end, as Instances: created - morphed out - freed = alive (= Instances' "
-                  "now, unless instances existed before the profiler started); lifetimes of the freed instances, and ages at the "
+                  "now, unless instances existed before the profiler started); "
+                  "lifetimes of the freed instances, and ages at the "
                   "end of those still alive ('-': none)[/dim]")
     t = Table(box=None, header_style="bold cyan")
     ages = any("alive_mean_s" in r for r in lt.values())

@@ -7,12 +7,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from dagprof.report.tables import fmt_bytes
+from dagprof.units import fmt_bytes
 
 
 def render_text(est: dict[str, Any], console: Console) -> None:
     """Bytes saved per change and in total (each byte once); reloads and their time for spills."""
-    t = Table(title="[bold]What if[/bold] (estimated from the recorded sizes and access counts; each byte counted once)",
+    t = Table(title="[bold]What if[/bold] (estimated from the recorded sizes and access counts; "
+                    "each byte counted once)",
               title_justify="left", show_edge=False, pad_edge=False, box=None, header_style="bold cyan")
     for col in ("change", "attribute", "bytes saved", "reloads", "reload time"):
         t.add_column(col, justify="left" if col in ("change", "attribute") else "right", no_wrap=True)
@@ -20,7 +21,8 @@ def render_text(est: dict[str, Any], console: Console) -> None:
         first = True
         for name in r["targets"]:
             b = r["per_attr"].get(name)
-            note = " (not sized)" if b is None else (" (counted under an earlier change)" if name in r["shared"] else "")
+            shared = " (counted under an earlier change)" if name in r["shared"] else ""
+            note = " (not sized)" if b is None else shared
             t.add_row(r["kind"] if first else "", name + note, fmt_bytes(b or 0), "", "")
             first = False
         if len(r["targets"]) > 1 or r["kind"] == "spill":

@@ -1,16 +1,25 @@
-"""Subcommands beyond profile/report (build, compare, demo, check); each registers a parser and a handler."""
+"""`dagprof build`: an SCons build with cold node attributes spilled to a store, answered from the DAG cache
+when nothing changed.
+
+Kept light at import time (os, sys and cmdline only): cli.main calls answer_from_dag_cache() before it
+builds the whole command line, and an up-to-date build must not import SCons, rich or the profiler.
+"""
 from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from typing import Any
 
-REGISTER: list[Callable] = []
-HANDLERS: dict[str, Callable] = {}
+from ..cmdline import UsageError, add_command, make_introspector, out_path
+
+NAME = "build"
+EXAMPLE = "example:  dagprof build --store lmdb --spill auto -- -Q"
+SCONS_ARGS = True  # everything after `--` goes to SCons
 
 
-def _register_build(add: Callable) -> None:
-    p = add("build", "run an SCons build with cold node attributes spilled to a store")
+def register(subparsers: Any) -> None:
+    """The `build` subparser; its handler is run()."""
+    p = add_command(subparsers, NAME, "run an SCons build with cold node attributes spilled to a store", EXAMPLE)
     p.add_argument("--store", choices=("lmdb", "memory", "none"), default="lmdb",
                    help="where spilled values go (default: %(default)s)")
     p.add_argument("--store-path", metavar="DIR", help="store directory (default: .dagstore in the top directory)")
@@ -29,6 +38,7 @@ def _register_build(add: Callable) -> None:
                         "(on); never (off); run SCons anyway and report if the cache would have been wrong "
                         "(verify, exit 67); forget the snapshot and turn the cache back on (reset); never with -o or "
                         "--sizes, which need a real build")
+    p.set_defaults(handler=run)
 
 
 def answer_from_dag_cache(ours: list[str], scons_args: list[str]) -> int | None:
@@ -59,31 +69,31 @@ def answer_from_dag_cache(ours: list[str], scons_args: list[str]) -> int | None:
         return None
     if args.store_path and os.path.exists(args.store_path) and not os.path.isdir(args.store_path):
         return None
-    from .builds.scons_dag import try_answer
+    from ..builds.scons_dag import try_answer
 
     global _FAST_PATH_TRIED
     _FAST_PATH_TRIED = True
     return try_answer(scons_args, args.store_path or ".dagstore", args.summary)
 
 
-_FAST_PATH_TRIED = False  # the fast path already asked the cache in this process: cmd_build does not ask again
+_FAST_PATH_TRIED = False  # the fast path already asked the cache in this process: run() does not ask again
 
 
-def cmd_build(args, scons_args: list[str]) -> int:
+def run(args: Any, scons_args: list[str]) -> int:
+    """`dagprof build`: SCons' own exit code, or exitcodes.VERIFY_MISMATCH from --dag-cache verify."""
     from dagstore.policy import PolicyError
 
-    from .builds import scons as adapter
-    from .cli import UsageError, _out_path
+    from ..builds import scons as adapter
 
     if args.output:
-        _out_path(args.output, "--output")
+        out_path(args.output, "--output")
     if args.store_path and os.path.exists(args.store_path) and not os.path.isdir(args.store_path):
         raise UsageError(f"--store-path {args.store_path!r} exists and is not a directory")
     summary = bool(getattr(args, "summary", False))
     store_path = args.store_path or ".dagstore"
     dag_mode = args.dag_cache if args.store == "lmdb" else "off"
     if dag_mode == "on" and not (args.output or args.sizes or _FAST_PATH_TRIED):  # a profile needs SCons
-        from .builds.scons_dag import try_answer
+        from ..builds.scons_dag import try_answer
 
         code = try_answer(scons_args, store_path, summary)  # imports neither SCons nor the profiler
         if code is not None:
@@ -99,7 +109,7 @@ def cmd_build(args, scons_args: list[str]) -> int:
         DagCache(os.path.abspath(store_path)).reset()
         dag_mode = "on"
     elif dag_mode == "verify":
-        from .builds.scons_dag import would_answer as _would
+        from ..builds.scons_dag import would_answer as _would
 
         would_answer = _would(scons_args, store_path)
     hooks = []
@@ -116,14 +126,12 @@ def cmd_build(args, scons_args: list[str]) -> int:
         raise UsageError("--spill needs a store (--store lmdb or memory)")
     recorder = None
     if dag_mode != "off":
-        from .builds.scons_dag import DagRecorder
+        from ..builds.scons_dag import DagRecorder
 
         recorder = DagRecorder(scons_args, args.store_path, summary=summary)
         hooks.append(recorder)
     introspector = None
     if args.sizes:
-        from .cli import make_introspector
-
         introspector = make_introspector(adapter, interval_s=0.5)
     # the access counters only run when the store wants a fresh profile (see PROFILE_REFRESH)
     profile = adapter.profile_build(scons_args, introspector=introspector, extra_hooks=hooks,
@@ -140,7 +148,7 @@ def cmd_build(args, scons_args: list[str]) -> int:
             print(summary_line(st), file=sys.stderr)
     exit_code = int(profile.meta.get("exit_code", 0) or 0)
     if recorder is not None:
-        from .builds.scons_dag import after_build
+        from ..builds.scons_dag import after_build
 
         verdict = after_build(recorder, exit_code, would_answer, summary)
         if verdict is not None:
@@ -148,135 +156,3 @@ def cmd_build(args, scons_args: list[str]) -> int:
     if args.output:
         profile.save(args.output)
     return exit_code
-
-
-REGISTER.append(_register_build)
-HANDLERS["build"] = cmd_build
-
-
-# ---- compare and demo (profiler/compare.py, profiler/demo.py) --------------------------------------
-
-def _register_compare(add: Callable) -> None:
-    from . import compare
-
-    compare.register(add)
-
-
-def _register_demo(add: Callable) -> None:
-    from . import demo
-
-    demo.register(add)
-
-
-def cmd_compare(args, scons_args: list[str]) -> int:
-    from .compare import cmd_compare as run
-
-    return run(args, scons_args)
-
-
-def cmd_demo(args, scons_args: list[str]) -> int:
-    from .demo import cmd_demo as run
-
-    return run(args, scons_args)
-
-
-def _register_check(add: Callable) -> None:
-    from . import equivalence
-
-    equivalence.register(add)
-
-
-def cmd_check(args, scons_args: list[str]) -> int:
-    from .equivalence import cmd_check as run
-
-    return run(args, scons_args)
-
-
-REGISTER.extend([_register_compare, _register_demo, _register_check])
-HANDLERS["compare"] = cmd_compare
-HANDLERS["demo"] = cmd_demo
-HANDLERS["check"] = cmd_check
-
-
-# ---- diff and the regression gate (profiler/diff.py, profiler/report/diff.py) -----------------------
-
-def growth_arg(text: str) -> float:
-    """argparse type of --max-growth: '5%' -> 0.05, a one-line usage error otherwise."""
-    import argparse
-
-    from .diff import parse_growth
-
-    try:
-        return parse_growth(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix(f"--max-growth {text!r}: ")) from None
-
-
-def add_gate_options(p, baseline: bool) -> None:
-    """--max-growth and --rss-floor (and --baseline for `profile`): the memory-regression gate."""
-    from .diff import RSS_FLOOR
-
-    if baseline:
-        p.add_argument("--baseline", metavar="OLD", help="a profile to gate against (exit 68 on a regression)")
-    p.add_argument("--max-growth", type=growth_arg, metavar="PCT",
-                   help="exit 68 when peak RSS, node bytes per node or a class's bytes per instance grew by more "
-                        "than this, e.g. 5%%" + (" (default with --baseline: 5%%)" if baseline else ""))
-    p.add_argument("--rss-floor", type=int, default=RSS_FLOOR, metavar="BYTES",
-                   help="peak-RSS growth always tolerated, for noise (default: %(default)s = 4 MiB)")
-
-
-def _register_diff(add: Callable) -> None:
-    p = add("diff", "compare two profiles: bytes, instances, reads/writes, peak RSS, wall; optionally gate on growth")
-    p.add_argument("old", metavar="OLD", help="the baseline profile")
-    p.add_argument("new", metavar="NEW", help="the profile to compare with it")
-    p.add_argument("--json", action="store_true", help="print the diff as JSON instead of tables")
-    p.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page (OLD vs NEW charts)")
-    p.add_argument("--top", type=int, default=20, help="changed attributes shown (default: %(default)s)")
-    add_gate_options(p, baseline=False)
-
-
-def gate_against_baseline(baseline, profile, args) -> int:
-    """`dagprof profile --baseline OLD`: the verdict on stderr (stdout holds the report), exit 68 on a regression."""
-    from . import exitcodes
-    from .diff import diff_profiles, gate
-    from .report.diff import gate_lines
-
-    d = diff_profiles(baseline, profile, args.baseline, args.output)
-    g = gate(d, args.max_growth, args.rss_floor)
-    for note in d["notes"]:
-        print(f"dagprof: note: {note}", file=sys.stderr)
-    for line in gate_lines(g):
-        print(f"dagprof: {line}", file=sys.stderr)
-    return exitcodes.REGRESSION if g["failed"] else exitcodes.OK
-
-
-def cmd_diff(args, scons_args: list[str]) -> int:
-    from . import exitcodes
-    from .cli import UsageError, _console, _out_path
-    from .diff import diff_profiles, gate
-    from .profile import load
-    from .report import diff as render
-
-    if scons_args:
-        raise UsageError("diff takes no SCons arguments after --")
-    if args.rss_floor < 0:
-        raise UsageError("--rss-floor must be >= 0 bytes")
-    if args.html:
-        _out_path(args.html, "--html")
-    old, new = load(args.old), load(args.new)
-    d = diff_profiles(old, new, args.old, args.new)
-    g = gate(d, args.max_growth, args.rss_floor) if args.max_growth is not None else None
-    if args.html:
-        render.write_html(d, old, new, args.html, g)
-    if args.json:
-        sys.stdout.write(render.to_json(d, g))
-    else:
-        console = _console()
-        render.render_text(d, console, g, top=args.top)
-        if args.html:
-            console.print(f"HTML diff written to {args.html}")
-    return exitcodes.REGRESSION if g is not None and g["failed"] else exitcodes.OK
-
-
-REGISTER.append(_register_diff)
-HANDLERS["diff"] = cmd_diff
