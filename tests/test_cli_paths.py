@@ -8,8 +8,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import _env
+
 from dagprof.builds.synthetic import generate
 
 pytestmark = pytest.mark.slow

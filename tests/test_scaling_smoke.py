@@ -1,4 +1,4 @@
-"""bench/scaling.py on tiny sizes: it runs end to end and its tables have every system (and the edit build) with numbers."""
+"""bench/scaling.py on tiny sizes: it runs end to end; its tables have every system (and the edit build)."""
 import json
 import os
 import re
