@@ -22,7 +22,6 @@ recordings with the same inputs and different graphs turn the cache off until re
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import stat as _stat
 import struct
@@ -34,6 +33,7 @@ import lmdb
 import msgpack
 
 from . import inputs as _inputs
+from .hashes import new_hash
 
 FORMAT = 1
 RACY_NS = 2_000_000_000  # a stamp this close to the recording is re-hashed (git's racily-clean rule)
@@ -181,7 +181,7 @@ def _open_env(path: str, readonly: bool) -> lmdb.Environment | None:
 
 def inputs_key(invocation: dict, records: Iterable[list]) -> bytes:
     """Digest of what the read phase saw: same key, same SConscript result (once confirmed)."""
-    h = hashlib.sha256(_pack(invocation))
+    h = new_hash("sha256", _pack(invocation))
     for r in sorted(_pack(_identity(r)) for r in records):
         h.update(r)
     return h.digest()
@@ -217,13 +217,13 @@ def listing_digest(path: str) -> str | None:
         names = sorted(os.listdir(path))
     except OSError:
         return None
-    return hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest()
+    return new_hash("sha256", "\0".join(names).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def file_digest(path: str, hash_name: str) -> str | None:
     """The build tool's content signature of a file, computed the way it computes it."""
     try:
-        h = hashlib.new(hash_name)
+        h = new_hash(hash_name)
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 16), b""):
                 h.update(block)

@@ -39,15 +39,15 @@ from __future__ import annotations
 
 import builtins
 import functools
-import hashlib
 import os
-import shlex
-import shutil
 import stat as _st
 import sys
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
+
+from .hashes import new_hash
 
 RACY_NS = 2_000_000_000  # a file state this close to its recording time is re-hashed (git's rule)
 
@@ -94,9 +94,9 @@ def _kind(mode: int) -> str:
     return "other"
 
 
-def _new_hash(hash_name: str) -> hashlib._Hash:
+def _new_hash(hash_name: str) -> Any:
     """A hash object that also works on FIPS systems for md5 (content identity, not security)."""
-    return hashlib.new(hash_name, usedforsecurity=False)
+    return new_hash(hash_name)
 
 
 def _digest_file(path: str, hash_name: str) -> tuple[os.stat_result, str | None]:
@@ -105,7 +105,10 @@ def _digest_file(path: str, hash_name: str) -> tuple[os.stat_result, str | None]
         st = os.fstat(f.fileno())
         if not _st.S_ISREG(st.st_mode):
             return st, None
-        return st, hashlib.file_digest(f, lambda: _new_hash(hash_name)).hexdigest()
+        h = _new_hash(hash_name)
+        for block in iter(lambda: f.read(1 << 16), b""):
+            h.update(block)
+        return st, h.hexdigest()
 
 
 def file_state(path: str, hash_name: str) -> list:
@@ -467,6 +470,8 @@ class InputRecorder:
         files = words[1:]
         if len(words) >= 3 and os.path.basename(words[0]) in _SHELLS and words[1] == "-c":
             try:
+                import shlex  # here: the checker (a fresh, light process) never needs it
+
                 tokens = shlex.split(words[2])
             except ValueError:
                 tokens = words[2].split()
@@ -490,6 +495,8 @@ class InputRecorder:
         if os.sep in exe:
             return os.path.normpath(os.path.join(cwd or os.getcwd(), exe))
         path = self._env_get("PATH", env)
+        import shutil  # here: the checker never needs it
+
         found = shutil.which(exe, path=path if path is not None else os.defpath)
         return os.path.abspath(found) if found else None
 

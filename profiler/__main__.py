@@ -1,6 +1,6 @@
 """`python -m dagprof` is `dagprof`, for environments where the console script is not on PATH."""
 import sys
 
-from .cli import main
+from .entry import main
 
 sys.exit(main())

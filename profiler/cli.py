@@ -62,12 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; every error ends as one line "dagprof: ..." and one of exitcodes."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, scons_args = split_scons_args(argv)
-    if ours[:1] == ["build"]:  # the DAG cache's fast path: before building the whole command line
-        from .commands.build import answer_from_dag_cache
-
-        code = answer_from_dag_cache(ours[1:], scons_args)
-        if code is not None:
-            return code
     from .profile import ProfileError
 
     try:

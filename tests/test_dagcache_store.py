@@ -140,3 +140,30 @@ def test_garbage_is_damage_and_is_set_aside(tmp_path):
     where = cache.set_aside("test")
     assert where and os.path.exists(os.path.join(where, "data.mdb")) and not os.path.exists(cache.path)
     assert open(os.path.join(where, "WHY")).read() == "test\n"
+
+
+@pytest.mark.parametrize("argv, answered", [
+    (["build", "--", "-Q"], True),
+    (["build", "--summary", "--store-path=.dagstore", "--", "-Q"], True),
+    (["build", "--store", "lmdb", "--dag-cache", "on", "--spill", "none", "--", "-Q"], True),
+    (["build", "--dag-cache", "verify", "--", "-Q"], False),
+    (["build", "--store", "memory", "--", "-Q"], False),
+    (["build", "-o", "x.dagprof", "--", "-Q"], False),
+    (["build", "--sizes", "--", "-Q"], False),
+    (["build", "--spill", "File.includes", "--", "-Q"], False),  # validated by the normal path
+    (["build", "--store-wait", "-1", "--", "-Q"], False),
+    (["build", "--bogus", "--", "-Q"], False),  # the normal path says what is wrong
+    (["build", "--store-path"], False),
+    (["profile", "--", "-Q"], False),
+])
+def test_fast_path_answers_only_command_lines_it_understands(tmp_path, monkeypatch, argv, answered):
+    from dagprof.builds import scons_dag
+    from dagprof.commands import fast
+
+    asked = []
+    monkeypatch.setattr(scons_dag, "try_answer", lambda args, path, summary: asked.append((args, path)) or 0)
+    monkeypatch.chdir(tmp_path)
+    assert (fast.answer_from_dag_cache(argv) == 0) == answered
+    assert bool(asked) == answered
+    if answered:
+        assert asked[0] == (["-Q"], ".dagstore")

@@ -2,14 +2,13 @@
 
 Two halves with different import budgets:
 - the answer (`eligible`, `invocation`, `try_answer`) runs before SCons is imported and imports
-  only os/sys/hashlib plus dagstore (lmdb, msgpack): it must cost milliseconds;
+  only os/sys plus dagstore.dagcache (lmdb, msgpack; no OpenSSL): it must cost milliseconds;
 - the recording (`DagRecorder`) runs inside a normal in-process build as one more build hook.
 The snapshot format and its streaming check are in dagstore/dagcache.py, the read-phase input
 recorder in dagstore/inputs.py; neither knows SCons.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -421,7 +420,9 @@ class DagRecorder:
             reasons.append("a subprocess started while reading SConscripts wrote to the terminal")
         recorded_at = time.time_ns()
         inputs = self.result["inputs"]
-        dag = hashlib.sha256()
+        from dagstore.hashes import new_hash
+
+        dag = new_hash("sha256")
         for t, d in sorted(self.targets.items()):
             dag.update(t.encode("utf-8", "surrogateescape") + b"\0" + d)
         cache = DagCache(self.store_path or os.path.abspath(".dagstore"))
@@ -461,7 +462,9 @@ def _target_digest(node: Any) -> str:
     parts += sorted(str(s) for s in (node.sources or ()))
     parts.append("|")
     parts += sorted(str(s) for s in (node.depends or ()))
-    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).digest()[:16]
+    from dagstore.hashes import new_hash
+
+    return new_hash("sha256", "\0".join(parts).encode("utf-8", "surrogateescape")).digest()[:16]
 
 
 EXIT_VERIFY_MISMATCH = 67  # docs/usage.md: --dag-cache verify found the cache would have answered wrongly

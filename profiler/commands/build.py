@@ -1,8 +1,8 @@
 """`dagprof build`: an SCons build with cold node attributes spilled to a store, answered from the DAG cache
 when nothing changed.
 
-Kept light at import time (os, sys and cmdline only): cli.main calls answer_from_dag_cache() before it
-builds the whole command line, and an up-to-date build must not import SCons, rich or the profiler.
+The DAG cache's fast path is commands/fast.py, called by the console entry (entry.py) before this
+module or argparse is imported: an up-to-date build must not import SCons, rich or the profiler.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from ..cmdline import UsageError, add_command, make_introspector, out_path
+from . import fast
 
 NAME = "build"
 EXAMPLE = "example:  dagprof build --store lmdb --spill auto -- -Q"
@@ -41,44 +42,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def answer_from_dag_cache(ours: list[str], scons_args: list[str]) -> int | None:
-    """`dagprof build` answered before the full command line is even built: an up-to-date build costs ms.
-
-    Only a command line this small parser fully understands is answered; anything else (an unknown or
-    bad option, --output, --sizes, another store) goes the normal way, which reports errors properly.
-    """
-    import argparse
-
-    class Strict(argparse.ArgumentParser):
-        def error(self, message: str):  # type: ignore[override]
-            raise ValueError(message)
-
-    p = Strict(add_help=False, allow_abbrev=False)
-    p.add_argument("--store", default="lmdb")
-    p.add_argument("--store-path")
-    p.add_argument("--dag-cache", default="on")
-    p.add_argument("--spill", default="auto")
-    p.add_argument("--store-wait", type=float, default=0.0)
-    p.add_argument("--summary", action="store_true")
-    p.add_argument("--quiet-store", action="store_true")
-    try:
-        args = p.parse_args(ours)
-    except (ValueError, SystemExit):
-        return None
-    if args.store != "lmdb" or args.dag_cache != "on" or args.store_wait < 0:
-        return None
-    if args.store_path and os.path.exists(args.store_path) and not os.path.isdir(args.store_path):
-        return None
-    from ..builds.scons_dag import try_answer
-
-    global _FAST_PATH_TRIED
-    _FAST_PATH_TRIED = True
-    return try_answer(scons_args, args.store_path or ".dagstore", args.summary)
-
-
-_FAST_PATH_TRIED = False  # the fast path already asked the cache in this process: run() does not ask again
-
-
 def run(args: Any, scons_args: list[str]) -> int:
     """`dagprof build`: SCons' own exit code, or exitcodes.VERIFY_MISMATCH from --dag-cache verify."""
     from dagstore.policy import PolicyError
@@ -92,7 +55,7 @@ def run(args: Any, scons_args: list[str]) -> int:
     summary = bool(getattr(args, "summary", False))
     store_path = args.store_path or ".dagstore"
     dag_mode = args.dag_cache if args.store == "lmdb" else "off"
-    if dag_mode == "on" and not (args.output or args.sizes or _FAST_PATH_TRIED):  # a profile needs SCons
+    if dag_mode == "on" and not (args.output or args.sizes or fast.TRIED):  # a profile needs SCons
         from ..builds.scons_dag import try_answer
 
         code = try_answer(scons_args, store_path, summary)  # imports neither SCons nor the profiler
