@@ -252,7 +252,14 @@ def adjust_with_history(cold: dict[str, tuple[str, ...]], history: Mapping[str, 
             continue
         spilled, reloads = int(entry[0]), int(entry[1])
         nbytes = int(entry[2]) if len(entry) > 2 else None
-        if spilled <= 0 or attr not in spillable.get(cls, ()):
+        kept = int(entry[3]) if len(entry) > 3 else 0
+        if attr not in spillable.get(cls, ()):
+            continue
+        if spilled <= 0:  # met at safe points, never spilled: every value too small or refused (encoding wasted)
+            if kept > 0 and attr in out.get(cls, ()):
+                out[cls].remove(attr)
+                why.pop(label, None)
+                dropped[label] = f"none of {kept:,} values spilled (too small or refused)"
             continue
         rate = reloads / spilled
         ok, reason = spill_verdict(spilled, reloads, nbytes, lat)

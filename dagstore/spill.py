@@ -181,6 +181,7 @@ class Spiller:
         self._tried_reuse: set[int] = set()
         self._reused_value: dict[int, object] = {}  # ... and that value, until it is spilled again
         self._refused_streak: dict[str, int] = {}
+        self._reuse_reads = 0
         self._lock = threading.RLock()
         self.active = True
 
@@ -420,6 +421,24 @@ class Spiller:
             self.active = False
             return
         self.stats.flushes += 1
+        self.release_pages()
+
+    def release_pages(self) -> None:
+        """Mapped store pages leave the process's RSS (LMDB: madvise; the page cache keeps them)."""
+        for st in {id(s): s for s in (self.store, self.scratch) if s is not None}.values():
+            rel = getattr(st, "release_pages", None)
+            if rel is not None:
+                rel()
+
+    def raw_value(self, obj: object, name: str) -> Any:
+        """The slot's content without reload or reuse (a Marker, the value, or None); None when unguarded."""
+        g = (self._guards.get(type(obj)) or {}).get(name)
+        if g is None:
+            return None
+        try:
+            return g.raw(obj)
+        except AttributeError:
+            return None
 
     # ---- reload ---------------------------------------------------------------------------------
     def _reload(self, obj: object, name: str, marker: Marker) -> Any:
@@ -486,6 +505,9 @@ class Spiller:
             return None
         value = self.codec.decode(blob)
         self._guards[type(obj)][name].store(obj, value)
+        self._reuse_reads += 1
+        if self._reuse_reads % 1024 == 0:  # the pages those reads mapped leave the process (warm <= fresh RSS)
+            self.release_pages()
         if len(self._reused_value) >= self.reuse_memory:
             self._reused_value.clear()  # costs one rewrite of an unchanged value at its safe point
         self._reused_value[oid] = value

@@ -91,7 +91,8 @@ def spill_plan(profile: Profile) -> dict[str, tuple[str, ...]]:
     per = st.get("per_attr") or {}
     history = {k: [int(v.get("spilled") or 0), int(v.get("reloads") or 0), int(v.get("bytes") or 0),
                    int(v.get("small") or 0) + int(v.get("refused") or 0)]
-               for k, v in per.items() if isinstance(v, dict) and v.get("spilled")}
+               for k, v in per.items() if isinstance(v, dict) and (v.get("spilled") or v.get("small")
+                                                                    or v.get("refused"))}
     return cold_attributes(profile.access, spillable, profile.meta.get("late_phases") or (), history or None,
                            lat=latency_of_section(st) if st else None, keep=profile.meta.get("spill_keep") or None)
 

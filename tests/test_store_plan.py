@@ -116,3 +116,24 @@ def test_profile_meta_declares_what_scons_reads(tmp_path, dagprof):
     meta = load(str(proj.root / "m.dagprof")).meta
     assert "SideEffect()" in meta["scons_reads"]["waiting_s_e"]
     assert "includes" in meta["spill_keep"] and "binfo" in meta["spill_keep"]
+
+
+def test_attribute_never_spilled_for_size_is_dropped_by_auto():
+    rows = [AccessRow("File", "implicit_set", "evaluate/build", 1, 100, 0)]
+    # issue 13: File.contentsig was in the plan and never spilled: every value encodes under the floor
+    plan = choose("auto", _cands(), rows, {"File.implicit_set": [0, 0, 0, 10_606]})
+    assert "File" not in plan.spill
+    assert "10,606 values" in plan.dropped["File.implicit_set"]
+
+
+def test_release_pages_drops_mapped_store_pages(tmp_path):
+    from dagstore.backends import LMDBStore
+
+    st = LMDBStore(str(tmp_path / "s"))
+    try:
+        st.put_many([(b"k%06d" % i, b"x" * 200) for i in range(5000)])
+        assert all(st.get(b"k%06d" % i) == b"x" * 200 for i in range(0, 5000, 7))
+        assert st.release_pages() > 0
+        assert st.get(b"k000007") == b"x" * 200   # faulted back in from the page cache
+    finally:
+        st.close()

@@ -825,17 +825,20 @@ class StoreHooks:
         orig_found = FS.File.get_found_includes
         # The names are recorded for the next build (not spilled: the scanners read them again for every
         # target that depends on the file); only a plan that names File.includes spills them here.
-        spill, record, hooks = self.spiller.spill, self.spiller.record, self
+        # Recorded once, by the call that stored them (SCons calls this once per file and scanner path).
+        spill, record, raw, hooks = self.spiller.spill, self.spiller.record, self.spiller.raw_value, self
         scan, scanner_sig = self._scan, self._scanner_sig
 
         def get_found_includes(node, env, scanner, path):
             outer = getattr(scan, "sig", None)
             scan.sig = scanner_sig(scanner) if scanner else None
             try:
+                before = raw(node, "includes"), raw(node.rfile(), "includes")
                 result = orig_found(node, env, scanner, path)
                 real = node.rfile()  # the scanner stores the names on the file it read (VariantDir: the source)
                 objs = (node,) if real is node else (node, real)
-                record(objs, REUSE_ATTRS)
+                if before[0] is None or before[1] is None:
+                    record(objs, REUSE_ATTRS)
                 if hooks._spill_reusable:
                     spill(objs, only=REUSE_ATTRS)
             finally:
@@ -952,7 +955,8 @@ class StoreHooks:
             # [spilled, reloads, encoded bytes, values kept at safe points (too small, refused)]: the cost model's input
             self.store.set_meta("spill_history", {k: [v["spilled"], v["reloads"], v["bytes"],
                                                       v.get("small", 0) + v.get("refused", 0)]
-                                                  for k, v in per.items() if v.get("spilled")})
+                                                  for k, v in per.items()
+                                                  if v.get("spilled") or v.get("small") or v.get("refused")})
             if st.spilled_attrs or st.reloads:
                 from dagstore.policy import latency
 
