@@ -161,9 +161,10 @@ def spill_verdict(spilled: int, reloads: int, nbytes: int | None,
     return True, f"reloaded {rate:.0%}, frees {freed:.0f} B/value for {cost:.0f} us"
 
 
-def expected_fraction(entry: Sequence[int] | Mapping | None) -> float:
+def expected_fraction(entry: Sequence[int] | Mapping | None, held: int = 0) -> float:
     """Of an attribute's values, the share a spill keeps out of memory: spilled and not reloaded, among
-    the values met at safe points (spilled + too small + refused); 1.0 when nothing was recorded."""
+    the values met at safe points (spilled + too small + refused) or, when larger, `held` (how many values
+    the attribute held: values on objects that never reach a safe point stay); 1.0 when nothing was recorded."""
     if not entry:
         return 1.0
     if isinstance(entry, Mapping):
@@ -172,7 +173,7 @@ def expected_fraction(entry: Sequence[int] | Mapping | None) -> float:
     else:
         spilled, reloads = int(entry[0]), int(entry[1])
         kept = int(entry[3]) if len(entry) > 3 else 0
-    seen = spilled + kept
+    seen = max(spilled + kept, held)
     if seen <= 0:
         return 1.0
     return max(0.0, spilled - reloads) / seen

@@ -28,8 +28,9 @@ Heuristics (thresholds are keyword arguments; defaults below):
   empty_bytes) reach `min_bytes`, and one summary finding (cls "*", attr None) with the whole
   `--spill` list, which is exactly what `--spill auto` picks from this profile, and the bytes known.
   Bytes are what the store would free by the same rule (`expected_bytes`): non-empty bytes times
-  the share of values the recorded spills kept out of memory (spilled, not reloaded; too small and
-  refused values stay), and nothing for an attribute the adapter keeps (meta "spill_keep").
+  the share of values the recorded spills kept out of memory (spilled, not reloaded, among the values
+  the attribute held: too small and refused values, and values on objects that never reached a safe
+  point, stay), and nothing for an attribute the adapter keeps (meta "spill_keep").
 - cycle: classes whose instances the garbage collector found in unreachable reference cycles.
   Saving = objects in cycles x average bytes per instance ("counts" avg_bytes, else sizes
   total/count): memory that lingers until a full collection instead of being freed at once.
@@ -82,9 +83,7 @@ def _sort(findings: list[dict]) -> list[dict]:
 
 def spill_plan(profile: Profile) -> dict[str, tuple[str, ...]]:
     """What `--spill auto` would spill after this run: dagstore.policy.cold_attributes on the profile."""
-    from dagstore.policy import cold_attributes
-
-    from dagstore.policy import latency_of_section
+    from dagstore.policy import cold_attributes, latency_of_section
 
     spillable = profile.meta.get("spillable")
     st = profile.sections.get("store") or {}
@@ -103,11 +102,18 @@ def expected_bytes(profile: Profile, name: str) -> int:
     all of them when this profile recorded no spills of it). Nothing for an attribute `auto` keeps."""
     from dagstore.policy import expected_fraction
 
-    cls, attr = name.split(".", 1)
+    attr = name.split(".", 1)[1]
     if attr in (profile.meta.get("spill_keep") or {}):
         return 0
     per = ((profile.sections.get("store") or {}).get("per_attr") or {}).get(name)
-    return int(max(0, _nonempty_bytes(profile, name)) * expected_fraction(per))
+    return int(max(0, _nonempty_bytes(profile, name)) * expected_fraction(per, _held(profile, name)))
+
+
+def _held(profile: Profile, name: str) -> int:
+    """How many non-empty values the attribute held when sized (0: not sized)."""
+    cls, attr = name.split(".", 1)
+    a = ((_size_classes(profile).get(cls) or {}).get("attrs") or {}).get(attr) or {}
+    return max(0, int(a.get("set") or 0) - int(a.get("empty") or 0))
 
 
 def spill_candidates(profile: Profile) -> list[str]:
@@ -260,8 +266,8 @@ def what_if(profile: Profile, spill: list[str] | str) -> dict[str, Any]:
     The estimate follows the store's own rule (dagstore.policy.expected_fraction): each attribute's
     non-empty bytes (empty containers are collapsed under any plan) times the share of its values the
     store kept out of memory in the build this profile recorded (spilled and not reloaded, among the
-    values met at safe points; too small and refused values stay); all of them if it recorded no
-    spills of it. `reads` is the recorded read count of those attributes.
+    values met at safe points or, when sized, the values held: too small and refused values, and values
+    on objects that never reached a safe point, stay); all of them if it recorded no spills of it. `reads` is the recorded read count of those attributes.
     """
     from dagstore.policy import expected_fraction
 
@@ -280,7 +286,7 @@ def what_if(profile: Profile, spill: list[str] | str) -> dict[str, Any]:
             continue
         # the policy's rule (analyze.expected_bytes): non-empty bytes x the share kept out by the last spills
         nonempty = int(a.get("bytes") or 0) - int(a.get("empty_bytes") or 0)
-        per_attr[name] = int(max(0, nonempty) * expected_fraction(recorded.get(name)))
+        per_attr[name] = int(max(0, nonempty) * expected_fraction(recorded.get(name), _held(profile, name)))
         t = totals.get((cls, attr))
         reads += t.reads if t else 0
     saved = sum(per_attr.values())

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dagprof.analyze import analyze, spill_plan
 from dagprof.builds.synthetic import generate
 from dagprof.profile import AccessRow, Profile, load
-from dagstore.policy import Candidates, choose, cold_attributes, plan_line, spill_verdict
+from dagstore.policy import (
+    Candidates,
+    choose,
+    cold_attributes,
+    plan_line,
+    spill_verdict,
+)
 
 
 def _build(dagprof, root, spill, out, *extra):
