@@ -506,7 +506,7 @@ class Spiller:
         value = self.codec.decode(blob)
         self._guards[type(obj)][name].store(obj, value)
         self._reuse_reads += 1
-        if self._reuse_reads % 1024 == 0:  # the pages those reads mapped leave the process (warm <= fresh RSS)
+        if self._reuse_reads % 256 == 0:  # the pages those reads mapped leave the process (warm <= fresh RSS)
             self.release_pages()
         if len(self._reused_value) >= self.reuse_memory:
             self._reused_value.clear()  # costs one rewrite of an unchanged value at its safe point
