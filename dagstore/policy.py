@@ -322,6 +322,8 @@ def plan_line(plan: Mapping, per_attr: Mapping[str, Mapping[str, int]] | None = 
         for key, what in (("small", "too small"), ("refused", "refused by the codec"), ("collapsed", "empty")):
             if st.get(key):
                 done.append(f"{st[key]:,} {what}")
+        if st.get("small_assumed"):
+            done.append(f"{st['small_assumed']:,} of those not encoded after 256 too small in a row")
         parts.append(f"{label} [{why}]: {', '.join(done)}")
     if idle:
         parts.append("held no value at any safe point: " + ", ".join(idle))

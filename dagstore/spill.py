@@ -140,6 +140,9 @@ class SpillStats:
 
 
 _ID = struct.Struct(">Q")
+# after this many values of one attribute in a row encode under min_bytes, its further values this build
+# are counted as too small without being encoded (per_attr "small_assumed"); one spilled value resets it
+SMALL_STREAK = 256
 
 
 class Spiller:
@@ -181,6 +184,7 @@ class Spiller:
         self._tried_reuse: set[int] = set()
         self._reused_value: dict[int, object] = {}  # ... and that value, until it is spilled again
         self._refused_streak: dict[str, int] = {}
+        self._small_streak: dict[str, int] = {}  # consecutive values under min_bytes, per attribute
         self._reuse_reads = 0
         self._lock = threading.RLock()
         self.active = True
@@ -314,6 +318,13 @@ class Spiller:
             self.stats.attr(label)["spilled"] += 1
             self.stats.spilled_attrs += 1
             return 1
+        small = self._small_streak.get(label, 0)
+        if small >= SMALL_STREAK:  # its last values all encoded under min_bytes: stop paying for encoding them
+            self.stats.small += 1
+            st = self.stats.attr(label)
+            st["small"] += 1
+            st["small_assumed"] = st.get("small_assumed", 0) + 1
+            return 0
         streak = self._refused_streak.get(label, 0)
         if streak >= 256:
             self.stats.refused += 1
@@ -338,7 +349,9 @@ class Spiller:
             if len(blob) < self.min_bytes:
                 self.stats.small += 1
                 self.stats.attr(label)["small"] += 1
+                self._small_streak[label] = small + 1
                 return 0
+            self._small_streak[label] = 0
             self._seq += 1
             marker = Marker("spilled", self._seq)
             self._pending[self._key(self._seq)] = blob
@@ -375,7 +388,13 @@ class Spiller:
                         v = g.raw(obj)
                     except AttributeError:
                         continue
-                    if v is None or type(v) is Marker or self._reused_value.get(id(obj)) is v:
+                    oid = id(obj)
+                    self._tried_reuse.discard(oid)  # it holds a value now: no lookup to guard against
+                    if v is None or type(v) is Marker:
+                        continue
+                    if self._reused_value.get(oid) is v:  # reused, not rescanned: the stored copy is current
+                        if name not in self._spill.get(cls, ()):
+                            del self._reused_value[oid]  # only a later spill of it needs to know
                         continue
                     key = self._reuse_key(obj, name)
                     stamp = self.stamp(obj) if (self.stamp is not None and key is not None) else None

@@ -143,3 +143,31 @@ def test_release_pages_drops_mapped_store_pages(tmp_path):
         assert st.get(b"k000007") == b"x" * 200   # faulted back in from the page cache
     finally:
         st.close()
+
+
+def test_values_too_small_in_a_row_are_not_encoded_and_said_so():
+    from dagstore.backends import MemoryStore
+    from dagstore.codec import Codec
+    from dagstore.spill import SMALL_STREAK, Spiller
+
+    class N:
+        __slots__ = ("sig",)
+
+    sp = Spiller(MemoryStore(), Codec(), min_bytes=64)
+    sp.guard(N, spill=("sig",))
+    try:
+        nodes = [N() for _ in range(SMALL_STREAK + 100)]
+        for n in nodes:
+            n.sig = "d41d8cd98f00b204e9800998ecf8427e"
+        encodes = []
+        real = sp.codec.encode
+        sp.codec.encode = lambda v: encodes.append(1) or real(v)
+        sp.spill(nodes)
+        st = sp.stats.per_attr["N.sig"]
+        assert st["small"] == len(nodes) and st["spilled"] == 0
+        assert len(encodes) == SMALL_STREAK and st["small_assumed"] == 100
+        line = plan_line({"source": "explicit --spill", "spill": "N.sig", "why": {"N.sig": "explicit"}},
+                         sp.stats.per_attr)
+        assert f"{len(nodes):,} too small" in line and "100 of those not encoded" in line
+    finally:
+        sp.restore()
