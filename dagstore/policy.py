@@ -19,8 +19,23 @@ is the list `--spill auto` picks from the same profile (docs/dagstore.md, "What 
    at most KEEP_BELOW (0.1) reloads per spill makes an attribute cold, more than DROP_ABOVE (0.5)
    makes it hot.
 
-Sizes play no part: `--spill auto` has no sizes (a build does not size its nodes), and an
-attribute's bytes decide how much a spill saves, not whether its values are read again.
+Sizes play no part in steps 1-3: `--spill auto` has no sizes (a build does not size its nodes).
+
+4. the cost model (`spill_verdict`), applied whenever the last build spilled the attribute: a spilled
+   value costs SPILL_US once (encode + write; measured: the last build's spill time per spilled value)
+   and RELOAD_US per reload (measured: its reload time per reload), and frees its bytes only while it
+   stays out (expected freed = encoded bytes per value x (1 - reload rate)). It is spilled only when
+   it frees at least BYTES_PER_US (2) bytes per microsecond it costs, and never when more than
+   DROP_ABOVE (0.5) of its spills were reloaded (an attribute reloaded on most nodes is not cold,
+   whatever it frees). Encoded bytes under-count a value's memory (a list of 3 names is ~80 bytes of
+   Python objects for ~30 encoded), so the rule errs on the side of not spilling.
+5. attributes the adapter declares `keep` are never chosen by `auto` (SCons: `binfo`, whose lists
+   live on in the .sconsign entry it was merged into, so spilling it frees little; `includes`, which
+   the scanners read again for every target depending on the file, so it would be reloaded).
+
+Reuse is not spilling: attributes the adapter declares reusable (SCons: `File.includes`) are written
+under a stable key for the next build and stay in memory (`Spiller.record`), under every plan,
+`none` included; they are spilled only when the plan names them.
 """
 from __future__ import annotations
 
@@ -53,6 +68,7 @@ class Candidates:
     default_cold: dict[str, tuple[str, ...]]   # what `auto` spills when no previous profile exists
     all_attrs: dict[str, tuple[str, ...]]      # every attribute of every class (to validate --spill)
     late_phases: tuple[str, ...] = ()          # phases after objects reach their safe points
+    keep: dict[str, str] = field(default_factory=dict)  # attribute -> why `auto` never spills it (shared, re-read)
 
 
 @dataclass
@@ -63,10 +79,16 @@ class Plan:
     collapse: dict[str, tuple[str, ...]] = field(default_factory=dict)
     reuse: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = "none"
+    why: dict[str, str] = field(default_factory=dict)      # "Cls.attr" in the plan -> why it is there
+    dropped: dict[str, str] = field(default_factory=dict)  # "Cls.attr" left out by the cost model -> why
 
     def spill_spec(self) -> str:
         """The exact `--spill` argument that reproduces this plan."""
         return spill_spec(self.spill)
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "spill": self.spill_spec(), "why": dict(self.why),
+                "dropped": dict(self.dropped), "reuse": spill_spec(self.reuse)}
 
 
 def spill_spec(spill: Mapping[str, Sequence[str]]) -> str:
@@ -102,11 +124,66 @@ def parse_spill(spec: str, candidates: Candidates) -> dict[str, tuple[str, ...]]
 MAX_LATE_READS_PER_WRITE = 2.0
 KEEP_BELOW = 0.1
 DROP_ABOVE = 0.5
+BYTES_PER_US = 2.0      # a spill must free at least this many bytes per microsecond of build time it costs
+SPILL_US = 20.0         # cost of spilling one value when not measured (bench/store_micro.py: encode 14-18 + put 4)
+RELOAD_US = 10.0        # cost of one reload when not measured (bench/store_micro.py: get + decode ~7)
+
+
+def latency(spill_time_s: float = 0.0, spilled: int = 0, reload_time_s: float = 0.0,
+            reloads: int = 0) -> dict[str, float]:
+    """Measured per-value costs of a build's store ({"spill_us", "reload_us"}); defaults where nothing was measured."""
+    return {"spill_us": 1e6 * spill_time_s / spilled if spilled and spill_time_s > 0 else SPILL_US,
+            "reload_us": 1e6 * reload_time_s / reloads if reloads and reload_time_s > 0 else RELOAD_US}
+
+
+def latency_of_section(sec: Mapping | None) -> dict[str, float]:
+    """`latency()` from a profile's store section (or the store's "store_latency" meta record)."""
+    sec = sec or {}
+    if "spill_us" in sec:
+        return {"spill_us": float(sec["spill_us"]), "reload_us": float(sec.get("reload_us") or RELOAD_US)}
+    return latency(float(sec.get("spill_time_s") or 0), int(sec.get("spilled_attrs") or 0),
+                   float(sec.get("reload_time_s") or 0), int(sec.get("reloads") or 0))
+
+
+def spill_verdict(spilled: int, reloads: int, nbytes: int | None,
+                  lat: Mapping[str, float] | None = None) -> tuple[bool, str]:
+    """The cost model (module docstring, step 4): (worth spilling, one-line reason) from the last build's spills."""
+    lat = lat or latency()
+    rate = reloads / spilled if spilled else 0.0
+    if rate > DROP_ABOVE:
+        return False, f"reloaded {rate:.0%} of {spilled:,} spills"
+    cost = lat["spill_us"] + rate * lat["reload_us"]
+    if nbytes is None:  # an old record without bytes: only the reload rate speaks
+        return True, f"reloaded {rate:.0%}"
+    freed = nbytes / spilled * (1 - rate)
+    if freed < BYTES_PER_US * cost:
+        return False, f"frees {freed:.0f} B/value for {cost:.0f} us (reloaded {rate:.0%})"
+    return True, f"reloaded {rate:.0%}, frees {freed:.0f} B/value for {cost:.0f} us"
+
+
+def expected_fraction(entry: Sequence[int] | Mapping | None, held: int = 0) -> float:
+    """Of an attribute's values, the share a spill keeps out of memory: spilled and not reloaded, among
+    the values met at safe points (spilled + too small + refused) or, when larger, `held` (how many values
+    the attribute held: values on objects that never reach a safe point stay); 1.0 when nothing was recorded."""
+    if not entry:
+        return 1.0
+    if isinstance(entry, Mapping):
+        spilled, reloads = int(entry.get("spilled") or 0), int(entry.get("reloads") or 0)
+        kept = int(entry.get("small") or 0) + int(entry.get("refused") or 0)
+    else:
+        spilled, reloads = int(entry[0]), int(entry[1])
+        kept = int(entry[3]) if len(entry) > 3 else 0
+    seen = max(spilled + kept, held)
+    if seen <= 0:
+        return 1.0
+    return max(0.0, spilled - reloads) / seen
 
 
 def cold_attributes(rows: Iterable[AccessStats], spillable: Mapping[str, Sequence[str]] | None,
                     late_phases: Sequence[str] = (), history: Mapping[str, Sequence[int]] | None = None,
-                    max_reads_per_write: float = MAX_LATE_READS_PER_WRITE) -> dict[str, tuple[str, ...]]:
+                    max_reads_per_write: float = MAX_LATE_READS_PER_WRITE, lat: Mapping[str, float] | None = None,
+                    keep: Mapping[str, str] | None = None, why: dict[str, str] | None = None,
+                    dropped: dict[str, str] | None = None) -> dict[str, tuple[str, ...]]:
     """THE rule for "cold" (module docstring): per class, the attributes to spill, in `spillable`'s order.
 
     spillable: class -> attributes safe to spill; None means every attribute in the rows (a profile
@@ -125,13 +202,24 @@ def cold_attributes(rows: Iterable[AccessStats], spillable: Mapping[str, Sequenc
         for cls, attr in writes:
             order.setdefault(cls, []).append(attr)
         spillable = {c: sorted(a) for c, a in order.items()}
+    keep = keep or {}
+    why = {} if why is None else why
+    dropped = {} if dropped is None else dropped
     out: dict[str, tuple[str, ...]] = {}
     for cls, attrs in spillable.items():
-        cold = tuple(a for a in attrs
-                     if writes.get((cls, a), 0) > 0 and reads.get((cls, a), 0) <= max_reads_per_write * writes[(cls, a)])
+        cold = []
+        for a in attrs:
+            w, r = writes.get((cls, a), 0), reads.get((cls, a), 0)
+            if w > 0 and r <= max_reads_per_write * w:
+                if a in keep:
+                    dropped[f"{cls}.{a}"] = keep[a]
+                    continue
+                cold.append(a)
+                why[f"{cls}.{a}"] = f"measured cold: {r:,} late reads for {w:,} writes"
         if cold:
-            out[cls] = cold
-    return adjust_with_history(out, history, spillable)
+            out[cls] = tuple(cold)
+    spillable = {c: tuple(a for a in attrs if a not in keep) for c, attrs in spillable.items()}
+    return adjust_with_history(out, history, spillable, lat=lat, why=why, dropped=dropped)
 
 
 def cold_from_stats(rows: Iterable[AccessStats], candidates: Candidates,
@@ -142,47 +230,112 @@ def cold_from_stats(rows: Iterable[AccessStats], candidates: Candidates,
 
 def adjust_with_history(cold: dict[str, tuple[str, ...]], history: Mapping[str, Sequence[int]] | None,
                         candidates: Candidates | Mapping[str, Sequence[str]], keep_below: float = KEEP_BELOW,
-                        drop_above: float = DROP_ABOVE) -> dict[str, tuple[str, ...]]:
-    """What the last build's spills taught: rarely reloaded stays (or becomes) cold, often reloaded is hot.
+                        drop_above: float = DROP_ABOVE, lat: Mapping[str, float] | None = None,
+                        why: dict[str, str] | None = None,
+                        dropped: dict[str, str] | None = None) -> dict[str, tuple[str, ...]]:
+    """What the last build's spills taught, through the cost model (`spill_verdict`): an attribute that
+    was rarely reloaded and freed more than it cost stays (or becomes) cold; one that did not is dropped.
 
-    history: {"Cls.attr": [spilled, reloads]} from the previous build's store statistics.
+    history: {"Cls.attr": [spilled, reloads, encoded bytes, kept]} from the previous build's store statistics
+    (older records have only the first two). lat: the measured per-value costs (`latency()`).
     candidates: the Candidates, or just their `spill` mapping (class -> safe attributes).
+    why / dropped: filled with one reason per attribute kept / left out.
     """
     spillable = candidates.spill if isinstance(candidates, Candidates) else candidates
+    why = {} if why is None else why
+    dropped = {} if dropped is None else dropped
     if not history:
         return cold
     out = {c: list(a) for c, a in cold.items()}
-    for label, (spilled, reloads) in sorted(history.items()):
+    for label, entry in sorted(history.items()):
         cls, _, attr = label.partition(".")
-        if spilled <= 0 or attr not in spillable.get(cls, ()):
+        if not isinstance(entry, (list, tuple)) or len(entry) < 2:
+            continue
+        spilled, reloads = int(entry[0]), int(entry[1])
+        nbytes = int(entry[2]) if len(entry) > 2 else None
+        kept = int(entry[3]) if len(entry) > 3 else 0
+        if attr not in spillable.get(cls, ()):
+            continue
+        if spilled <= 0:  # met at safe points, never spilled: every value too small or refused (encoding wasted)
+            if kept > 0 and attr in out.get(cls, ()):
+                out[cls].remove(attr)
+                why.pop(label, None)
+                dropped[label] = f"none of {kept:,} values spilled (too small or refused)"
             continue
         rate = reloads / spilled
+        ok, reason = spill_verdict(spilled, reloads, nbytes, lat)
+        ok = ok and rate <= drop_above
         attrs = out.setdefault(cls, [])
-        if rate <= keep_below and attr not in attrs:
-            attrs.append(attr)
-        elif rate > drop_above and attr in attrs:
-            attrs.remove(attr)
+        if not ok:
+            if attr in attrs:
+                attrs.remove(attr)
+            why.pop(label, None)
+            dropped[label] = reason
+        elif attr in attrs or rate <= keep_below:
+            if attr not in attrs:
+                attrs.append(attr)
+            why[label] = f"measured cold: {reason}"
+            dropped.pop(label, None)
     return {c: tuple(a) for c, a in out.items() if a}
 
 
 def choose(spec: str, candidates: Candidates, previous: Sequence[AccessStats] | None = None,
-           history: dict[str, Sequence[int]] | None = None) -> Plan:
-    """Turn `--spill none|auto|Cls.attr,...` into a Plan (empty containers always collapse)."""
+           history: dict[str, Sequence[int]] | None = None, lat: Mapping[str, float] | None = None) -> Plan:
+    """Turn `--spill none|auto|Cls.attr,...` into a Plan (empty containers always collapse; reusable
+    attributes are always recorded for the next build, `none` included: recording is not spilling)."""
     spec = (spec or "auto").strip()
-    plan = Plan(collapse=dict(candidates.collapse), reuse={})
+    plan = Plan(collapse=dict(candidates.collapse), reuse={c: a for c, a in candidates.reuse.items() if a})
     if spec == "none":
         plan.source = "none"
         return plan
     if spec == "auto":
         if previous:
-            plan.spill = cold_attributes(previous, candidates.spill, candidates.late_phases, history)
+            plan.spill = cold_attributes(previous, candidates.spill, candidates.late_phases, history, lat=lat,
+                                         keep=candidates.keep, why=plan.why, dropped=plan.dropped)
             plan.source = "auto: previous build's access profile" + (" and reload rates" if history else "")
         else:
             plan.spill = dict(candidates.default_cold)
             plan.source = "auto: built-in defaults (no previous profile in the store)"
+            plan.why = {f"{c}.{a}": "declared safe default" for c, attrs in plan.spill.items() for a in attrs}
     else:
         plan.spill = parse_spill(spec, candidates)
         plan.source = "explicit --spill"
-    plan.reuse = {c: tuple(a for a in candidates.reuse.get(c, ()) if a in attrs) for c, attrs in plan.spill.items()}
-    plan.reuse = {c: a for c, a in plan.reuse.items() if a}
+        plan.why = {f"{c}.{a}": "explicit" + (f"; {candidates.keep[a]}" if a in candidates.keep else "")
+                    for c, attrs in plan.spill.items() for a in attrs}
     return plan
+
+
+def plan_line(plan: Mapping, per_attr: Mapping[str, Mapping[str, int]] | None = None) -> str:
+    """The plan in one line (a profile's store section "plan", see Plan.as_dict), with what became of each
+    attribute at the safe points: spilled, or why not (too small, refused by the codec, no value held)."""
+    per_attr = per_attr or {}
+    parts, idle = [], []
+    for label in (plan.get("spill") or "").split(","):
+        if not label:
+            continue
+        st = per_attr.get(label) or {}
+        if not any(st.get(k) for k in ("spilled", "small", "refused", "collapsed")):
+            idle.append(label)
+            continue
+        why = (plan.get("why") or {}).get(label, "")
+        done = [f"{st.get('spilled', 0):,} spilled"]
+        for key, what in (("small", "too small"), ("refused", "refused by the codec"), ("collapsed", "empty")):
+            if st.get(key):
+                done.append(f"{st[key]:,} {what}")
+        if st.get("small_assumed"):
+            done.append(f"{st['small_assumed']:,} of those not encoded after 256 too small in a row")
+        parts.append(f"{label} [{why}]: {', '.join(done)}")
+    if idle:
+        parts.append("held no value at any safe point: " + ", ".join(idle))
+    text = "; ".join(parts) if parts else "nothing spilled"
+    dropped = plan.get("dropped") or {}
+    if dropped:
+        text += "; not spilled: " + "; ".join(f"{k} [{v}]" for k, v in sorted(dropped.items()))
+    reuse = [k for k in (plan.get("reuse") or "").split(",") if (per_attr.get(k) or {}).get("recorded")
+             or (per_attr.get(k) or {}).get("reuse_hits")]
+    if reuse:
+        rec = sum(int(per_attr[k].get("recorded") or 0) for k in reuse)
+        hits = sum(int(per_attr[k].get("reuse_hits") or 0) for k in reuse)
+        text += (f"; reuse: {','.join(reuse)} kept in memory, {rec:,} recorded for the next build, "
+                 f"{hits:,} reused")
+    return f"dagstore: spill plan ({plan.get('source')}): {text}"

@@ -120,8 +120,11 @@ class SpillStats:
     reuse_hits: int = 0
     reuse_misses: int = 0
     reuse_stale: int = 0
+    recorded: int = 0  # values written under their reuse key for the next build, kept in memory (not spills)
     refused: int = 0
+    small: int = 0  # values left in memory at a safe point: encoded smaller than min_bytes
     spill_time_s: float = 0.0
+    record_time_s: float = 0.0
     reload_time_s: float = 0.0
     flushes: int = 0
     stopped: str | None = None
@@ -132,11 +135,14 @@ class SpillStats:
         d = self.per_attr.get(key)
         if d is None:
             d = self.per_attr[key] = {"spilled": 0, "bytes": 0, "reloads": 0, "collapsed": 0, "refused": 0,
-                                      "reuse_hits": 0}
+                                      "reuse_hits": 0, "small": 0, "recorded": 0}
         return d
 
 
 _ID = struct.Struct(">Q")
+# after this many values of one attribute in a row encode under min_bytes, its further values this build
+# are counted as too small without being encoded (per_attr "small_assumed"); one spilled value resets it
+SMALL_STREAK = 256
 
 
 class Spiller:
@@ -178,6 +184,8 @@ class Spiller:
         self._tried_reuse: set[int] = set()
         self._reused_value: dict[int, object] = {}  # ... and that value, until it is spilled again
         self._refused_streak: dict[str, int] = {}
+        self._small_streak: dict[str, int] = {}  # consecutive values under min_bytes, per attribute
+        self._reuse_reads = 0
         self._lock = threading.RLock()
         self.active = True
 
@@ -205,7 +213,8 @@ class Spiller:
             setattr(cls, name, g)
             guards[name] = g
         self._collapse_cache.clear()
-        self._spill[cls] = tuple(dict.fromkeys(self._spill.get(cls, ()) + spill + reuse))
+        # reuse alone spills nothing: the values are recorded for the next build and stay (record())
+        self._spill[cls] = tuple(dict.fromkeys(self._spill.get(cls, ()) + spill))
         self._collapse[cls] = tuple(dict.fromkeys(self._collapse.get(cls, ()) + collapse))
         self._reuse.update(reuse)
 
@@ -309,8 +318,17 @@ class Spiller:
             self.stats.attr(label)["spilled"] += 1
             self.stats.spilled_attrs += 1
             return 1
+        small = self._small_streak.get(label, 0)
+        if small >= SMALL_STREAK:  # its last values all encoded under min_bytes: stop paying for encoding them
+            self.stats.small += 1
+            st = self.stats.attr(label)
+            st["small"] += 1
+            st["small_assumed"] = st.get("small_assumed", 0) + 1
+            return 0
         streak = self._refused_streak.get(label, 0)
         if streak >= 256:
+            self.stats.refused += 1
+            self.stats.attr(label)["refused"] += 1
             return 0  # this attribute's values cannot be encoded: stop paying for trying
         try:
             blob = self.codec.encode(v)
@@ -329,7 +347,11 @@ class Spiller:
                 marker = SPILLED
         if marker is None:
             if len(blob) < self.min_bytes:
+                self.stats.small += 1
+                self.stats.attr(label)["small"] += 1
+                self._small_streak[label] = small + 1
                 return 0
+            self._small_streak[label] = 0
             self._seq += 1
             marker = Marker("spilled", self._seq)
             self._pending[self._key(self._seq)] = blob
@@ -340,6 +362,62 @@ class Spiller:
         self.stats.spilled_attrs += 1
         self.stats.spilled_bytes += len(blob)
         return 1
+
+    def record(self, objs: Iterable[object], names: tuple[str, ...]) -> int:
+        """Write these reusable attributes' values under their stable keys for the next build; keep them here.
+
+        Not a spill: the slot keeps its value (a value read again in this build costs no reload). A value
+        reused from the store is not rewritten; nor is one without a key or a stamp (no reuse for it).
+        If the plan also spills the attribute, its next safe point stores the shared marker (no rewrite).
+        """
+        if not self.active:
+            return 0
+        t0 = time.perf_counter()
+        n = 0
+        with self._lock:
+            for obj in objs:
+                cls = type(obj)
+                guards = self._guards.get(cls)
+                if not guards:
+                    continue
+                for name in names:
+                    g = guards.get(name)
+                    if g is None or name not in self._reuse:
+                        continue
+                    try:
+                        v = g.raw(obj)
+                    except AttributeError:
+                        continue
+                    oid = id(obj)
+                    self._tried_reuse.discard(oid)  # it holds a value now: no lookup to guard against
+                    if v is None or type(v) is Marker:
+                        continue
+                    if self._reused_value.get(oid) is v:  # reused, not rescanned: the stored copy is current
+                        if name not in self._spill.get(cls, ()):
+                            del self._reused_value[oid]  # only a later spill of it needs to know
+                        continue
+                    key = self._reuse_key(obj, name)
+                    stamp = self.stamp(obj) if (self.stamp is not None and key is not None) else None
+                    if key is None or stamp is None:
+                        continue
+                    try:
+                        blob = self.codec.encode(v)
+                    except Refused:
+                        self.stats.refused += 1
+                        self.stats.attr(f"{cls.__name__}.{name}")["refused"] += 1
+                        continue
+                    self._pending_reuse[key] = _pack_reuse(stamp, blob)
+                    if name in self._spill.get(cls, ()):
+                        if len(self._reused_value) >= self.reuse_memory:
+                            self._reused_value.clear()
+                        self._reused_value[id(obj)] = v  # the stored copy is current: spilling it writes nothing
+                    self.stats.recorded += 1
+                    self.stats.attr(f"{cls.__name__}.{name}")["recorded"] += 1
+                    n += 1
+            if len(self._pending) + len(self._pending_reuse) >= self.batch:
+                self._flush_locked()
+        self.stats.record_time_s += time.perf_counter() - t0
+        return n
 
     def flush(self) -> None:
         """Write the pending batch in one transaction (called at phase ends and when the batch is full)."""
@@ -362,6 +440,24 @@ class Spiller:
             self.active = False
             return
         self.stats.flushes += 1
+        self.release_pages()
+
+    def release_pages(self) -> None:
+        """Mapped store pages leave the process's RSS (LMDB: madvise; the page cache keeps them)."""
+        for st in {id(s): s for s in (self.store, self.scratch) if s is not None}.values():
+            rel = getattr(st, "release_pages", None)
+            if rel is not None:
+                rel()
+
+    def raw_value(self, obj: object, name: str) -> Any:
+        """The slot's content without reload or reuse (a Marker, the value, or None); None when unguarded."""
+        g = (self._guards.get(type(obj)) or {}).get(name)
+        if g is None:
+            return None
+        try:
+            return g.raw(obj)
+        except AttributeError:
+            return None
 
     # ---- reload ---------------------------------------------------------------------------------
     def _reload(self, obj: object, name: str, marker: Marker) -> Any:
@@ -428,6 +524,9 @@ class Spiller:
             return None
         value = self.codec.decode(blob)
         self._guards[type(obj)][name].store(obj, value)
+        self._reuse_reads += 1
+        if self._reuse_reads % 256 == 0:  # the pages those reads mapped leave the process (warm <= fresh RSS)
+            self.release_pages()
         if len(self._reused_value) >= self.reuse_memory:
             self._reused_value.clear()  # costs one rewrite of an unchanged value at its safe point
         self._reused_value[oid] = value
@@ -516,8 +615,8 @@ class Spiller:
             "backend": backend, "path": path, "spilled_attrs": s.spilled_attrs, "spilled_bytes": s.spilled_bytes,
             "collapsed": s.collapsed, "reloads": s.reloads, "collapsed_reloads": s.collapsed_reloads,
             "reuse_hits": s.reuse_hits, "reuse_misses": s.reuse_misses, "reuse_stale": s.reuse_stale,
-            "refused": s.refused, "spill_time_s": round(s.spill_time_s, 4),
-            "reload_time_s": round(s.reload_time_s, 4), "flushes": s.flushes, "stopped": s.stopped,
+            "recorded": s.recorded, "refused": s.refused, "small": s.small, "spill_time_s": round(s.spill_time_s, 4),
+            "reload_time_s": round(s.reload_time_s, 4), "record_time_s": round(s.record_time_s, 4), "flushes": s.flushes, "stopped": s.stopped,
             "pending_in_memory": len(self._pending) + len(self._pending_reuse), "per_attr": s.per_attr,
             "errors": dict(s.errors),
         }

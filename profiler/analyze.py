@@ -9,7 +9,11 @@ Heuristics (thresholds are keyword arguments; defaults below):
   exclusive bytes from "sizes". Never-read attributes under `min_bytes` (or of a class that was
   not sized) are grouped into one finding per class (attr None) listing them, so a profile
   without sizes still shows them without flooding the report. Counters cannot tell "read
-  before the last write" from "read after", so "never read" means never read at all.
+  before the last write" from "read after", so "never read" means never read at all, in this
+  build: the advice says "never read in this build". An attribute the adapter declares read by
+  the build tool's own code in some builds (meta "scons_reads": e.g. File.waiting_s_e, read by
+  SCons' Taskmaster when SideEffect() is used) is never advised away: its finding says "keep it",
+  names the reader (`read_by`) and saves 0 bytes.
 - empty_container: instances whose attribute is an empty container (sizes "empty"), at least
   `min_instances` of them. Saving = "empty_bytes": creating the container lazily (or sharing one
   immutable empty value) frees all of it.
@@ -23,6 +27,10 @@ Heuristics (thresholds are keyword arguments; defaults below):
   "store" section's per_attr). One finding per attribute whose non-empty bytes (bytes minus
   empty_bytes) reach `min_bytes`, and one summary finding (cls "*", attr None) with the whole
   `--spill` list, which is exactly what `--spill auto` picks from this profile, and the bytes known.
+  Bytes are what the store would free by the same rule (`expected_bytes`): non-empty bytes times
+  the share of values the recorded spills kept out of memory (spilled, not reloaded, among the values
+  the attribute held: too small and refused values, and values on objects that never reached a safe
+  point, stay), and nothing for an attribute the adapter keeps (meta "spill_keep").
 - cycle: classes whose instances the garbage collector found in unreachable reference cycles.
   Saving = objects in cycles x average bytes per instance ("counts" avg_bytes, else sizes
   total/count): memory that lingers until a full collection instead of being freed at once.
@@ -75,13 +83,37 @@ def _sort(findings: list[dict]) -> list[dict]:
 
 def spill_plan(profile: Profile) -> dict[str, tuple[str, ...]]:
     """What `--spill auto` would spill after this run: dagstore.policy.cold_attributes on the profile."""
-    from dagstore.policy import cold_attributes
+    from dagstore.policy import cold_attributes, latency_of_section
 
     spillable = profile.meta.get("spillable")
-    per = (profile.sections.get("store") or {}).get("per_attr") or {}
-    history = {k: [int(v.get("spilled") or 0), int(v.get("reloads") or 0)] for k, v in per.items()
-               if isinstance(v, dict) and v.get("spilled")}
-    return cold_attributes(profile.access, spillable, profile.meta.get("late_phases") or (), history or None)
+    st = profile.sections.get("store") or {}
+    per = st.get("per_attr") or {}
+    history = {k: [int(v.get("spilled") or 0), int(v.get("reloads") or 0), int(v.get("bytes") or 0),
+                   int(v.get("small") or 0) + int(v.get("refused") or 0)]
+               for k, v in per.items() if isinstance(v, dict) and (v.get("spilled") or v.get("small")
+                                                                    or v.get("refused"))}
+    return cold_attributes(profile.access, spillable, profile.meta.get("late_phases") or (), history or None,
+                           lat=latency_of_section(st) if st else None, keep=profile.meta.get("spill_keep") or None)
+
+
+def expected_bytes(profile: Profile, name: str) -> int:
+    """What spilling `name` frees by the policy's rule: its non-empty bytes, times the share of its values
+    the last build's spills kept out of memory (spilled and not reloaded, among those met at safe points;
+    all of them when this profile recorded no spills of it). Nothing for an attribute `auto` keeps."""
+    from dagstore.policy import expected_fraction
+
+    attr = name.split(".", 1)[1]
+    if attr in (profile.meta.get("spill_keep") or {}):
+        return 0
+    per = ((profile.sections.get("store") or {}).get("per_attr") or {}).get(name)
+    return int(max(0, _nonempty_bytes(profile, name)) * expected_fraction(per, _held(profile, name)))
+
+
+def _held(profile: Profile, name: str) -> int:
+    """How many non-empty values the attribute held when sized (0: not sized)."""
+    cls, attr = name.split(".", 1)
+    a = ((_size_classes(profile).get(cls) or {}).get("attrs") or {}).get(attr) or {}
+    return max(0, int(a.get("set") or 0) - int(a.get("empty") or 0))
 
 
 def spill_candidates(profile: Profile) -> list[str]:
@@ -108,13 +140,22 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
         return ((sizes.get(cls) or {}).get("attrs") or {}).get(attr) or {}
 
     small: dict[str, list[tuple[str, int]]] = {}
+    reads_by_code = profile.meta.get("scons_reads") or {}  # the adapter's list: read by the build tool's code
     for (cls, attr), t in sorted(totals.items()):
         if t.writes > 0 and t.reads == 0:
             b = int(attr_size(cls, attr).get("bytes") or 0)
-            if b >= min_bytes:
+            reader = reads_by_code.get(attr)
+            if reader:  # read by the tool's own code in other builds: never advise removing it (no saving)
+                if b >= min_bytes:
+                    f = _finding("never_read", cls, attr, 0,
+                                 f"{cls}.{attr} is written {_times(t.writes)} and never read in this build "
+                                 f"({_kib(b)}); keep it: {reader} reads it")
+                    f["read_by"] = reader
+                    out.append(f)
+            elif b >= min_bytes:
                 out.append(_finding("never_read", cls, attr, b,
-                                    f"{cls}.{attr} is written {_times(t.writes)} and never read; "
-                                    "stop storing it"))
+                                    f"{cls}.{attr} is written {_times(t.writes)} and never read in this build; "
+                                    "if no build reads it, it need not be stored"))
             else:
                 small.setdefault(cls, []).append((attr, b))
     for cls, attrs in small.items():
@@ -122,7 +163,8 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
         names = ", ".join(a for a, _n in attrs[:12]) + (f", … ({len(attrs) - 12} more)" if len(attrs) > 12 else "")
         why = "sizes not recorded" if cls not in sizes else f"each under {_kib(min_bytes)}"
         out.append(_finding("never_read", cls, None, b,
-                            f"{cls}: {len(attrs)} attributes are written and never read ({why}): {names}"))
+                            f"{cls}: {len(attrs)} attributes are written and never read in this build ({why}): "
+                            f"{names}"))
 
     for cls, c in sizes.items():
         count = int(c.get("count") or 0)
@@ -147,7 +189,7 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
     for (cls, attr), t in totals.items():
         reads_by[f"{cls}.{attr}"] = (t.reads, t.writes)
     for name in names:
-        b = _nonempty_bytes(profile, name)
+        b = expected_bytes(profile, name)
         if b >= min_bytes:
             cls, attr = name.split(".", 1)
             r, w = reads_by.get(name, (0, 0))
@@ -155,7 +197,7 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
                                 f"{name} is cold (read {r:,} times for {w:,} writes); spill it to disk",
                                 spill=name))
     if names:
-        total = sum(max(0, _nonempty_bytes(profile, n)) for n in names)
+        total = sum(expected_bytes(profile, n) for n in names)
         out.append(_finding("spill_candidate", "*", None, total,
                             f"--spill auto picks {len(names)} cold attribute" + ("s" if len(names) > 1 else "")
                             + f" ({_kib(total)} known): --spill {','.join(names)}",
@@ -188,7 +230,7 @@ def estimated_saving(findings: list[dict]) -> int:
             continue
         kinds = per_attr.setdefault((f["cls"], f["attr"]), {})
         kinds[f["kind"]] = max(kinds.get(f["kind"], 0), b)
-    for k in per_attr.values():
+    for k in per_attr.values():  # (a never_read finding for what the tool's code reads carries 0 bytes)
         total += max(k.get("never_read", 0),
                      k.get("empty_container", 0) + max(k.get("duplicate_values", 0), k.get("spill_candidate", 0)))
     return total
@@ -221,23 +263,31 @@ def parse_spill(spec: str | list[str]) -> list[str]:
 def what_if(profile: Profile, spill: list[str] | str) -> dict[str, Any]:
     """Estimate what spilling these attributes would save, from the recorded sizes, before running a build.
 
-    The estimate is an upper bound on the saving in node data: it assumes every spilled value
-    leaves memory and is never reloaded. `reads` is the recorded read count of those attributes,
-    the most reloads the store could see on a build like this one.
+    The estimate follows the store's own rule (dagstore.policy.expected_fraction): each attribute's
+    non-empty bytes (empty containers are collapsed under any plan) times the share of its values the
+    store kept out of memory in the build this profile recorded (spilled and not reloaded, among the
+    values met at safe points or, when sized, the values held: too small and refused values, and values
+    on objects that never reached a safe point, stay); all of them if it recorded no spills of it.
+    `reads` is the recorded read count of those attributes.
     """
+    from dagstore.policy import expected_fraction
+
     names = parse_spill(spill)
     sizes = _size_classes(profile)
     totals = profile.access_totals()
     per_attr: dict[str, int] = {}
     unknown: list[str] = []
     reads = 0
+    recorded = (profile.sections.get("store") or {}).get("per_attr") or {}
     for name in names:
         cls, attr = name.split(".", 1)
         a = ((sizes.get(cls) or {}).get("attrs") or {}).get(attr)
         if a is None:
             unknown.append(name)
             continue
-        per_attr[name] = int(a.get("bytes") or 0)
+        # the policy's rule (analyze.expected_bytes): non-empty bytes x the share kept out by the last spills
+        nonempty = int(a.get("bytes") or 0) - int(a.get("empty_bytes") or 0)
+        per_attr[name] = int(max(0, nonempty) * expected_fraction(recorded.get(name), _held(profile, name)))
         t = totals.get((cls, attr))
         reads += t.reads if t else 0
     saved = sum(per_attr.values())

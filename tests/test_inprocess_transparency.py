@@ -60,7 +60,9 @@ def test_stderr_in_a_pipe_is_exactly_scons_stderr(tmp_path, dagprof, scons):
     b = dagprof(["build", "--store", "lmdb", "--summary", "--", "-Q"], ours)
     assert b.returncode == 0
     lines = [line for line in b.stderr.splitlines() if not line.startswith("dagprof: DAG cache: ")]
-    assert len(lines) == 1 and lines[0].startswith("dagstore: lmdb store at " + str(ours / ".dagstore")), b.stderr
+    # the store's summary, then its plan in one line (issue 13)
+    assert len(lines) == 2 and lines[0].startswith("dagstore: lmdb store at " + str(ours / ".dagstore")), b.stderr
+    assert lines[1].startswith("dagstore: spill plan ("), b.stderr
     b = dagprof(["build", "--store", "lmdb", "--summary", "--", "-Q", "--version"], ours)
     assert "store at None" not in b.stderr and b.stderr == "", b.stderr
 

@@ -171,6 +171,8 @@ def test_reuse_across_builds_with_stamps(tmp_path):
                 a.includes = ["x.h", "y.h"]
             if got[1] is None:
                 b.includes = ["z.h"]
+            sp.record([a, b], ("includes",))         # reuse writes the values for the next build, keeps them
+            assert (a.includes, b.includes) == (["x.h", "y.h"], ["z.h"])
             sp.spill([a, b])
             sp.flush()
             return got, sp.stats
@@ -368,7 +370,9 @@ def test_reuse_bookkeeping_is_bounded_and_forgotten_at_safe_points(tmp_path):
         for n in done:
             assert n.includes is None
             n.includes = [n.name + ".h"]
+        assert sp.record(done, ("includes",)) == 20
         sp.spill(done)
+        assert sp.stats.spilled_attrs == 0                              # recorded, not spilled
         sp.flush()
         own = sp.own_memory()
         assert own["tried_reuse"] == 0 and own["reused_values"] == 0   # safe point reached: forgotten

@@ -11,7 +11,9 @@ def test_own_memory_is_reported_and_plausible(tmp_path, dagprof):
     for name in ("b1.dagprof", "b2.dagprof"):  # b2: include lists reused from b1's store
         if name == "b2.dagprof":
             proj.edit_header(0)
-        p = dagprof(["build", "-o", name, "--sizes", "--", "-Q"], root, check=True)
+        # an explicit list that spills (auto's built-in defaults find nothing above the size floor here)
+        p = dagprof(["build", "--spill", "File.implicit,File.implicit_set,File.includes", "-o", name, "--sizes",
+                     "--", "-Q"], root, check=True)
         assert "own memory" not in p.stderr
     prof = load(str(root / "b2.dagprof"))
     st = prof.sections["store"]

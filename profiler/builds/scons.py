@@ -406,6 +406,8 @@ def profile_build(
         "machine": _machine(),
         "fast_counters": recorder.fast,
         "spillable": {c: list(a) for c, a in store_candidates().spill.items()},
+        "spill_keep": dict(KEEP_ATTRS),  # never chosen by the one rule for "cold" (dagstore.policy)
+        "scons_reads": dict(SCONS_READS),  # what SCons' code reads in some builds: never advised away
         "late_phases": [PHASE_BUILD, PHASE_SCONSIGN],  # for the one rule of "cold" (dagstore.policy)
         "readers_counted": readers,
         "access_counted": counted[0],
@@ -434,8 +436,51 @@ DIR_SPILL_ATTRS = ("on_disk_entries", "released_target_info")
 REUSE_ATTRS = ("includes",)
 # binfo is not in the defaults: its lists are shared with the .sconsign entry it was merged into, so
 # spilling it encodes ~1 KB per target and frees almost nothing (measured: peak RSS unchanged, +7 s).
-DEFAULT_COLD = {"File": ("includes", "implicit_set", "implicit"),
-                "Entry": ("includes", "implicit_set", "implicit")}
+# `auto` never picks it (KEEP_ATTRS); an explicit --spill does, and the plan line says it frees little.
+KEEP_ATTRS = {"binfo": "shared with .sconsign: frees little",
+              "includes": "re-read by the scanners: kept for reuse"}
+# includes is not in the defaults either: the scanners read a file's include names again for every
+# target that depends on it (issue 13: 86% of spilled include lists were reloaded). They are recorded
+# for the next build and stay in memory (reuse), under every plan.
+DEFAULT_COLD = {"File": ("implicit_set", "implicit"),
+                "Entry": ("implicit_set", "implicit")}
+# Node attributes SCons' own code reads in some builds even when this one never did: the report's
+# advice never says to stop storing them (dagprof.analyze, via meta "scons_reads"). attribute -> reader.
+SCONS_READS = {
+    "waiting_s_e": "the Taskmaster, when SideEffect() is used",
+    "side_effects": "the Taskmaster, when SideEffect() is used",
+    "side_effect": "the Taskmaster, when SideEffect() is used",
+    "waiting_parents": "the Taskmaster, when a child finishes",
+    "ref_count": "the Taskmaster",
+    "state": "the Taskmaster",
+    "attributes": "the Taskmaster and builders",
+    "always_build": "the Taskmaster and Deciders, when AlwaysBuild() is used",
+    "precious": "the build step, when Precious() is used",
+    "pseudo": "the build step, when Pseudo() is used",
+    "noclean": "scons -c, when NoClean() is used",
+    "nocache": "CacheDir, when NoCache() is used",
+    "cached": "CacheDir retrieval",
+    "cachedir_csig": "CacheDir",
+    "cachesig": "CacheDir",
+    "contentsig": "content Deciders (get_contents_sig)",
+    "ninfo": "Deciders and .sconsign",
+    "binfo": "Deciders and .sconsign",
+    "implicit": "the Taskmaster and Deciders (children)",
+    "implicit_set": "implicit dependency bookkeeping",
+    "includes": "the scanners",
+    "depends": "the Taskmaster, when Depends() is used",
+    "depends_set": "Depends()",
+    "ignore": "the Taskmaster and Deciders, when Ignore() is used",
+    "ignore_set": "Ignore()",
+    "prerequisites": "the Taskmaster, when Requires() is used",
+    "sources": "the Taskmaster, builders and Deciders",
+    "sources_set": "builders",
+    "linked": "VariantDir",
+    "released_target_info": "release_target_info",
+    "on_disk_entries": "Dir.entry_exists_on_disk (Glob, scanners)",
+    "scanner_paths": "the scanners",
+    "_memo": "memoized methods",
+}
 STORE_CLASSES = ("File", "Dir", "Entry", "RootDir", "Alias", "Value")
 PROFILE_REFRESH = 10  # builds between two access-counted builds under `dagprof build --spill auto`
 # Memoized results SCons recomputes from the file system on demand, and drops itself whenever a node is
@@ -462,7 +507,7 @@ def store_candidates() -> "Candidates":
         collapse[name] = tuple(a for a in COLLAPSE_ATTRS + (FS_COLLAPSE_ATTRS if is_fs else ()) if a in slots)
         reuse[name] = tuple(a for a in REUSE_ATTRS if a in slots) if is_fs else ()
     return Candidates(spill=spill, collapse=collapse, reuse=reuse, default_cold=dict(DEFAULT_COLD),
-                      all_attrs=all_attrs, late_phases=(PHASE_BUILD, PHASE_SCONSIGN))
+                      all_attrs=all_attrs, late_phases=(PHASE_BUILD, PHASE_SCONSIGN), keep=dict(KEEP_ATTRS))
 
 
 def file_stamp(node: object) -> bytes | None:
@@ -728,6 +773,7 @@ class StoreHooks:
         self.counting = True
         self.profile_age = 0
         self._classes = {c.__name__: c for c in node_classes()}
+        self._spill_reusable = False  # the plan names a reusable attribute: spill it right after each scan
 
     def _scanner_sig(self, scanner: object) -> bytes | None:
         """scanner_signature(), once per scanner object per build (the object is kept: its id stays valid)."""
@@ -777,16 +823,24 @@ class StoreHooks:
         # Reuse is keyed on the scanner too: the names a scan stores depend on the scanner (its regex,
         # function...), which SCons passes here; _stamp() reads it while the scan runs.
         orig_found = FS.File.get_found_includes
-        spill = self.spiller.spill
+        # The names are recorded for the next build (not spilled: the scanners read them again for every
+        # target that depends on the file); only a plan that names File.includes spills them here.
+        # Recorded once, by the call that stored them (SCons calls this once per file and scanner path).
+        spill, record, raw, hooks = self.spiller.spill, self.spiller.record, self.spiller.raw_value, self
         scan, scanner_sig = self._scan, self._scanner_sig
 
         def get_found_includes(node, env, scanner, path):
             outer = getattr(scan, "sig", None)
             scan.sig = scanner_sig(scanner) if scanner else None
             try:
+                before = raw(node, "includes"), raw(node.rfile(), "includes")
                 result = orig_found(node, env, scanner, path)
                 real = node.rfile()  # the scanner stores the names on the file it read (VariantDir: the source)
-                spill((node,) if real is node else (node, real), only=REUSE_ATTRS)
+                objs = (node,) if real is node else (node, real)
+                if before[0] is None or before[1] is None:
+                    record(objs, REUSE_ATTRS)
+                if hooks._spill_reusable:
+                    spill(objs, only=REUSE_ATTRS)
             finally:
                 scan.sig = outer
             return result
@@ -821,13 +875,19 @@ class StoreHooks:
                       "ignored", file=sys.stderr)
                 return None
 
-        previous = history = None
+        previous = history = lat = None
         if self.spec == "auto":
+            from dagstore.policy import latency_of_section
+
             from ..profile import AccessRow
 
             previous = [AccessRow(*r) for r in meta("access_profile") or ()]
             history = meta("spill_history")
-        self.plan = choose(self.spec, self.candidates, previous, history if isinstance(history, dict) else None)
+            recorded = meta("store_latency")
+            lat = latency_of_section(recorded) if isinstance(recorded, dict) else None
+        self.plan = choose(self.spec, self.candidates, previous, history if isinstance(history, dict) else None,
+                           lat=lat)
+        self._spill_reusable = any(set(self.plan.reuse.get(c, ())) & set(a) for c, a in self.plan.spill.items())
         try:
             self.profile_age = int(meta("profile_age") or 0)
         except (TypeError, ValueError):
@@ -890,9 +950,18 @@ class StoreHooks:
         self.own_memory = self.spiller.own_memory()  # at the end of the build, before close() reloads
         rows = self.recorder.rows() if self.recorder is not None else []
         try:
-            per = self.spiller.stats.per_attr
-            self.store.set_meta("spill_history", {k: [v["spilled"], v["reloads"]] for k, v in per.items()
-                                                  if v.get("spilled")})
+            st = self.spiller.stats
+            per = st.per_attr
+            # [spilled, reloads, encoded bytes, values kept at safe points (too small, refused)]: the cost model's input
+            self.store.set_meta("spill_history", {k: [v["spilled"], v["reloads"], v["bytes"],
+                                                      v.get("small", 0) + v.get("refused", 0)]
+                                                  for k, v in per.items()
+                                                  if v.get("spilled") or v.get("small") or v.get("refused")})
+            if st.spilled_attrs or st.reloads:
+                from dagstore.policy import latency
+
+                self.store.set_meta("store_latency", latency(st.spill_time_s, st.spilled_attrs, st.reload_time_s,
+                                                             st.reloads))
             if rows and any(r.reads or r.writes for r in rows):
                 self.store.set_meta("access_profile", [r.as_list() for r in rows])
                 self.store.set_meta("profile_age", 0)
@@ -956,8 +1025,11 @@ class StoreHooks:
             sec["own_memory"] = self.own_memory
         sec["memo_evicted"] = self.memo_evicted
         sec["access_counted"] = bool(self.counting)
-        sec["plan"] = {"source": self.plan.source if self.plan else None,
-                       "spill": self.plan.spill_spec() if self.plan else ""}
+        from dagstore.policy import plan_line
+
+        sec["plan"] = self.plan.as_dict() if self.plan else {"source": None, "spill": ""}
+        if self.plan:
+            sec["plan"]["line"] = plan_line(sec["plan"], sec.get("per_attr"))
         if self.warning:
             sec["warning"] = self.warning
         return {"store": sec}
@@ -999,6 +1071,8 @@ def enable_store(store: str = "lmdb", path: str | None = None, spill: str = "aut
         sec = hooks.profile_sections()["store"]
         if sys.stderr.isatty() or has_problem(sec):  # as `dagprof build`: never a routine line into a pipe
             print(summary_line(sec), file=sys.stderr)
+            if sys.stderr.isatty() and (sec.get("plan") or {}).get("line"):
+                print(sec["plan"]["line"], file=sys.stderr)
 
     atexit.register(finish)
     _enabled = hooks

@@ -109,6 +109,8 @@ def run(args: Any, scons_args: list[str]) -> int:
         asked = args.summary or (sys.stderr.isatty() and not args.quiet_store)
         if asked or has_problem(st):
             print(summary_line(st), file=sys.stderr)
+        if asked and (st.get("plan") or {}).get("line"):
+            print(st["plan"]["line"], file=sys.stderr)
     exit_code = int(profile.meta.get("exit_code", 0) or 0)
     if recorder is not None:
         from ..builds.scons_dag import after_build

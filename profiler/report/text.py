@@ -392,7 +392,9 @@ def _render_store(profile: Profile, console: Console) -> bool:
                 f"values, {fmt_int(own.get('tried_reuse'))} objects awaiting their safe point")
         rows.append(("store's own memory", what))
     plan = st.get("plan") or {}
-    if plan.get("source"):
+    if plan.get("line"):  # the plan, why each attribute is in it, and what became of it at the safe points
+        rows.append(("spill plan", plan["line"].removeprefix("dagstore: spill plan ")))
+    elif plan.get("source"):
         rows.append(("spill plan", f"{plan.get('spill') or '(collapse and reuse only)'} ({plan['source']})"))
     for k, v in rows:
         if v not in (None, ""):
