@@ -334,8 +334,8 @@ class DagCache:
             pass
         return dest
 
-    def disabled(self) -> dict | None:
-        """Why the cache turned itself off for this project, or None."""
+    def _read(self, read: Any) -> Any:
+        """`read(txn)` in a read-only transaction; None when there is no snapshot or it cannot be read."""
         try:
             env = _open_env(self.path, readonly=True)
         except lmdb.Error:
@@ -344,12 +344,19 @@ class DagCache:
             return None
         try:
             with env.begin() as txn:
-                blob = txn.get(b"X")
-            return _unpack(blob) if blob is not None else None
+                return read(txn)
         except SnapshotDamaged:
             return None
         finally:
             env.close()
+
+    def disabled(self) -> dict | None:
+        """Why the cache turned itself off for this project, or None."""
+        def read(txn: lmdb.Transaction) -> dict | None:
+            blob = txn.get(b"X")
+            return _unpack(blob) if blob is not None else None
+
+        return self._read(read)
 
     def record(self, invocation: dict, input_records: list[list], nodes: list[list], *, hash_name: str,
                recorded_at_ns: int, dag_digest: str, dag_targets: dict[str, bytes], built_nothing: bool,
@@ -513,14 +520,4 @@ class DagCache:
 
     def header(self) -> dict | None:
         """The snapshot's header (for reports and tests)."""
-        try:
-            env = _open_env(self.path, readonly=True)
-        except lmdb.Error:
-            return None
-        if env is None:
-            return None
-        try:
-            with env.begin() as txn:
-                return self._header(txn)
-        finally:
-            env.close()
+        return self._read(self._header)

@@ -16,7 +16,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from .codec import Codec, Refused
 
@@ -273,6 +273,14 @@ class Spiller:
         """Collapse one object's empty containers right after it is constructed (freed blocks are reused at once)."""
         self._collapse_obj(obj, self._collapse_tuple(type(obj), names))
 
+    def _guarded(self, objs: Iterable[object]) -> Iterator[tuple[object, type, dict[str, Any]]]:
+        """The objects whose class is guarded, with the class and its guards (the safe points' common loop)."""
+        for obj in objs:
+            cls = type(obj)
+            guards = self._guards.get(cls)
+            if guards:
+                yield obj, cls, guards
+
     def spill(self, objs: Iterable[object], only: tuple[str, ...] | None = None) -> int:
         """At a safe point: collapse empty containers and spill cold values of these objects (or just `only`)."""
         if not self.active:
@@ -280,11 +288,7 @@ class Spiller:
         t0 = time.perf_counter()
         n = 0
         with self._lock:
-            for obj in objs:
-                cls = type(obj)
-                guards = self._guards.get(cls)
-                if not guards:
-                    continue
+            for obj, cls, guards in self._guarded(objs):
                 if only is None:
                     n += self._collapse_obj(obj, self._collapse_tuple(cls))
                 for name in self._spill.get(cls, ()):
@@ -375,11 +379,7 @@ class Spiller:
         t0 = time.perf_counter()
         n = 0
         with self._lock:
-            for obj in objs:
-                cls = type(obj)
-                guards = self._guards.get(cls)
-                if not guards:
-                    continue
+            for obj, cls, guards in self._guarded(objs):
                 for name in names:
                     g = guards.get(name)
                     if g is None or name not in self._reuse:
