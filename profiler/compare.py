@@ -432,9 +432,10 @@ class Comparison:
                 v = variants[name]
                 if v["peak_rss"] and v["floor_rss"] and min(v["peak_rss"]) <= 1.1 * max(v["floor_rss"]):
                     own = (_median(v["peak_rss_anon"]) or 0) + (_median(v["peak_rss_file"]) or 0)
+                    own_text = (f"sampled anon+file RSS, {own / 2**20:.1f} MiB, is the process's own" if own
+                                else "it ended before the sampler saw it: its own RSS is below that")
                     notes.append(f"{name}: its peak RSS is the measuring wrapper's own floor "
-                                 f"({max(v['floor_rss']) / 2**20:.1f} MiB); sampled anon+file RSS, "
-                                 f"{own / 2**20:.1f} MiB, is the process's own")
+                                 f"({max(v['floor_rss']) / 2**20:.1f} MiB); {own_text}")
             if s.make and s.state != "full" and not _has_make_deps(self.top):
                 notes.append("make: no dependency (.d) files in the tree, so Make's null build checked sources "
                              "but not headers (build the tree with make once to give it its -MMD files)")

@@ -63,7 +63,8 @@ def headlines(result: dict[str, Any]) -> dict[str, str]:
     if "make" in v:
         m = v["make"]
         own = (m.get("peak_rss_anon") or 0) + (m.get("peak_rss_file") or 0)
-        parts.append(f"GNU Make {m['wall_s']:.2f} s, {fmt_bytes(own)} sampled RSS")
+        rss = f"{fmt_bytes(own)} sampled RSS" if own else f"under {fmt_bytes(m['peak_rss'])} RSS (too brief to sample)"
+        parts.append(f"GNU Make {m['wall_s']:.2f} s, {rss}")
     out["null"] = "; ".join(parts)
     return out
 

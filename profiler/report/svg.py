@@ -154,7 +154,8 @@ def bar_chart(chart_id: str, bars: Sequence[tuple[str, float, Sequence[tuple[flo
                       f'role="img"><text x="10" y="20">{escape(empty)}</text></svg>')
     gap, top = 5, 6
     right = 110
-    height = top + len(bars) * (bar_h + gap) + 6
+    keys = list(dict.fromkeys((colour, name) for _, _, segs in bars for _, colour, name in segs))
+    height = top + len(bars) * (bar_h + gap) + 6 + (20 if keys else 0)
     vmax = max(b[1] for b in bars) or 1.0
     pw = width - label_w - right
     out = [f'<svg id="{escape(chart_id)}" class="chart chart-bars" viewBox="0 0 {width} {height}" '
@@ -178,6 +179,15 @@ def bar_chart(chart_id: str, bars: Sequence[tuple[str, float, Sequence[tuple[flo
             x += sw
         out.append(f'<text x="{label_w + w + 6:.1f}" y="{y + bar_h - 5}" font-size="12" fill="#444">'
                    f'{escape(fmt_bytes(value))}</text>')
+        out.append("</g>")
+    if keys:  # what the segment colours mean (the bar itself is the total)
+        y = top + len(bars) * (bar_h + gap) + 8
+        x = float(label_w)
+        out.append('<g class="legend">')
+        for colour, name in [(PALETTE[0], "total"), *keys]:
+            out.append(f'<rect x="{x:.1f}" y="{y}" width="10" height="10" fill="{colour}"/>'
+                       f'<text x="{x + 14:.1f}" y="{y + 9}" font-size="11" fill="#444">{escape(name)}</text>')
+            x += 24 + 7 * len(name)
         out.append("</g>")
     out.append("</svg>")
     return Markup("".join(out))
