@@ -4,7 +4,7 @@ import sys
 
 from conftest import _env
 
-from profiler.builds.synthetic import generate
+from dagprof.synthetic import generate
 
 SCRIPT = r'''
 import os, sys, json
