@@ -16,7 +16,7 @@ import tempfile
 
 from _common import IMPORT_PATH, fmt_bytes, fmt_ratio, median, print_header, print_table, run_measured, scons_command
 
-from dagprof.builds.synthetic import generate
+from dagprof.synthetic import generate
 
 # name -> (line appended to the SConstruct, extra scons args, rewrite src/SConscript as one library?)
 VARIANTS: dict[str, tuple[str, list[str], bool]] = {

@@ -13,7 +13,7 @@ import tempfile
 from _common import (IMPORT_PATH, alternate, fmt_bytes, median, print_header, print_table, run_measured,
                      scons_command)
 
-from dagprof.builds.synthetic import generate
+from dagprof.synthetic import generate
 
 
 def main() -> int:

@@ -38,7 +38,7 @@ import time
 from _common import (IMPORT_PATH, alternate, fmt_bytes, machine_description, median, print_header, print_table,
                      run_measured, scons_command)
 
-from dagprof.builds.synthetic import generate
+from dagprof.synthetic import generate
 
 SYSTEMS = ("make", "scons", "scons+store (1st)", "scons+store (2nd)", "scons+dagcache")
 EDITS = ("scons", "dagprof build")

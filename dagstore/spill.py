@@ -99,11 +99,6 @@ class _PyGuard:
 GUARD_TYPES: tuple[type, ...] = (_PyGuard,) + ((_CGuard,) if _CGuard else ())
 
 
-def is_guard(obj: object) -> bool:
-    """True for descriptors installed by a Spiller (sizing sees through them via `.wrapped`)."""
-    return isinstance(obj, GUARD_TYPES)
-
-
 class SpillLost(RuntimeError):
     """A spilled value could not be read back: the build must stop rather than continue wrongly."""
 

@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .builds.scons_state import clean_args, has_sconstruct, locates_sconstruct, plain_command, sconsign_files
 from .measure import TRAMPOLINE, machine_description
 from .rss import Sampler
 
@@ -127,12 +128,8 @@ def run_measured(cmd: Sequence[str], cwd: str, env: dict[str, str] | None = None
 # ---- build state ------------------------------------------------------------------------------
 
 def _sconsign_files(top: str) -> list[str]:
-    """Relative paths of every .sconsign* file under the top directory (one file or one per dir)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = [d for d in dirnames if d not in (STORE_DIR, ".git", ".hg", ".svn")]
-        found += [os.path.relpath(os.path.join(dirpath, f), top) for f in filenames if f.startswith(".sconsign")]
-    return sorted(found)
+    """SCons' state files under the top directory (the store's directory is not searched)."""
+    return sconsign_files(top, skip_dirs=(STORE_DIR,))
 
 
 class BuildState:
@@ -196,11 +193,6 @@ def default_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = _package_root() + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
-
-
-def plain_command(scons_args: Sequence[str]) -> list[str]:
-    """Plain SCons with this interpreter: no dagprof code in the measured process."""
-    return [sys.executable, "-m", "SCons", *scons_args]
 
 
 def dagprof_build_command(store: str, spill: str, out: str, scons_args: Sequence[str],
@@ -331,7 +323,7 @@ class Comparison:
     def _reset(self, variant: str) -> None:
         s = self.spec
         if s.state == "full":
-            self._run("cleaning (scons -c)", plain_command(["-c", *s.scons_args]))
+            self._run("cleaning (scons -c)", plain_command(clean_args(s.scons_args)))
             self.state.restore("empty", store=False)
         elif variant == "dagcache":
             self.state.restore("dagwarm", store=True)
@@ -494,17 +486,11 @@ def with_progress(spec: CompareSpec, title: str = "dagprof compare") -> dict[str
 
 # ---- checks before any build runs (the compare command turns a reason into a usage error) ---------
 
-_SCONSTRUCTS = ("SConstruct", "Sconstruct", "sconstruct", "SConstruct.py", "Sconstruct.py", "sconstruct.py")
-_LOCATING = ("-f", "--file", "--makefile", "--sconstruct", "-C", "--directory", "-u", "-U", "-D", "--up",
-             "--search-up")
-
-
 def check_project(cwd: str, scons_args: Sequence[str]) -> str | None:
     """Why this directory cannot be compared (one line), or None; saves a failed up-front build."""
-    if any(a == o or a.startswith(o + "=") or (o in ("-f", "-C") and a.startswith(o)) for a in scons_args
-           for o in _LOCATING):
+    if locates_sconstruct(scons_args):
         return None  # SCons finds the SConstruct itself
-    if not any(os.path.isfile(os.path.join(cwd, n)) for n in _SCONSTRUCTS):
+    if not has_sconstruct(cwd):
         return f"no SConstruct in {os.path.abspath(cwd)} (run dagprof compare from the top of the build)"
     return None
 

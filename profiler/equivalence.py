@@ -37,7 +37,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -48,12 +47,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .builds.scons_state import (
+    SCONSIGN_GLOB,
+    clean_args,
+    explained,
+    has_sconstruct,
+    plain_script_command,
+    with_explain,
+    without_flags,
+)
+
 __all__ = ["EquivalenceError", "Step", "StepResult", "Report", "load_edits", "check_edits", "apply_edits",
            "snapshot", "explained", "run_equivalence", "main"]
 
-DEFAULT_IGNORE = (".sconsign*", ".dagstore", ".dagstore.bad-*")
+DEFAULT_IGNORE = (SCONSIGN_GLOB, ".dagstore", ".dagstore.bad-*")
 EDIT_KINDS = ("edit", "touch", "remove", "add")
-_EXPLAIN = re.compile(r"^scons: (?:re)?building `(.+?)' because")
 # the directory `dagprof` was imported from (not resolved: it may be a name mapped onto profiler/)
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -302,33 +310,16 @@ def snapshot(root: Path, ignore: Sequence[str] = DEFAULT_IGNORE) -> dict[str, tu
     return out
 
 
-def explained(stdout: str) -> dict[str, list[str]]:
-    """Targets SCons (re)built according to --debug=explain, each with its explanation lines."""
-    out: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in stdout.splitlines():
-        m = _EXPLAIN.match(line)
-        if m:
-            current = out.setdefault(m.group(1), [])
-            current.append(line.split(" because", 1)[1].strip())
-        elif current is not None and line.startswith((" ", "\t")) and line.strip().startswith("`"):
-            current.append(line.strip())
-        else:
-            current = None
-    return out
-
-
 # ---- running -------------------------------------------------------------------------------------
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = without_flags(os.environ)
     env["PYTHONPATH"] = _REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.pop("SCONSFLAGS", None)
     return env
 
 
 def plain_command() -> list[str]:
     """Plain SCons from this Python, so both runs use the same SCons release."""
-    return [sys.executable, "-c", "import SCons.Script; SCons.Script.main()"]
+    return plain_script_command()
 
 
 def store_command(store: str, store_path: str | None = None) -> list[str]:
@@ -377,13 +368,11 @@ def run_equivalence(project: str | os.PathLike, steps: Sequence[Step] = (), stor
         raise EquivalenceError(f"project {str(project)!r} does not exist")
     if not src.is_dir():
         raise EquivalenceError(f"project {str(project)!r} is not a directory")
-    if not any((src / n).is_file() for n in ("SConstruct", "Sconstruct", "sconstruct", "SConstruct.py")):
+    if not has_sconstruct(src):
         raise EquivalenceError(f"project {str(project)!r} has no SConstruct")
     steps = list(steps)
     check_edits(src, steps)
-    args = list(scons_args)
-    if "--debug=explain" not in args:
-        args.append("--debug=explain")
+    args = with_explain(scons_args)
     plain = list(plain_cmd) if plain_cmd is not None else plain_command()
     with_store = list(store_cmd) if store_cmd is not None else store_command(store, store_path)
     report = Report(project=str(src.resolve()), store=store, scons_args=list(scons_args),
@@ -410,7 +399,7 @@ def run_equivalence(project: str | os.PathLike, steps: Sequence[Step] = (), stor
         for which in ("plain", "store"):
             parked[which].rename(here)
             try:
-                _run(plain + ["-c", *scons_args], here, timeout)
+                _run(plain + clean_args(scons_args), here, timeout)
             finally:
                 here.rename(parked[which])
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from conftest import _env
 
-from dagprof.builds.synthetic import generate
+from dagprof.synthetic import generate
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from dagprof.analyze import spill_candidates
-from dagprof.builds.synthetic import generate
 from dagprof.profile import load
+from dagprof.synthetic import generate
 
 
 def test_report_recommends_what_spill_auto_then_picks(tmp_path, dagprof):

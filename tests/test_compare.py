@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from dagprof.builds.synthetic import generate
 from dagprof.compare import BuildState, summarize
 from dagprof.exitcodes import BUILD_FAILED, USAGE
+from dagprof.synthetic import generate
 
 
 def _outputs(root) -> dict:

@@ -12,7 +12,7 @@ import pytest
 from conftest import _env
 from dagcache_project import MODULE, _strip_importtime
 
-from dagprof.builds.synthetic import generate
+from dagprof.synthetic import generate
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ import json
 
 import pytest
 
-from dagprof.builds.synthetic import generate
 from dagprof.diff import change, parse_growth
 from dagprof.exitcodes import BAD_INPUT, OK, REGRESSION, USAGE
 from dagprof.profile import load
+from dagprof.synthetic import generate
 from dagprof.whatif import SpecError, attr_parts, estimate, parse_spec
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import _env
 
-from dagprof.builds.synthetic import generate
 from dagprof.equivalence import EquivalenceError, Step, explained, run_equivalence, snapshot, steps_from_data
 from dagprof.exitcodes import BAD_INPUT, USAGE
+from dagprof.synthetic import generate
 
 PLAIN = [sys.executable, "-c", "import SCons.Script; SCons.Script.main()"]
 

@@ -4,7 +4,7 @@ import sys
 
 from conftest import _env
 
-from profiler.builds.synthetic import generate
+from dagprof.synthetic import generate
 
 SCRIPT = r'''
 import os, sys, json
@@ -12,7 +12,7 @@ os.chdir(sys.argv[1])
 import SCons.Node, SCons.Node.FS, SCons.Node.Alias, SCons.Node.Python, SCons.Taskmaster, SCons.SConsign
 import SCons.Script.Main, SCons.Script.SConscript
 from profiler.builds import scons as adapter
-from dagstore.spill import Marker, is_guard
+from dagstore.spill import GUARD_TYPES, Marker
 
 owners = [SCons.Node.Node, SCons.Node.FS.Base, SCons.Node.FS.File, SCons.Node.FS.Dir, SCons.Node.FS.Entry,
           SCons.Node.FS.RootDir, SCons.Node.Alias.Alias, SCons.Node.Python.Value, SCons.Taskmaster.Task,
@@ -42,7 +42,7 @@ for i in range(2):
                 continue
             if type(v) is Marker:
                 bad += 1
-    guards = [(o.__name__, k) for o in owners for k, v in o.__dict__.items() if is_guard(v)]
+    guards = [(o.__name__, k) for o in owners for k, v in o.__dict__.items() if isinstance(v, GUARD_TYPES)]
     results.append({"exit": prof.meta["exit_code"], "spilled": st["spilled_attrs"], "changed": sorted(changed),
                     "markers": bad, "guards": guards, "nodes": len(nodes),
                     "implicit": sum(1 for n in nodes if getattr(n, "implicit", None))})

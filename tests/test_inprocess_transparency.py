@@ -123,8 +123,8 @@ def test_store_hooks_tolerate_targets_that_are_not_scons_nodes(tmp_path, monkeyp
     import SCons.Node.FS as FS
     import SCons.Taskmaster as Taskmaster
 
-    from profiler.builds.scons import PHASE_READ, StoreHooks, _hook_safe_points
-    from profiler.classpatch import ClassPatches
+    from dagprof.builds.scons import PHASE_READ, StoreHooks, hook_safe_points
+    from dagprof.classpatch import ClassPatches
 
     monkeypatch.chdir(tmp_path)
     hooks = StoreHooks(kind="memory")
@@ -133,7 +133,7 @@ def test_store_hooks_tolerate_targets_that_are_not_scons_nodes(tmp_path, monkeyp
     try:
         hooks.on_phase(PHASE_READ)
         assert hooks.spiller.active
-        _hook_safe_points(patches, lambda: None, hooks.on_node_done)
+        hook_safe_points(patches, lambda: None, hooks.on_node_done)
         duck, real = _DuckNode("duck"), FS.FS().File("a.c")
         real._memo["stat"] = None
         real._memo["kept"] = 1

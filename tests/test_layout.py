@@ -1,9 +1,10 @@
 """The layout as docs/architecture.md draws it, checked from the source (ast, nothing imported): no import
-circle among the project's modules, SCons imported only by the adapter (profiler/builds/), and the
-command layer importing downwards only."""
+circle among the project's modules, SCons imported and its internals (.sconsign, --debug=explain...) named only by
+the adapter (profiler/builds/), and the command layer importing downwards only."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,3 +149,47 @@ def test_the_core_imports_no_renderer_and_no_command_line():
                   if d.startswith(("dagprof.report", "dagprof.commands", "dagprof.builds"))
                   or d in ("dagprof.cli", "dagprof.cmdline")}
         assert not upward, (name, upward)
+
+
+# What only the adapter may spell out: SCons' files, options, environment, modules and message formats. Searched in
+# the string literals of every module outside it (docstrings and comments may explain what the adapter does).
+SCONS_INTERNALS = {".sconsign": r"\.sconsign", "--debug=": r"--debug=", "SCONSFLAGS": r"SCONSFLAGS",
+                   "SCons.": r"\bSCons\.\w", "scons: ": r"\bscons: ", "SConstruct.py": r"SConstruct\.py"}
+# (module, what) a module outside the adapter may still name, each with its reason
+NAMES_ALLOWED = {
+    ("dagprof.synthetic", ".sconsign"): "a tool for tests and benches (which the rule leaves aside) that writes "
+                                        "SCons projects and resets their build state",
+    ("dagstore.dagcache", "SCONSFLAGS"): "a user-facing reason: the cached invocation includes the variable the "
+                                         "user sets",
+}
+
+
+def _string_literals(path: Path) -> list[str]:
+    """Every string constant of a module except docstrings (f-strings' literal parts included)."""
+    tree = ast.parse(path.read_text(), str(path))
+    docs = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docs.add(id(first.value))
+    return [n.value for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
+
+
+def test_only_the_adapter_names_scons_internals():
+    found = set()
+    for m, p in MODULES.items():
+        if m == ADAPTER or m.startswith(ADAPTER + "."):
+            continue
+        for text in _string_literals(p):
+            found |= {(m, word) for word, pattern in SCONS_INTERNALS.items() if re.search(pattern, text)}
+    assert not found - set(NAMES_ALLOWED), sorted(found - set(NAMES_ALLOWED))
+
+
+def test_the_internals_scan_sees_strings_not_docstrings(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_text('"""About .sconsign files."""\ndef f():\n    """--debug=explain"""\n    return f"{1}.sconsign"\n')
+    assert [s for s in _string_literals(src) if ".sconsign" in s or "--debug=" in s] == [".sconsign"]
+    assert not re.search(SCONS_INTERNALS["SCons."], "ratios to plain SCons. ")
+    assert re.search(SCONS_INTERNALS["SCons."], "import SCons.Script")

@@ -86,6 +86,9 @@ def test_pip_install_gives_dagprof_and_survives_pypi_profiler(tmp_path):
     assert run(py, "-m", "dagprof", "--version").strip() == f"dagprof {version}"
     out = run(py, "-c", "import dagprof, dagstore, dagprof.cli, dagprof.report.html; print(dagprof.__file__)")
     assert str(site) in out  # the installed copy, not the source tree
+    gen = tmp_path / "generated"  # the stub tools are package data: the installed generator finds them
+    run(py, "-c", f"from dagprof.synthetic import generate; generate({str(gen)!r}, files=3)")
+    assert os.access(gen / "tools" / "stubcc", os.X_OK) and (gen / "tools" / "stubcc.awk").is_file()
     p = subprocess.run([py, "-c", "import profiler"], cwd=tmp_path, env=env, capture_output=True, text=True,
                        check=False)
     assert p.returncode == 1, "dagprof must not install a top-level `profiler`"

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from report_fixtures import full_profile
 
-from dagprof.builds.synthetic import generate
 from dagprof.exitcodes import BAD_INPUT, USAGE
 from dagprof.profile import Profile, ProfileError, load
+from dagprof.synthetic import generate
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from dagprof.builds.synthetic import generate
 from dagprof.equivalence import explained, snapshot
+from dagprof.synthetic import generate
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, _env
 
-from dagprof.builds.synthetic import generate
 from dagprof.equivalence import explained, snapshot
 from dagprof.profile import load
+from dagprof.synthetic import generate
 from dagstore.backends import LMDBStore
 
 KiB = 1 << 10

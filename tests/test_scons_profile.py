@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from dagprof.builds.synthetic import generate
 from dagprof.exitcodes import BAD_INPUT, USAGE
 from dagprof.profile import load
+from dagprof.synthetic import generate
 
 
 def snapshot_outputs(root: Path) -> dict[str, bytes]:

@@ -1,8 +1,8 @@
 """The store's own memory: bounded bookkeeping, reported in the profile's store section."""
 from __future__ import annotations
 
-from dagprof.builds.synthetic import generate
 from dagprof.profile import load
+from dagprof.synthetic import generate
 
 
 def test_own_memory_is_reported_and_plausible(tmp_path, dagprof):

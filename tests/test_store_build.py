@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from dagprof.builds.synthetic import generate
 from dagprof.profile import load
+from dagprof.synthetic import generate
 
 WIDE = "File.includes,File.implicit_set,File.implicit,File.binfo,File.contentsig,Dir.on_disk_entries"
 

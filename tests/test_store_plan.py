@@ -3,8 +3,8 @@ memory, and the advice never tells to stop storing what SCons' own code reads.""
 from __future__ import annotations
 
 from dagprof.analyze import analyze, spill_plan
-from dagprof.builds.synthetic import generate
 from dagprof.profile import AccessRow, Profile, load
+from dagprof.synthetic import generate
 from dagstore.policy import (
     Candidates,
     choose,

@@ -1,6 +1,8 @@
 """The synthetic project builds with real SCons and real Make, and both rebuild exactly what changed."""
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -8,9 +10,31 @@ from pathlib import Path
 
 import pytest
 
-from dagprof.builds.synthetic import ProjectInfo, _macro, generate
+from dagprof.synthetic import ProjectInfo, _macro, generate
 
 SMALL = dict(files=40, files_per_dir=10, headers_per_dir=5, includes_per_file=3, seed=7)
+
+
+# sha256 over every generated file (path, executable bit, bytes) of generate(**SMALL): the same seed writes
+# the same tree, byte for byte, as it did when the stub tools were strings in profiler/builds/synthetic.py.
+# A deliberate change to the generated files changes it: update it then (benchmarks compare like with like).
+SMALL_DIGEST = "08a44ca70245dc990756d44e79bbd095fa6e262a762c8c76adbe659f87c5725f"
+
+
+def tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for dirpath, _, names in sorted(os.walk(root)):
+        for name in sorted(names):
+            p = os.path.join(dirpath, name)
+            with open(p, "rb") as f:
+                h.update(os.path.relpath(p, root).encode() + b"\0" + str(os.access(p, os.X_OK)).encode() + b"\0"
+                         + f.read() + b"\0")
+    return h.hexdigest()
+
+
+def test_the_same_seed_writes_the_same_tree(tmp_path):
+    generate(tmp_path / "p", **SMALL)
+    assert tree_digest(tmp_path / "p") == SMALL_DIGEST
 
 
 def scons(info: ProjectInfo, *args: str) -> subprocess.CompletedProcess:

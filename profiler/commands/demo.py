@@ -55,9 +55,9 @@ def run(args: Any, scons_args: list[str]) -> int:
     """Generate, build, profile, compare, report; exit 0 when every build succeeded."""
     from rich.console import Console
 
-    from ..builds.synthetic import generate
     from ..compare import CompareError, CompareSpec, default_env, plain_command, run_measured, with_progress
     from ..demo import memory_story, show_story, write_demo_html
+    from ..synthetic import generate
 
     if scons_args:
         raise UsageError("demo takes no SCons arguments after --")

@@ -39,6 +39,7 @@ import stat
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 __all__ = ["ProjectInfo", "generate", "COMPILERS"]
@@ -49,116 +50,10 @@ OWN_DIR_INCLUDE_P = 0.6  # share of a file's includes taken from its own directo
 
 
 # ---------------------------------------------------------------------------------------------
-# stub tools (POSIX sh + awk; forked once per command, so they do as little as possible)
+# stub tools (POSIX sh + awk; forked once per command, so they do as little as possible): the files in
+# scripts/ (package data), copied into each project's tools/; the executable ones get their x bits there
 
-STUBCC = r"""#!/bin/sh
-# stubcc: stand-in C compiler and linker written by profiler.builds.synthetic.
-#   stubcc [-MMD] [-MP] [-MF DEP] -c -o OUT [-IDIR...] SRC   -> OUT = SRC + reached headers (stubcc.awk)
-#   stubcc -o OUT INPUTS... [-LDIR...] [-lNAME...]            -> OUT = cksum of inputs and resolved libs
-here=${0%/*}
-case " $* " in
-*" -c "*) exec awk -f "$here/stubcc.awk" -- "$@" ;;
-esac
-out= libdirs= libs= inputs=
-while [ $# -gt 0 ]; do
-  case $1 in
-  -o) out=$2; shift ;;
-  -L) libdirs="$libdirs $2"; shift ;;
-  -L*) libdirs="$libdirs ${1#-L}" ;;
-  -l) libs="$libs $2"; shift ;;
-  -l*) libs="$libs ${1#-l}" ;;
-  -*) ;;
-  *) inputs="$inputs $1" ;;
-  esac
-  shift
-done
-[ -n "$out" ] || { echo "stubcc: no -o OUTPUT given" >&2; exit 1; }
-for l in $libs; do
-  found=
-  for d in $libdirs; do
-    if [ -f "$d/lib$l.a" ]; then found=$d/lib$l.a; break; fi
-  done
-  [ -n "$found" ] || { echo "stubcc: cannot find -l$l" >&2; exit 1; }
-  inputs="$inputs $found"
-done
-[ -n "$inputs" ] || { echo "stubcc: no input files" >&2; exit 1; }
-{ echo "stubcc program"; cksum $inputs; } > "$out" || { rm -f "$out"; exit 1; }
-"""
-
-STUBCC_AWK = r"""# stubcc.awk: the compile half of tools/stubcc (one awk process per object file).
-function die(msg) { print "stubcc: " msg > "/dev/stderr"; failed = 1; exit 1 }
-function exists(p,    t, r) { r = (getline t < p); if (r >= 0) { close(p); return 1 }; return 0 }
-function dirname(p,    d) { d = p; if (sub(/\/[^\/]*$/, "", d) == 0) return ""; return d }
-function resolve(name, d,    c, j) {
-  if (substr(name, 1, 1) == "/") return exists(name) ? name : ""
-  c = (d == "" ? name : d "/" name)
-  if (c in seen || exists(c)) return c
-  for (j = 1; j <= ninc; j++) {
-    c = incdir[j] "/" name
-    if (c in seen || exists(c)) return c
-  }
-  return ""
-}
-BEGIN {
-  ninc = 0; src = ""; out = ""; mmd = 0; mp = 0; mf = ""
-  for (i = 1; i < ARGC; i++) {
-    a = ARGV[i]
-    if (a == "-o") out = ARGV[++i]
-    else if (a == "-I") incdir[++ninc] = ARGV[++i]
-    else if (substr(a, 1, 2) == "-I") incdir[++ninc] = substr(a, 3)
-    else if (a == "-MF") mf = ARGV[++i]
-    else if (a == "-MT" || a == "-MQ") ++i
-    else if (a == "-MMD" || a == "-MD") mmd = 1
-    else if (a == "-MP") mp = 1
-    else if (substr(a, 1, 1) == "-") continue
-    else if (src == "") src = a
-    else die("more than one source file: " src " " a)
-  }
-  if (src == "") die("no source file")
-  if (out == "") die("no -o OUTPUT given")
-  order[1] = src; seen[src] = 1; n = 1
-  for (k = 1; k <= n; k++) {
-    f = order[k]; d = dirname(f); body = ""
-    while ((r = (getline line < f)) > 0) {
-      body = body line "\n"
-      if (line ~ /^[ \t]*#[ \t]*include[ \t]*"/) {
-        name = line; sub(/^[^"]*"/, "", name); sub(/".*$/, "", name)
-        p = resolve(name, d)
-        if (p == "") die(f ": '" name "' not found")
-        if (!(p in seen)) { seen[p] = 1; order[++n] = p }
-      }
-    }
-    if (r < 0) die("cannot read " f)
-    close(f)
-    text[k] = body
-  }
-  printf "stubcc object\n" > out
-  for (k = 1; k <= n; k++) printf "== %s\n%s", order[k], text[k] > out
-  close(out)
-  if (mmd) {
-    dep = mf
-    if (dep == "") { dep = out; sub(/\.[^.\/]*$/, "", dep); dep = dep ".d" }
-    line = out ":"
-    for (k = 1; k <= n; k++) line = line " " order[k]
-    print line > dep
-    if (mp) for (k = 2; k <= n; k++) print "\n" order[k] ":" > dep
-    close(dep)
-  }
-  exit 0
-}
-"""
-
-STUBAR = r"""#!/bin/sh
-# stubar: stand-in `ar rc ARCHIVE MEMBERS...`; the archive is the cksum of its members.
-[ $# -ge 3 ] || { echo "stubar: usage: stubar rc ARCHIVE MEMBER..." >&2; exit 1; }
-shift; out=$1; shift
-{ echo "stubar archive"; cksum "$@"; } > "$out" || { rm -f "$out"; exit 1; }
-"""
-
-STUBRANLIB = r"""#!/bin/sh
-# stubranlib: stand-in ranlib; checks the archive exists and leaves it as it is.
-[ -f "$1" ] || { echo "stubranlib: $1: no such archive" >&2; exit 1; }
-"""
+TOOLS = (("stubcc", True), ("stubcc.awk", False), ("stubar", True), ("stubranlib", True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -531,10 +426,10 @@ def _module_mk(info: ProjectInfo, d: str, sources: list[str]) -> str:
 def _write_tools(root: Path) -> None:
     tools = root / "tools"
     tools.mkdir(exist_ok=True)
-    for name, text, executable in (("stubcc", STUBCC, True), ("stubcc.awk", STUBCC_AWK, False),
-                                   ("stubar", STUBAR, True), ("stubranlib", STUBRANLIB, True)):
+    scripts = resources.files(__name__) / "scripts"
+    for name, executable in TOOLS:
         p = tools / name
-        p.write_text(text)
+        p.write_text(scripts.joinpath(name).read_text())
         if executable:
             p.chmod(p.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
