@@ -244,8 +244,8 @@ def findings_of(profile: Profile) -> list[dict]:
     return analyze(profile)
 
 
-def parse_spill(spec: str | list[str]) -> list[str]:
-    """Validate a `--spill` argument ("Cls.attr,Cls.attr"), raising ValueError with one clear line."""
+def parse_attr_names(spec: str | list[str], what: str) -> list[str]:
+    """Validate "Cls.attr,Cls.attr" (for --spill, --what-if), raising ValueError with one clear line."""
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     out = []
     for item in (i.strip() for i in items):
@@ -253,11 +253,16 @@ def parse_spill(spec: str | list[str]) -> list[str]:
             continue
         cls, dot, attr = item.partition(".")
         if not dot or not cls or not attr or "." in attr:
-            raise ValueError(f"--spill: {item!r} is not of the form Class.attribute")
+            raise ValueError(f"{what}: {item!r} is not of the form Class.attribute")
         out.append(item)
     if not out:
-        raise ValueError("--spill: empty list; expected Class.attribute[,Class.attribute...]")
+        raise ValueError(f"{what}: empty list; expected Class.attribute[,Class.attribute...]")
     return out
+
+
+def parse_spill(spec: str | list[str]) -> list[str]:
+    """Validate a `--spill` argument ("Cls.attr,Cls.attr"), raising ValueError with one clear line."""
+    return parse_attr_names(spec, "--spill")
 
 
 def what_if(profile: Profile, spill: list[str] | str) -> dict[str, Any]:

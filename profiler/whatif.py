@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dagprof.analyze import parse_attr_names
 from dagprof.profile import Profile
 
 KINDS = ("spill", "lazy", "intern", "drop")
@@ -60,16 +61,10 @@ def parse_spec(spec: str) -> list[tuple[str, list[str]]]:
             raise SpecError(f"--what-if: {part!r} is not KIND=Class.attr[,...] (KIND: {', '.join(KINDS)})")
         if kind not in KINDS:
             raise SpecError(f"--what-if: unknown change {kind!r}; known: {', '.join(KINDS)}")
-        names = []
-        for item in (t.strip() for t in targets.split(",")):
-            if not item:
-                continue
-            cls, dot, attr = item.partition(".")
-            if not dot or not cls or not attr or "." in attr:
-                raise SpecError(f"--what-if: {kind}: {item!r} is not of the form Class.attribute")
-            names.append(item)
-        if not names:
-            raise SpecError(f"--what-if: {kind}= names no attribute")
+        try:
+            names = parse_attr_names(targets, f"--what-if: {kind}")
+        except ValueError as e:
+            raise SpecError(str(e)) from None
         out.append((kind, names))
     if not out:
         raise SpecError("--what-if: empty; expected e.g. spill=File.includes;lazy=File.waiting_parents")
