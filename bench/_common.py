@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,7 +53,7 @@ if IMPORT_PATH not in sys.path:
     sys.path.insert(0, IMPORT_PATH)
 
 from dagprof.measure import TRAMPOLINE, machine_description  # noqa: E402  (after the sys.path line)
-from dagprof.rss import read_status  # noqa: E402
+from dagprof.rss import Sampler, read_status  # noqa: E402
 from dagprof.units import fmt_bytes  # noqa: E402  (the one byte formatter; benches import it from here)
 
 T = TypeVar("T")
@@ -87,13 +86,11 @@ def _tree_rss(pid: int) -> int:
 
 
 class _Sampler:
-    """Polls the measured process's own VmHWM (and optionally its tree's summed RSS)."""
+    """Polls the measured process's own VmHWM (and optionally its tree's summed RSS) through dagprof's one
+    sampler thread (dagprof.rss.Sampler); this class only finds the process and says what to read."""
 
     def __init__(self, pid: int, parent: int, poll_s: float, sample_tree: bool) -> None:
-        self.pid, self.poll_s, self.sample_tree = pid, poll_s, sample_tree
-        self.self_peak = 0
-        self.tree_peak = 0
-        self.done = threading.Event()
+        self.pid, self.sample_tree = pid, sample_tree
         self.proc_dir: int | None = None
         try:
             self.proc_dir = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY)
@@ -105,22 +102,29 @@ class _Sampler:
             if self.proc_dir is not None:
                 os.close(self.proc_dir)
             self.proc_dir = None  # not Linux, or already gone: no self/tree figures
-        self.thread = threading.Thread(target=self._run, name="run_measured", daemon=True)
-        self.thread.start()
+        self.sampler = Sampler(interval_s=poll_s, read=self._read, name="run_measured").start()
 
-    def _run(self) -> None:
-        while not self.done.is_set():
-            if self.proc_dir is not None:
-                hwm = _vm_hwm(self.proc_dir)
-                if hwm is not None:
-                    self.self_peak = max(self.self_peak, hwm)
-            if self.sample_tree and self.proc_dir is not None:
-                self.tree_peak = max(self.tree_peak, _tree_rss(self.pid))
-            self.done.wait(self.poll_s)
+    def _read(self) -> dict[str, int] | None:
+        if self.proc_dir is None:
+            return None
+        out = {}
+        hwm = _vm_hwm(self.proc_dir)
+        if hwm is not None:
+            out["self"] = hwm
+        if self.sample_tree:
+            out["tree"] = _tree_rss(self.pid)
+        return out
+
+    @property
+    def self_peak(self) -> int:
+        return self.sampler.peak("self")
+
+    @property
+    def tree_peak(self) -> int:
+        return self.sampler.peak("tree")
 
     def stop(self) -> None:
-        self.done.set()
-        self.thread.join()
+        self.sampler.stop()
         if self.proc_dir is not None:
             os.close(self.proc_dir)
 
