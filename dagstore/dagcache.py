@@ -162,7 +162,7 @@ def _pack(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogateescape")
 
 
-def _unpack(blob: bytes) -> Any:
+def _unpack(blob: bytes | memoryview) -> Any:
     try:
         return msgpack.unpackb(blob, raw=False, strict_map_key=False, unicode_errors="surrogateescape")
     except Exception as e:  # msgpack raises several types for garbage; all mean "damaged"
@@ -295,6 +295,8 @@ class DagCache:
             env = _open_env(self.path, readonly=False)
         except (OSError, lmdb.Error):
             return  # cannot write here: this build cannot record either; the node checks still see its changes
+        if env is None:
+            return
         try:
             with env.begin(write=True) as txn:
                 blob = txn.get(b"H")
@@ -371,6 +373,8 @@ class DagCache:
         """
         key = inputs_key(invocation, input_records)
         env = _open_env(self.path, readonly=False)  # OSError / lmdb.Error: the caller records nothing
+        if env is None:  # (a writable open creates the environment: never None)
+            raise lmdb.Error(f"{self.path}: no environment")
         try:
             with env.begin(write=True) as txn:
                 old = self._header(txn)
@@ -438,7 +442,7 @@ class DagCache:
         return h if isinstance(h, dict) and h.get("format") == FORMAT else None
 
     @staticmethod
-    def _differing_target(txn: lmdb.Transaction, old: dict | None, new: dict[str, str]) -> str | None:
+    def _differing_target(txn: lmdb.Transaction, old: dict | None, new: dict[str, bytes]) -> str | None:
         """A target whose structure or command differs between the recorded snapshot and `new`."""
         with txn.cursor() as cur:
             if cur.set_range(b"t"):

@@ -267,7 +267,7 @@ def _fspath(path: object) -> str | None:
     if path is None or isinstance(path, int):
         return None
     try:
-        p = os.fspath(path)  # type: ignore[arg-type]
+        p = os.fspath(path)  # type: ignore[call-overload]
     except TypeError:
         return None
     return os.fsdecode(p)
@@ -326,7 +326,7 @@ class InputRecorder:
             for sup in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks,
                         os.supports_effective_ids):
                 if original in sup and wrapper not in sup:   # `os.stat in os.supports_*` unchanged
-                    sup.add(wrapper)
+                    sup.add(wrapper)  # type: ignore[arg-type]
                     self._support_sets.append((sup, wrapper))
         setattr(owner, name, wrapper)
 
@@ -428,7 +428,7 @@ class InputRecorder:
         if isinstance(value, bytes):
             value = os.fsdecode(value)
         with self._lock:
-            self._env.setdefault(name, value)  # type: ignore[arg-type]
+            self._env.setdefault(name, value)  # type: ignore[call-overload]
 
     def _note_env_set(self, key: object) -> None:
         """A name the phase set or deleted itself: later reads see the phase's own value."""
@@ -459,7 +459,7 @@ class InputRecorder:
         if isinstance(argv, (str, bytes, os.PathLike)):
             argv = [argv]
         words = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a)
-                 for a in (argv or [])]
+                 for a in (argv or [])]  # type: ignore[attr-defined]
         cwd_s = _fspath(cwd) if cwd is not None else None
         if cwd_s is not None:
             cwd_s = os.path.join(os.getcwd(), cwd_s)

@@ -261,12 +261,12 @@ class DagRecorder:
         orig_init = subprocess.Popen.__init__
         orig_system = os.system
 
-        def init(self, args, bufsize=-1, executable=None, stdin=None, stdout=None, *a, **kw):  # type: ignore[no-untyped-def]
+        def init(self, args, bufsize=-1, executable=None, stdin=None, stdout=None, *a, **kw):
             if stdout is None:
                 rec.subprocess_output = True
             return orig_init(self, args, bufsize, executable, stdin, stdout, *a, **kw)
 
-        def system(command):  # type: ignore[no-untyped-def]
+        def system(command):
             rec.subprocess_output = True
             return orig_system(command)
 
@@ -456,7 +456,7 @@ def _default_env_deciders() -> tuple | None:
     return (env.decide_source, env.decide_target)
 
 
-def _target_digest(node: Any) -> str:
+def _target_digest(node: Any) -> bytes:
     """What SCons' decision for a target rests on besides file contents: its command and explicit inputs."""
     from SCons.Node import FS
 

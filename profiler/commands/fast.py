@@ -50,7 +50,7 @@ def answer_from_dag_cache(argv: list[str]) -> int | None:
     if spill not in ("auto", "none"):
         return None  # an explicit list is validated by the normal path (a bad one is a usage error)
     try:
-        if float(opts.get("--store-wait", "0")) < 0:  # type: ignore[arg-type]
+        if float(str(opts.get("--store-wait", "0"))) < 0:
             return None
     except ValueError:
         return None
