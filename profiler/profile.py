@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,15 +74,6 @@ class Profile:
             t.deletes += r.deletes
             t.instances = max(t.instances, r.instances)
         return out
-
-    def access_cell(self, cls: str, attr: str, phase: str | None = None) -> AccessRow:
-        """One cell (or the all-phase total when phase is None); zeros when never touched."""
-        if phase is None:
-            return self.access_totals().get((cls, attr), AccessRow(cls, attr, "*"))
-        for r in self.access:
-            if r.cls == cls and r.attr == attr and r.phase == phase:
-                return r
-        return AccessRow(cls, attr, phase, 0, 0, 0, -1)
 
     # ---- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -168,8 +158,3 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     raise TypeError(f"cannot store {type(obj).__name__} in a profile")
-
-
-def rows_from_counts(counts: Iterable[tuple[str, str, str, int, int, int, int]]) -> list[AccessRow]:
-    """Build access rows from (cls, attr, phase, reads, writes, deletes, instances) tuples."""
-    return [AccessRow(*c) for c in counts]
