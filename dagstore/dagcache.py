@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 FORMAT = 1
+# an input record tag for a file the *build* (not the SConscripts) read without it being a node (a
+# custom scanner's list, a Decider's file): checked as "f", left out of the inputs key, which says
+# what the SConscripts saw
+BUILD_FILE = "F"
 RACY_NS = 2_000_000_000  # a stamp this close to the recording is re-hashed (git's racily-clean rule)
 DIR_NAME = "dag"
 _SEQ = struct.Struct(">I")
@@ -186,7 +190,7 @@ def _open_env(path: str, readonly: bool) -> lmdb.Environment | None:
 def inputs_key(invocation: dict, records: Iterable[list]) -> bytes:
     """Digest of what the read phase saw: same key, same SConscript result (once confirmed)."""
     h = new_hash("sha256", _pack(invocation))
-    for r in sorted(_pack(_identity(r)) for r in records):
+    for r in sorted(_pack(_identity(r)) for r in records if r[0] != BUILD_FILE):
         h.update(r)
     return h.digest()
 
@@ -504,6 +508,8 @@ class DagCache:
         root = header.get("root") or ""
         for rec in reader.stream(b"i"):
             ans.inputs_checked += 1
+            if rec[0] == BUILD_FILE:
+                rec[0] = "f"
             why = _inputs.check(rec, hash_name)
             if why:
                 return why

@@ -293,11 +293,16 @@ class InputRecorder:
         self._errors: list[str] = []
         self._patched: list[tuple] = []         # (owner, name, original or _MISSING)
         self._support_sets: list[tuple[set, object]] = []
+        self.opens_only = False                 # start(opens_only=True): files opened, nothing else
 
     # -- start/stop ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Begin observing: one audit hook per process, narrow wrappers until stop()."""
+    def start(self, opens_only: bool = False) -> None:
+        """Begin observing: one audit hook per process, narrow wrappers until stop().
+
+        opens_only: record only the files opened (no probes, listings, environment or subprocesses),
+        with no wrapper at all: cheap enough to run while a build does its real work.
+        """
         global _ACTIVE, _HOOKED
         with _START_LOCK:
             if _ACTIVE is not None:
@@ -307,6 +312,10 @@ class InputRecorder:
             if not _HOOKED:
                 sys.addaudithook(_audit)
                 _HOOKED = True
+            self.opens_only = opens_only
+            if opens_only:
+                _ACTIVE = self
+                return
             self._env_start = dict(os.environ)    # before the wrappers: not an observation
             self._patch(os, "stat", _w_stat)
             self._patch(os, "lstat", _w_lstat)
@@ -547,6 +556,11 @@ class InputRecorder:
             out.extend(execs)
         return out
 
+    def forget_file(self, path: str) -> bool:
+        """Drop one recorded file (the caller tracks it another way); True when it had been recorded."""
+        with self._lock:
+            return self._files.pop(path, None) is not None
+
     def summary(self) -> dict[str, int]:
         """Counts per record kind, for reports (before records(): writes count as "o")."""
         with self._lock:
@@ -592,7 +606,7 @@ def _audit(event: str, args: tuple) -> None:
     if rec is None:
         return
     handler = _EVENTS.get(event)
-    if handler is None or getattr(_tl, "quiet", False):
+    if handler is None or getattr(_tl, "quiet", False) or (rec.opens_only and event != "open"):
         return
     _tl.quiet = True                 # the handler's own stat/which/environ use is not an input
     try:

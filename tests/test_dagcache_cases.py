@@ -126,3 +126,41 @@ def test_arguments_into_a_value(tmp_path):
     assert not answered  # first time with these arguments: SCons confirms
     _, answered = tw.both(["-Q", "v=1"])
     assert not answered  # (v.txt holds 2: SCons rebuilds)
+
+
+def test_a_file_the_build_reads_that_is_not_a_node(tmp_path):
+    """A custom scanner reads a list file during the build (not while SConscripts are read, and not a
+    node): editing it changes SCons' decision, so the cache must see it too."""
+    sconstruct = (
+        "import SCons.Scanner\n"
+        "def deps(node, env, path):\n"
+        "    return [env.File(n) for n in open('deps.list').read().split()]\n"
+        "scan = SCons.Scanner.ScannerBase(deps, skeys=['.in'])\n"
+        "env = Environment(tools=[], SCANNERS=[scan])\n"
+        "env.Command('out.txt', 'main.in', 'cat $SOURCE > $TARGET')\n")
+    tw = _twins(tmp_path, sconstruct, {"main.in": "x\n", "a.h": "a\n", "b.h": "b\n", "deps.list": "a.h\n"})
+    _settle(tw, ["-Q"])
+    tw.write("deps.list", "a.h b.h\n")
+    p, answered = tw.both(["-Q"])
+    assert not answered and "cat main.in" in p.stdout
+    tw.touch("deps.list")
+    tw.both(["-Q"])
+    _, answered = tw.both(["-Q"])
+    assert answered
+
+
+def test_verify_catches_what_the_cache_cannot_see(tmp_path):
+    """A documented limit (docs/dagstore.md, "What is assumed"): an environment variable read during the
+    build (here by a Decider), not while SConscripts are read. Changing it changes SCons' decision but not
+    the snapshot: `--dag-cache verify` runs SCons and exits 67 saying so."""
+    sconstruct = (
+        "import os\n"
+        "env = Environment(tools=[])\n"
+        "env.Decider(lambda d, t, p, r=None: os.environ.get('REBUILD_ALL') == '1' or d.changed_content(t, p, r))\n"
+        "env.Command('out.txt', 'in.txt', 'cat $SOURCE > $TARGET')\n")
+    tw = _twins(tmp_path, sconstruct, {"in.txt": "x\n"})
+    _settle(tw, ["-Q"])
+    tw.extra_env["REBUILD_ALL"] = "1"
+    p, answered = tw.dagprof(["-Q"], ("--dag-cache", "verify"))
+    assert p.returncode == 67 and not answered, (p.stdout, p.stderr)
+    assert "would have answered 'up to date' but SCons rebuilt out.txt" in p.stderr

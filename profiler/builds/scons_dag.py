@@ -220,6 +220,7 @@ class DagRecorder:
         self.targets: dict[str, bytes] = {}
         self.examined: set[int] = set()
         self.subprocess_output = False
+        self.build_inputs: Any = None
         self.phase = ""
         self.snapshot: dict | None = None
         self.record_error: str | None = None
@@ -250,8 +251,15 @@ class DagRecorder:
             self.store_path = os.path.abspath(self.store_path_arg or ".dagstore")  # after -C: as the store
             self.invocation["store"] = self.store_path
             DagCache(self.store_path).invalidate()  # a build is starting: the snapshot must not answer
-        elif name == adapter.PHASE_BUILD:
+        elif name == adapter.PHASE_BUILD and self.build_inputs is None:
             self._stop_inputs()
+            # what the build itself opens that is not a node (a custom scanner's list file): an input
+            # too. Opens only, no wrappers: node files are dropped from it in the walk at the end
+            from dagstore.inputs import InputRecorder
+
+            store = self.store_path or os.path.abspath(".dagstore")
+            self.build_inputs = InputRecorder(ignore_prefixes=[store + os.sep, "/proc/", "/sys/", "/dev/"])
+            self.build_inputs.start(opens_only=True)
 
     def _watch_subprocess_output(self) -> None:
         """A read-phase subprocess writing straight to our stdout cannot be replayed: notice it."""
@@ -275,6 +283,8 @@ class DagRecorder:
         os.system = system
 
     def _stop_inputs(self) -> None:
+        if self.build_inputs is not None:
+            self.build_inputs.stop()
         if self.inputs is not None and self._saved_popen is not None:
             import subprocess
 
@@ -334,6 +344,7 @@ class DagRecorder:
 
         fs = FS.get_default_fs()
         root = fs.Top.get_abspath().rstrip("/") + "/"
+        build_inputs = self.build_inputs
 
         def pack(rec: list) -> bytes:  # paths under the top directory are stored relative to it
             if rec[0].startswith(root):
@@ -359,6 +370,8 @@ class DagRecorder:
                 if name in (".", ".."):
                     continue
                 path = n.get_abspath()
+                if build_inputs is not None:
+                    build_inputs.forget_file(path)  # a node: its own record checks it
                 if isinstance(n, FS.Dir):
                     stack.append(n)
                     try:
@@ -408,6 +421,12 @@ class DagRecorder:
         default_env = _default_env_deciders()
         if default_env is not None and not all(f in content_deciders for f in default_env):
             rehash = False
+        if build_inputs is not None:
+            from dagstore.dagcache import BUILD_FILE
+
+            for r in build_inputs.records(hash_name):
+                if r[0] in ("f", "o") and not os.path.basename(str(r[1])).startswith(".sconsign"):
+                    inputs.append([BUILD_FILE, *r[1:]])
         return {"nodes": nodes, "hash": hash_name, "rehash": rehash, "root": root, "inputs": inputs}
 
     def write(self, exit_code: int) -> dict | None:
