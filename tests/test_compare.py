@@ -78,7 +78,9 @@ def test_compare_json_all_variants_and_outputs_unchanged(built, dagprof, tmp_pat
 
 
 def test_compare_second_state_reuses_the_store(built, dagprof):
-    p = dagprof(["compare", "--runs", "1", "--state", "second", "--no-sizes", "--json", "--", "-Q"], cwd=built.root)
+    # an explicit plan: `auto` weighs measured spill/reload latencies, which a loaded machine can tip
+    p = dagprof(["compare", "--runs", "1", "--state", "second", "--no-sizes", "--json",
+                 "--spill", "File.implicit_set,File.implicit", "--", "-Q"], cwd=built.root)
     assert p.returncode == 0, p.stderr
     data = json.loads(p.stdout)
     assert data["state"] == "second"
