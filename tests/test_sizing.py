@@ -62,6 +62,20 @@ def test_shared_object_counted_once_and_dups() -> None:
     assert attrs["b"]["distinct"] == 1 and attrs["b"]["dup_bytes"] == gs(y.b)
 
 
+def test_single_reference_objects_and_deep_sharing_counted_once() -> None:
+    """The walk forgets objects with one reference (they cannot be met again); shared ones still count once."""
+    deep = "".join(["deep", "-shared"] * 10)  # reached twice, below two different containers
+    twice = "".join(["twice"] * 10)           # held twice by one list
+    lone = "".join(["lone"] * 10)             # one reference only
+    x, y = Leaf(), Leaf()
+    x.a = [(deep, 1.5), [twice, twice, lone]]
+    y.a = {"k": [deep]}
+    attrs = size_sections([x, y], dup_stats=False)["classes"]["Leaf"]["attrs"]
+    inner_t, inner_l = x.a
+    assert attrs["a"]["bytes"] == (gs(x.a) + gs(inner_t) + gs(deep) + gs(inner_t[1]) + gs(inner_l) + gs(twice)
+                                   + gs(lone) + gs(y.a) + gs("k") + gs(y.a["k"]))
+
+
 def test_empty_containers_counted() -> None:
     objs = []
     for _ in range(3):
