@@ -360,6 +360,27 @@ class _ClassStats:
         self.attrs: dict[str, _AttrStats] = {}
 
 
+def _single_ref_count() -> int:
+    """What getrefcount reads, in the walk's own loop shape, for an object held by one container only.
+
+    3 on CPython 3.11 (the container, the loop variable, the argument). An interpreter that borrows
+    references may read less; the walk then forgets nothing (0), since the rule below would be unsound.
+    """
+    holder = [object()]
+    stack = gc.get_referents(holder)
+    pop = stack.pop
+    refcount = sys.getrefcount
+    n = 0
+    while stack:
+        o = pop()
+        n = refcount(o)
+    del holder
+    return 3 if n == 3 else 0
+
+
+_SINGLE_REF = _single_ref_count()
+
+
 def _pysize(o: Any, t: type) -> int:
     """Size of an object whose __sizeof__ is user code: the C-level one plus the GC header."""
     return object.__sizeof__(o) + (_GC_HEADER if t.__flags__ & _HAVE_GC else 0)
@@ -424,6 +445,7 @@ class Sizer:
         extend = stack.extend
         add = seen.add
         refcount = sys.getrefcount
+        single = _SINGLE_REF
         while stack:
             o = pop()
             i = id(o)
@@ -439,7 +461,7 @@ class Sizer:
             # getrefcount's argument) cannot be reached again, since what holds it is walked once: no
             # need to remember it. Same bytes; `seen` (a set of ints, 8 MiB and more on a 2k-file
             # build) stays much smaller, since most objects below a build's nodes are unshared.
-            if refcount(o) > 3:
+            if refcount(o) > single:
                 add(i)
             if k == _LEAF:
                 total += getsizeof(o)

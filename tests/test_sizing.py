@@ -64,16 +64,21 @@ def test_shared_object_counted_once_and_dups() -> None:
 
 def test_single_reference_objects_and_deep_sharing_counted_once() -> None:
     """The walk forgets objects with one reference (they cannot be met again); shared ones still count once."""
-    deep = "".join(["deep", "-shared"] * 10)  # reached twice, below two different containers
-    twice = "".join(["twice"] * 10)           # held twice by one list
-    lone = "".join(["lone"] * 10)             # one reference only
     x, y = Leaf(), Leaf()
-    x.a = [(deep, 1.5), [twice, twice, lone]]
+    deep = "".join(["deep", "-shared"] * 10)  # two references below two different containers, no local
+    twice = "".join(["twice"] * 10)           # held twice by one list
+    x.a = [(deep, 1.5), [twice, twice, "".join(["lone"] * 10)]]  # the last: one reference only
     y.a = {"k": [deep]}
-    attrs = size_sections([x, y], dup_stats=False)["classes"]["Leaf"]["attrs"]
+    del deep, twice
+    refs = sys.getrefcount(x.a[0][0])
+    assert refs == 3  # the tuple, the list below y.a, the argument
     inner_t, inner_l = x.a
-    assert attrs["a"]["bytes"] == (gs(x.a) + gs(inner_t) + gs(deep) + gs(inner_t[1]) + gs(inner_l) + gs(twice)
-                                   + gs(lone) + gs(y.a) + gs("k") + gs(y.a["k"]))
+    expected = (gs(x.a) + gs(inner_t) + gs(inner_t[0]) + gs(inner_t[1]) + gs(inner_l) + gs(inner_l[0])
+                + gs(inner_l[2]) + gs(y.a) + gs("k") + gs(y.a["k"]))
+    del inner_t, inner_l
+    attrs = size_sections([x, y], dup_stats=False)["classes"]["Leaf"]["attrs"]
+    assert attrs["a"]["bytes"] == expected
+    assert sizing._SINGLE_REF in (0, 3)
 
 
 def test_empty_containers_counted() -> None:
