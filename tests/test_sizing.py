@@ -69,6 +69,10 @@ def test_single_reference_objects_and_deep_sharing_counted_once() -> None:
     twice = "".join(["twice"] * 10)           # held twice by one list
     x.a = [(deep, 1.5), [twice, twice, "".join(["lone"] * 10)]]  # the last: one reference only
     y.a = {"k": [deep]}
+    x.b = ["".join(["slot"] * 10)]  # held by two owners' slots only: counted once, under x
+    y.b = x.b
+    x.c = "".join(["scalar"] * 10)  # a scalar held by two slots only
+    y.c = x.c
     del deep, twice
     refs = sys.getrefcount(x.a[0][0])
     assert refs == 3  # the tuple, the list below y.a, the argument
@@ -78,7 +82,9 @@ def test_single_reference_objects_and_deep_sharing_counted_once() -> None:
     del inner_t, inner_l
     attrs = size_sections([x, y], dup_stats=False)["classes"]["Leaf"]["attrs"]
     assert attrs["a"]["bytes"] == expected
-    assert sizing._SINGLE_REF in (0, 3)
+    assert attrs["b"]["bytes"] == gs(x.b) + gs(x.b[0])
+    assert attrs["c"]["bytes"] == gs(x.c)
+    assert sizing._SINGLE_REF in (0, 3) and sizing._SINGLE_SLOT_REF in (0, 4)
 
 
 def test_empty_containers_counted() -> None:
