@@ -384,7 +384,7 @@ _SINGLE_REF = _single_ref_count()
 def _single_slot_ref_count() -> int:
     """The same for an owner's attribute value in size_owner's loop: the slot, the (label, value) pair,
     the loop variable and the argument read 4 on CPython 3.11; 0 (rule off) where it reads otherwise."""
-    holder = _Marker(object())
+    holder = _Marker("".join(["cali", "bration"]))  # a fresh string: one reference, the slot
     pairs = [("name", holder.name)]
     refcount = sys.getrefcount
     n = 0
