@@ -56,9 +56,12 @@ def console() -> Any:
     return Console(soft_wrap=False, width=max(120, Console().width))
 
 
-def make_introspector(adapter: Any, detail: Sequence[str] = (), interval_s: float = 0.1) -> Any:
-    """The sizing/monitor/cycles facade over the adapter's node classes and boundaries."""
+def make_introspector(adapter: Any, detail: Sequence[str] = (), interval_s: float = 0.1, **components: bool) -> Any:
+    """The sizing/monitor/cycles facade over the adapter's node classes and boundaries.
+
+    `components` switch parts off (tracker, cycles, monitor, sizes, dup_stats; see Introspector).
+    """
     from .introspect import Introspector
 
     return Introspector(adapter.node_classes(), boundary=adapter.boundary_classes(), detail=list(detail),
-                        interval_s=interval_s)
+                        interval_s=interval_s, **components)

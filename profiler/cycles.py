@@ -124,7 +124,8 @@ def find_cycles(classes: Iterable[type] = (), examples: int = 5, max_chain: int 
     finally:
         n = len(garbage)
         del garbage
-        gc.collect()  # the parked cycles are unreachable again: free them now
+        if n:  # the parked cycles are unreachable again: free them now (nothing parked: nothing to free)
+            gc.collect()
     result["garbage"] = n
     return result
 

@@ -55,7 +55,8 @@ class Introspector:
 
     def __init__(self, classes: Iterable[type], boundary: tuple[type, ...] = (), detail: Iterable[str] = (),
                  detail_n: int = 5, interval_s: float = 0.1, cycle_checkpoints: bool = False,
-                 dup_stats: bool = True) -> None:
+                 dup_stats: bool = True, tracker: bool = True, cycles: bool = True, monitor: bool = True,
+                 sizes: bool = True) -> None:
         self.classes = list(classes)
         for c in self.classes:
             if not isinstance(c, type):
@@ -65,6 +66,13 @@ class Introspector:
         self.detail_n = int(detail_n)
         self.cycle_checkpoints = cycle_checkpoints
         self.dup_stats = dup_stats  # False: distinct/dup_bytes are -1/0, sizing ~1.6x faster
+        # Components that can be switched off one by one (bench/overhead.py --breakdown measures each):
+        # tracker = class hooks + the gc-scan snapshots at phase marks, cycles = the gc callback,
+        # monitor = the sampling thread, sizes = the sizing walk at the end (dup_stats is part of it).
+        self.track = tracker
+        self.watch_cycles = cycles
+        self.sample = monitor
+        self.size = sizes
         self.tracker = Tracker(self.classes)
         self.monitor = Monitor(interval_s, extra=self.tracker.alive_counts)
         self.cycles = CycleWatch()
@@ -83,16 +91,19 @@ class Introspector:
         """Hook the classes, watch the collector and start sampling."""
         if self.started:
             return
-        self.tracker.install()
-        self.cycles.install()
-        self.monitor.start()
+        if self.track:
+            self.tracker.install()
+        if self.watch_cycles:
+            self.cycles.install()
+        if self.sample:
+            self.monitor.start()
         self.started = True
 
     def snapshot(self, label: str, scan: bool = True) -> dict[str, Any]:
         """Counts now: per creation class from the hooks, and (scan=True) per current class by gc scan."""
         snap: dict[str, Any] = {"label": str(label), "t": self.monitor.now(), "rss": read_rss()[0],
                                 "counts": self.tracker.alive_counts()}
-        if scan:
+        if scan and self.track:
             snap["scan"] = self.tracker.scan_counts()
         self.snapshots.append(snap)
         return snap
@@ -114,7 +125,7 @@ class Introspector:
         self.monitor.stop()
         self.snapshot("finish")
         owners = list(objects) if objects is not None else self.tracker.live_objects()
-        sizes = size_sections(owners, self.boundary, dup_stats=self.dup_stats)
+        sizes = size_sections(owners, self.boundary, dup_stats=self.dup_stats) if self.size else {}
         detail = detail_section(owners, self.detail, self.detail_n, self.boundary, stop=owners)
         self.tracker.reconcile(owners)  # Entry -> File morphs of the live instances: counts agree with `now`
         now: dict[str, int] = {}
@@ -122,7 +133,7 @@ class Introspector:
             name = type(o).__name__
             now[name] = now.get(name, 0) + 1
         del owners  # before the cycle collection, so nothing here keeps garbage reachable
-        cycles = self.cycles.section(self.classes)
+        cycles = self.cycles.section(self.classes) if self.watch_cycles else {}  # off: no final collection
         self.cycles.restore()
         monitor = self.monitor.section()
         tracker_bytes = self.tracker.self_bytes()

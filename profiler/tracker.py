@@ -28,6 +28,7 @@ import random
 import sys
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -309,10 +310,11 @@ class Tracker:
         """Live instances per current class name by gc scan; sees objects no hook saw (e.g. morphed)."""
         wanted = self.all_types()
         out: dict[str, int] = {}
-        for o in gc.get_objects():
-            t = type(o)
+        # Count every type at C speed (Counter over map(type, ...)), then keep the tracked ones: the same
+        # counts as a Python loop with a membership test per object, several times faster on a big heap.
+        for t, n in Counter(map(type, gc.get_objects())).items():
             if t in wanted:
-                out[t.__name__] = out.get(t.__name__, 0) + 1
+                out[t.__name__] = out.get(t.__name__, 0) + n
         return out
 
     def self_bytes(self) -> int:

@@ -119,3 +119,25 @@ def test_phase_labels_do_not_overlap_and_fit():
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
             assert a[2] != b[2] or a[1] <= b[0] or b[1] <= a[0], (a, b)
+
+
+def test_component_switches_leave_out_only_their_part(run):
+    """--no-sizes/--no-cycles/--no-tracker/--no-monitor (bench/overhead.py --breakdown): the build runs and
+    its accesses are counted; the switched-off sections are empty; --no-dup-stats leaves only those out."""
+    root, _p, prof = run
+    from conftest import run_dagprof
+
+    run_dagprof(["profile", "-o", "off.dagprof", "--no-sizes", "--no-cycles", "--no-tracker", "--no-monitor",
+                 "--", "-Q"], cwd=root, check=True)
+    off = load(str(root / "off.dagprof"))
+    assert off.meta["exit_code"] == 0
+    assert not off.sections["sizes"] and not off.sections["cycles"]
+    assert off.sections["monitor"]["cost"]["cpu_s"] == 0  # no sampling thread ran
+    assert all("scan" not in s for s in off.sections["snapshots"])  # no gc scans at phase marks
+    assert prof.sections["sizes"] and prof.sections["cycles"]
+    reads = {k: (t.reads, t.writes) for k, t in off.access_totals().items()}
+    assert reads and sum(r for r, _w in reads.values()) > 0
+    dup = run_dagprof(["profile", "-o", "nodup.dagprof", "--no-dup-stats", "--", "-Q"], cwd=root, check=True)
+    assert dup.returncode == 0
+    attrs = load(str(root / "nodup.dagprof")).sections["sizes"]["classes"]["File"]["attrs"]
+    assert attrs and all(a["distinct"] == -1 and a["dup_bytes"] == 0 for a in attrs.values())

@@ -62,6 +62,31 @@ def test_shared_object_counted_once_and_dups() -> None:
     assert attrs["b"]["distinct"] == 1 and attrs["b"]["dup_bytes"] == gs(y.b)
 
 
+def test_single_reference_objects_and_deep_sharing_counted_once() -> None:
+    """The walk forgets objects with one reference (they cannot be met again); shared ones still count once."""
+    x, y = Leaf(), Leaf()
+    deep = "".join(["deep", "-shared"] * 10)  # two references below two different containers, no local
+    twice = "".join(["twice"] * 10)           # held twice by one list
+    x.a = [(deep, 1.5), [twice, twice, "".join(["lone"] * 10)]]  # the last: one reference only
+    y.a = {"k": [deep]}
+    x.b = ["".join(["slot"] * 10)]  # held by two owners' slots only: counted once, under x
+    y.b = x.b
+    x.c = "".join(["scalar"] * 10)  # a scalar held by two slots only
+    y.c = x.c
+    del deep, twice
+    refs = sys.getrefcount(x.a[0][0])
+    assert refs == 3  # the tuple, the list below y.a, the argument
+    inner_t, inner_l = x.a
+    expected = (gs(x.a) + gs(inner_t) + gs(inner_t[0]) + gs(inner_t[1]) + gs(inner_l) + gs(inner_l[0])
+                + gs(inner_l[2]) + gs(y.a) + gs("k") + gs(y.a["k"]))
+    del inner_t, inner_l
+    attrs = size_sections([x, y], dup_stats=False)["classes"]["Leaf"]["attrs"]
+    assert attrs["a"]["bytes"] == expected
+    assert attrs["b"]["bytes"] == gs(x.b) + gs(x.b[0])
+    assert attrs["c"]["bytes"] == gs(x.c)
+    assert sizing._SINGLE_REF in (0, 3) and sizing._SINGLE_SLOT_REF in (0, 4)
+
+
 def test_empty_containers_counted() -> None:
     objs = []
     for _ in range(3):
