@@ -20,7 +20,8 @@ SCONS_ARGS = True  # everything after `--` goes to SCons
 
 def register(subparsers: Any) -> None:
     """The `build` subparser; its handler is run()."""
-    p = add_command(subparsers, NAME, "run an SCons build with cold node attributes spilled to a store", EXAMPLE)
+    p = add_command(subparsers, NAME, "run an SCons build with cold node attributes spilled to a store, "
+                    "or answer it from the DAG cache when nothing changed", EXAMPLE)
     p.add_argument("--store", choices=("lmdb", "memory", "none"), default="lmdb",
                    help="where spilled values go (default: %(default)s)")
     p.add_argument("--store-path", metavar="DIR", help="store directory (default: .dagstore in the top directory)")
