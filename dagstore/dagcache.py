@@ -288,13 +288,8 @@ class DagCache:
     # -- start of a build
     def invalidate(self) -> None:
         """A build is starting: the snapshot must not answer until this build records a new one."""
-        try:
-            env = _open_env(self.path, readonly=True)
-        except lmdb.Error:
-            env = None
-        if env is None:
-            return
-        env.close()
+        if not os.path.exists(os.path.join(self.path, "data.mdb")):
+            return  # no snapshot: nothing to invalidate (and no environment to create)
         try:
             env = _open_env(self.path, readonly=False)
         except (OSError, lmdb.Error):

@@ -205,7 +205,6 @@ class DagRecorder:
     """A build hook that records the DAG snapshot: read-phase inputs, examined nodes, the output."""
 
     def __init__(self, args: list[str], store_path_arg: str | None, summary: bool = False) -> None:
-        self.args = list(args)
         self.store_path_arg = store_path_arg
         self.summary = summary
         self.invocation = invocation(args, store_path_arg or ".dagstore")
@@ -231,13 +230,8 @@ class DagRecorder:
     # -- build hooks
     def install(self) -> None:
         """Before SCons starts: site_scons/site_init.py is executed before the first SConscript."""
-        from dagstore.inputs import InputRecorder
-
         self.output.start()
-        # /proc, /sys and /dev are the machine's state, not the project's (dagprof's own memory
-        # sampler reads /proc/self/status while SConscripts are read): docs/dagstore.md
-        store = os.path.abspath(self.store_path_arg or ".dagstore")
-        self.inputs = InputRecorder(ignore_prefixes=[store + os.sep, "/proc/", "/sys/", "/dev/"])
+        self.inputs = self._recorder(os.path.abspath(self.store_path_arg or ".dagstore"))
         self.inputs.start()
         self._watch_subprocess_output()
 
@@ -255,11 +249,16 @@ class DagRecorder:
             self._stop_inputs()
             # what the build itself opens that is not a node (a custom scanner's list file): an input
             # too. Opens only, no wrappers: node files are dropped from it in the walk at the end
-            from dagstore.inputs import InputRecorder
-
-            store = self.store_path or os.path.abspath(".dagstore")
-            self.build_inputs = InputRecorder(ignore_prefixes=[store + os.sep, "/proc/", "/sys/", "/dev/"])
+            self.build_inputs = self._recorder(self.store_path or os.path.abspath(".dagstore"))
             self.build_inputs.start(opens_only=True)
+
+    @staticmethod
+    def _recorder(store: str) -> Any:
+        """An input recorder that never records the store itself, nor the machine's state: /proc, /sys
+        and /dev (dagprof's own memory sampler reads /proc/self/status meanwhile; docs/dagstore.md)."""
+        from dagstore.inputs import InputRecorder
+
+        return InputRecorder(ignore_prefixes=[store + os.sep, "/proc/", "/sys/", "/dev/"])
 
     def _watch_subprocess_output(self) -> None:
         """A read-phase subprocess writing straight to our stdout cannot be replayed: notice it."""
@@ -354,8 +353,7 @@ class DagRecorder:
         hash_name = SCons.Util.get_hash_format() or SCons.Util.get_current_hash_algorithm_used() or "md5"
         # SCons' own .sconsign (read by Configure) is build state, not SConscript input: the node
         # records check it, and a build that rewrites it must not make the inputs look new
-        inputs = [r for r in self.inputs.records(hash_name)
-                  if not (r[0] in ("f", "o", "p") and os.path.basename(str(r[1])).startswith(".sconsign"))]
+        inputs = [r for r in self.inputs.records(hash_name) if not (r[0] in ("f", "o", "p") and _is_sconsign(r[1]))]
         read_inputs = {r[1] for r in inputs if r[0] in ("f", "o") and r[2] and r[2][5] is not None}
         content_deciders = _content_deciders()
         rehash = True
@@ -410,10 +408,9 @@ class DagRecorder:
                 elif rec[1] == "m" and id(n) in self.examined and n.has_builder():
                     self._refuse(f"target {n} was not written by its command")
                 nodes.append(pack(rec))
-        top = fs.Top.get_abspath()
-        for name in sorted(os.listdir(top)):
-            if name.startswith(".sconsign"):  # SCons' record of the last build: another build changes it
-                path = os.path.join(top, name)
+        for name in sorted(os.listdir(root)):
+            if _is_sconsign(name):  # SCons' record of the last build: another build changes it
+                path = root + name
                 rec = node_record(path, file_digest(path, hash_name))
                 if rec[1] == "f":
                     rec[1] = "s"  # rewritten by every build: compared by content
@@ -425,7 +422,7 @@ class DagRecorder:
             from dagstore.dagcache import BUILD_FILE
 
             for r in build_inputs.records(hash_name):
-                if r[0] in ("f", "o") and not os.path.basename(str(r[1])).startswith(".sconsign"):
+                if r[0] in ("f", "o") and not _is_sconsign(r[1]):
                     inputs.append([BUILD_FILE, *r[1:]])
         return {"nodes": nodes, "hash": hash_name, "rehash": rehash, "root": root, "inputs": inputs}
 
@@ -433,7 +430,10 @@ class DagRecorder:
         """After the run: record the snapshot if the build succeeded (only then)."""
         if self.inputs is None or self.store_path is None or exit_code != 0 or not self.result:
             return None
+        import lmdb
+
         from dagstore.dagcache import DagCache
+        from dagstore.hashes import new_hash
 
         reasons = list(self.unanswerable)
         if self.eligible_reason:
@@ -444,26 +444,30 @@ class DagRecorder:
             reasons.append("a subprocess started while reading SConscripts wrote to the terminal")
         recorded_at = time.time_ns()
         inputs = self.result["inputs"]
-        from dagstore.hashes import new_hash
 
         dag = new_hash("sha256")
         for t, d in sorted(self.targets.items()):
             dag.update(t.encode("utf-8", "surrogateescape") + b"\0" + d)
-        cache = DagCache(self.store_path or os.path.abspath(".dagstore"))
-        import lmdb
-
+        cache = DagCache(self.store_path)
         try:
             self.snapshot = cache.record(
-            self.invocation, inputs, self.result["nodes"], hash_name=self.result["hash"],
-            recorded_at_ns=recorded_at, dag_digest=dag.hexdigest(), dag_targets=self.targets,
-            built_nothing=self.built_nothing, answerable=not reasons, reason="; ".join(reasons),
-            output=None if self.output.overflow else self.output.chunks, rehash=self.result["rehash"],
-            root=self.result["root"])
+                self.invocation, inputs, self.result["nodes"], hash_name=self.result["hash"],
+                recorded_at_ns=recorded_at, dag_digest=dag.hexdigest(), dag_targets=self.targets,
+                built_nothing=self.built_nothing, answerable=not reasons, reason="; ".join(reasons),
+                output=None if self.output.overflow else self.output.chunks, rehash=self.result["rehash"],
+                root=self.result["root"])
         except (OSError, lmdb.Error) as e:  # the store's own failures (no directory, full disk, map full)
             self.record_error = f"{type(e).__name__}: {e}"
             _say(f"DAG snapshot not recorded ({self.record_error}); the next build runs SCons", self.summary)
             return None
         return self.snapshot
+
+
+def _is_sconsign(path: str) -> bool:
+    """SCons' own record of the last build (build state, checked by content, never an SConscript input)."""
+    from .scons_state import SCONSIGN_PREFIX
+
+    return os.path.basename(str(path)).startswith(SCONSIGN_PREFIX)
 
 
 def _default_env_deciders() -> tuple | None:
