@@ -359,7 +359,7 @@ class DagCache:
 
         return self._read(read)
 
-    def record(self, invocation: dict, input_records: list[list], nodes: list[list], *, hash_name: str,
+    def record(self, invocation: dict, input_records: list[list], nodes: list[bytes | list], *, hash_name: str,
                recorded_at_ns: int, dag_digest: str, dag_targets: dict[str, bytes], built_nothing: bool,
                answerable: bool, reason: str, output: list[tuple[int, bytes]] | None,
                rehash: bool = True, root: str = "") -> dict:
@@ -381,17 +381,17 @@ class DagCache:
                 trust_blob = txn.get(b"T" + key)
                 trust = _unpack(trust_blob) if trust_blob is not None else None
                 newly_off = None
-                if (disabled is None and old and old.get("inputs_key") == key
-                        and old.get("dag") not in (None, dag_digest)):
-                    target = self._differing_target(txn, old, dag_targets)
-                    newly_off = {"reason": "two builds with the same SConscript inputs gave different "
-                                           "build graphs or commands", "target": target}
-                    txn.put(b"X", _pack(newly_off))
-                    disabled = b"x"
-                if trust is not None and trust.get("dag") != dag_digest and disabled is None:
+                off_reason = None
+                if disabled is None:  # the same inputs, another graph: something untracked decides
+                    if old and old.get("inputs_key") == key and old.get("dag") not in (None, dag_digest):
+                        off_reason = ("two builds with the same SConscript inputs gave different build graphs "
+                                      "or commands")
+                    elif trust is not None and trust.get("dag") != dag_digest:
+                        off_reason = ("a build confirmed up to date and this one read the same inputs but made a "
+                                      "different build graph")
+                if off_reason is not None:
                     target = self._differing_target(txn, old, dag_targets) if old else None
-                    newly_off = {"reason": "a build confirmed up to date and this one read the same "
-                                           "inputs but made a different build graph", "target": target}
+                    newly_off = {"reason": off_reason, "target": target}
                     txn.put(b"X", _pack(newly_off))
                     disabled = b"x"
                 if built_nothing and answerable and output is not None and disabled is None:
@@ -411,8 +411,8 @@ class DagCache:
                                     break
                 for i, r in enumerate(input_records):
                     txn.put(b"i" + _SEQ.pack(i), _pack(r), append=False)
-                for i, r in enumerate(nodes):
-                    txn.put(b"n" + _SEQ.pack(i), r if isinstance(r, bytes) else _pack(r), append=True)
+                for i, node in enumerate(nodes):
+                    txn.put(b"n" + _SEQ.pack(i), node if isinstance(node, bytes) else _pack(node), append=True)
                 for i, (t, d) in enumerate(sorted(dag_targets.items())):
                     txn.put(b"t" + _SEQ.pack(i), _pack([t, d]), append=False)
                 header = {
