@@ -66,8 +66,15 @@ def test_store_builds_identical_to_plain(tmp_path_factory, plain_steps, spill, s
     assert len(steps[2][2]) >= 2                        # an edited .c rebuilds its object, library, program
     st = load(proj.root / "b.dagprof").sections["store"]
     assert st["backend"] == store and st["stopped"] is None
-    assert st["collapsed"] > 0 and st["spilled_attrs"] > 0
-    if spill == WIDE:
+    assert st["collapsed"] > 0
+    if spill == "auto":
+        # auto weighs the reload and spill latencies measured by the previous builds on this machine, so
+        # under load it may spill nothing; then the plan must say, per attribute, why not
+        plan = st["plan"]
+        assert st["spilled_attrs"] > 0 or (plan["dropped"] and all(plan["dropped"].values())), plan
+        assert st["spilled_attrs"] == sum(int(v.get("spilled") or 0) for v in st["per_attr"].values())
+    else:
+        assert st["spilled_attrs"] > 0
         assert st["per_attr"]["File.implicit_set"]["spilled"] > 0
 
 
