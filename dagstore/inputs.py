@@ -561,6 +561,20 @@ class InputRecorder:
         with self._lock:
             return self._files.pop(path, None) is not None
 
+    def file_paths(self) -> frozenset[str]:
+        """The files recorded so far (read or written), before records() states them."""
+        with self._lock:
+            return frozenset(self._files)
+
+    def forget_probe(self, path: str) -> bool:
+        """Drop a stat/access probe of a path whose stat kind the caller checks itself (an lstat probe stays:
+        a file replaced by a link to the same content changes what lstat says, not what stat says)."""
+        with self._lock:
+            if self._probes.get(path) == _FOLLOW:
+                del self._probes[path]
+                return True
+            return False
+
     def summary(self) -> dict[str, int]:
         """Counts per record kind, for reports (before records(): writes count as "o")."""
         with self._lock:

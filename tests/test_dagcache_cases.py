@@ -164,3 +164,25 @@ def test_verify_catches_what_the_cache_cannot_see(tmp_path):
     p, answered = tw.dagprof(["-Q"], ("--dag-cache", "verify"))
     assert p.returncode == 67 and not answered, (p.stdout, p.stderr)
     assert "would have answered 'up to date' but SCons rebuilt out.txt" in p.stderr
+
+
+def test_probe_of_a_node_path(tmp_path):
+    """An SConstruct that asks os.path.exists/isfile about files that are also nodes: the node records
+    stand in for those probes (they check the same stat kind), so each flip of the answer is still seen."""
+    sconstruct = ("import os\nenv = Environment(tools=[])\n"
+                  "srcs = [f for f in ('a.txt', 'b.txt') if os.path.exists(f)]\n"
+                  "env.Command('out.txt', srcs, 'cat $SOURCES > $TARGET')\n"
+                  "if os.path.isfile('out.txt'):\n    print('out.txt exists while reading')\n")
+    tw = _twins(tmp_path, sconstruct, {"a.txt": "a\n"})
+    _settle(tw, ["-Q"])
+    tw.write("b.txt", "b\n")                           # probed, was missing and no node: a new source
+    p, answered = tw.both(["-Q"])
+    assert not answered and (tw.cached / "out.txt").read_text() == "a\nb\n"
+    _settle(tw, ["-Q"])
+    tw.remove("b.txt")                                 # a node now: its record notices it is gone
+    p, answered = tw.both(["-Q"])
+    assert not answered and (tw.cached / "out.txt").read_text() == "a\n"
+    _settle(tw, ["-Q"])
+    tw.remove("out.txt")                               # the target the SConstruct probed
+    p, answered = tw.both(["-Q"])
+    assert not answered and "cat" in p.stdout

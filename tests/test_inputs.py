@@ -161,6 +161,21 @@ def test_probe_of_a_read_file_is_not_duplicated(tmp_path):
     assert [r[0] for r in records if r[1] == str(src)] == ["f"]
 
 
+def test_forget_probe_drops_stat_probes_only(tmp_path):
+    """A caller that checks a path's stat kind itself (the DAG cache's node records) drops the stat probe;
+    an lstat probe stays (a link replacing the file changes what lstat says, not what stat says)."""
+    a, b = tmp_path / "a.h", tmp_path / "b.h"
+    write(a, "x")
+    write(b, "y")
+    rec = run_phase(lambda: (os.path.exists(a), os.path.islink(b), os.path.isfile(b)))
+    assert rec.forget_probe(str(a)) is True
+    assert rec.forget_probe(str(b)) is False          # lstat'ed too
+    assert rec.forget_probe(str(tmp_path / "never")) is False
+    records = rec.records()
+    assert find(records, "p", str(a)) == []
+    assert find(records, "p", str(b)) == [["p", str(b), "file"]]
+
+
 def test_env_read_then_changed(monkeypatch):
     monkeypatch.setenv("DAGPROF_T_CC", "gcc")
     monkeypatch.setenv("DAGPROF_T_OPT", "-O2")

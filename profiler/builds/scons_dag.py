@@ -221,6 +221,7 @@ class DagRecorder:
         self.subprocess_output = False
         self.build_inputs: Any = None
         self.phase = ""
+        self.building = False
         self.snapshot: dict | None = None
         self.record_error: str | None = None
         self.result: dict[str, Any] = {}
@@ -239,6 +240,7 @@ class DagRecorder:
         from . import scons as adapter
 
         self.phase = name
+        self.building = name == adapter.PHASE_BUILD
         if name == adapter.PHASE_READ and self.store_path is None:
             from dagstore.dagcache import DagCache
 
@@ -293,25 +295,24 @@ class DagRecorder:
             self.inputs.stop()
 
     def on_node_done(self, nodes: list[object]) -> None:
+        """Per finished task (before the store spills or evicts anything of it: see commands/build.py)."""
+        if not self.building:
+            return  # Configure's own tasks run while SConscripts are read: they are read-phase work
         import SCons.Node
 
-        from . import scons as adapter
-
-        if self.phase != adapter.PHASE_BUILD:
-            return  # Configure's own tasks run while SConscripts are read: they are read-phase work
+        node_cls, up_to_date, examined = SCons.Node.Node, SCons.Node.up_to_date, self.examined
         for n in nodes:
-            if not isinstance(n, SCons.Node.Node):
+            if not isinstance(n, node_cls):
                 continue
-            self.examined.add(id(n))
-            state = n.get_state()
-            if state != SCons.Node.up_to_date:
+            examined.add(id(n))
+            if n.get_state() != up_to_date:
                 self.built_nothing = False
                 if self.first_built is None:
                     self.first_built = str(n)
             if n.always_build:
                 self._refuse(f"AlwaysBuild target {n}")
             if n.has_builder():
-                self.targets[str(n)] = _target_digest(n)
+                self.targets[_node_name(n)] = _target_digest(n)
 
     def _refuse(self, why: str) -> None:
         if len(self.unanswerable) < 3:
@@ -339,7 +340,7 @@ class DagRecorder:
         import SCons.Util
         from SCons.Node import FS
 
-        from dagstore.dagcache import RACY_NS, file_digest, listing_digest, node_record, pack_record
+        from dagstore import dagcache as dc
 
         fs = FS.get_default_fs()
         root = fs.Top.get_abspath().rstrip("/") + "/"
@@ -348,18 +349,16 @@ class DagRecorder:
         def pack(rec: list) -> bytes:  # paths under the top directory are stored relative to it
             if rec[0].startswith(root):
                 rec[0] = rec[0][len(root):]
-            return pack_record(rec)
+            return dc.pack_record(rec)
 
         hash_name = SCons.Util.get_hash_format() or SCons.Util.get_current_hash_algorithm_used() or "md5"
-        # SCons' own .sconsign (read by Configure) is build state, not SConscript input: the node
-        # records check it, and a build that rewrites it must not make the inputs look new
-        inputs = [r for r in self.inputs.records(hash_name) if not (r[0] in ("f", "o", "p") and _is_sconsign(r[1]))]
-        read_inputs = {r[1] for r in inputs if r[0] in ("f", "o") and r[2] and r[2][5] is not None}
+        read_inputs = self.inputs.file_paths()
+        forget_probe = self.inputs.forget_probe
         content_deciders = _content_deciders()
         rehash = True
         nodes: list[bytes] = []  # packed at once: a list of 7 objects per node would cost 3x the memory
 
-        started = min(self.started_ns, time.time_ns() - RACY_NS)  # changed in this build, or racily clean
+        started = min(self.started_ns, time.time_ns() - dc.RACY_NS)  # changed in this build, or racily clean
         seen_envs: set[int] = set()
         stack = list(fs.Root.values()) if hasattr(fs, "Root") else []
         while stack:
@@ -376,7 +375,10 @@ class DagRecorder:
                         listed = n.on_disk_entries is not None  # SCons listed it to look for files
                     except AttributeError:
                         listed = False
-                    nodes.append(pack(node_record(path, listing_digest(path) if listed else None)))
+                    rec = dc.node_record(path, dc.listing_digest(path) if listed else None)
+                    if rec[1] == dc.DIR:
+                        forget_probe(path)  # an exists()/isdir() of it: the node record checks as much
+                    nodes.append(pack(rec))
                     continue
                 if not isinstance(n, FS.Base):
                     continue
@@ -391,7 +393,7 @@ class DagRecorder:
                         if f is not None and f not in content_deciders and f.__name__ not in (
                                 "default_decide_source", "default_decide_target"):
                             rehash = False
-                rec = node_record(path, sig)
+                rec = dc.node_record(path, sig)
                 if rec[1] == "f" and sig is None and path in read_inputs:
                     # the SConstruct or an SConscript as a node: SCons never hashed it, its content is
                     # checked as a read-phase input; as a node only its existence is recorded (a stamp
@@ -400,21 +402,27 @@ class DagRecorder:
                     rec[1] = "k"
                 elif rec[1] == "f" and rec[3] >= started:
                     # changed during this build (or just before): the signature must describe the bytes on disk now
-                    now = file_digest(path, hash_name)
+                    now = dc.file_digest(path, hash_name)
                     if sig is None:
                         rec[6] = now
                     elif now != sig:
                         self._refuse(f"{path} changed after SCons read it")
                 elif rec[1] == "m" and id(n) in self.examined and n.has_builder():
                     self._refuse(f"target {n} was not written by its command")
+                if rec[1] in (dc.FILE, dc.MISSING, dc.KIND):
+                    forget_probe(path)
                 nodes.append(pack(rec))
         for name in sorted(os.listdir(root)):
             if _is_sconsign(name):  # SCons' record of the last build: another build changes it
                 path = root + name
-                rec = node_record(path, file_digest(path, hash_name))
+                rec = dc.node_record(path, dc.file_digest(path, hash_name))
                 if rec[1] == "f":
                     rec[1] = "s"  # rewritten by every build: compared by content
                 nodes.append(pack(rec))
+        # SCons' own .sconsign (read by Configure) is build state, not SConscript input: the node
+        # records check it, and a build that rewrites it must not make the inputs look new. Stated
+        # after the walk: probes of node paths are gone from it (docs/dagstore.md, "Inputs")
+        inputs = [r for r in self.inputs.records(hash_name) if not (r[0] in ("f", "o", "p") and _is_sconsign(r[1]))]
         default_env = _default_env_deciders()
         if default_env is not None and not all(f in content_deciders for f in default_env):
             rehash = False
@@ -479,19 +487,26 @@ def _default_env_deciders() -> tuple | None:
     return (env.decide_source, env.decide_target)
 
 
+def _node_name(node: Any) -> str:
+    """A node's identity in the snapshot: a file's path from the top directory (no memoized str(), which the
+    store has just evicted; unlike str(), two nodes of a non-duplicating VariantDir never share it)."""
+    get = getattr(node, "get_internal_path", None)
+    return get() if get is not None else str(node)
+
+
 def _target_digest(node: Any) -> bytes:
     """What SCons' decision for a target rests on besides file contents: its command and explicit inputs."""
     from SCons.Node import FS
+
+    from dagstore.hashes import new_hash
 
     # an Alias' "command" is its children's contents
     binfo = getattr(node, "binfo", None) if isinstance(node, FS.Base) else None
     actsig = getattr(binfo, "bactsig", "") if binfo is not None else ""
     parts = [str(actsig or "")]
-    parts += sorted(str(s) for s in (node.sources or ()))
+    parts += sorted(_node_name(s) for s in (node.sources or ()))
     parts.append("|")
-    parts += sorted(str(s) for s in (node.depends or ()))
-    from dagstore.hashes import new_hash
-
+    parts += sorted(_node_name(s) for s in (node.depends or ()))
     return new_hash("sha256", "\0".join(parts).encode("utf-8", "surrogateescape")).digest()[:16]
 
 

@@ -76,7 +76,7 @@ def run(args: Any, scons_args: list[str]) -> int:
         from ..builds.scons_dag import would_answer as _would
 
         would_answer = _would(scons_args, store_path)
-    hooks = []
+    hooks: list[Any] = []
     if args.store != "none":
         try:
             if args.store_wait < 0:
@@ -93,7 +93,8 @@ def run(args: Any, scons_args: list[str]) -> int:
         from ..builds.scons_dag import DagRecorder
 
         recorder = DagRecorder(scons_args, args.store_path, summary=summary)
-        hooks.append(recorder)
+        # first: it reads each finished task's nodes before the store spills or evicts their values
+        hooks.insert(0, recorder)
     introspector = None
     if args.sizes:
         introspector = make_introspector(adapter, interval_s=0.5)
