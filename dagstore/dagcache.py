@@ -178,6 +178,9 @@ def dag_path(store_path: str) -> str:
     return os.path.join(store_path, DIR_NAME)
 
 
+WRITE_CHUNK = 2048  # records per write transaction: ~256 KiB of dirty pages for node records
+
+
 def _open_env(path: str, readonly: bool) -> lmdb.Environment | None:
     if readonly and not os.path.exists(os.path.join(path, "data.mdb")):
         return None
@@ -375,6 +378,8 @@ class DagCache:
         if env is None:  # (a writable open creates the environment: never None)
             raise lmdb.Error(f"{self.path}: no environment")
         try:
+            # 1. decide, and mark the snapshot "building" (a build that starts already did; a crash
+            #    from here on leaves a snapshot that never answers)
             with env.begin(write=True) as txn:
                 old = self._header(txn)
                 disabled = txn.get(b"X")
@@ -394,6 +399,18 @@ class DagCache:
                     newly_off = {"reason": off_reason, "target": target}
                     txn.put(b"X", _pack(newly_off))
                     disabled = b"x"
+                if old is not None and old.get("state") != "building":
+                    txn.put(b"H", _pack({**old, "state": "building"}))
+            # 2. the records: old ones out, new ones in, in transactions of WRITE_CHUNK records, so
+            #    LMDB's dirty pages (process memory until commit) stay small at the build's peak
+            for prefix in (b"i", b"n", b"t"):
+                while self._delete_some(env, prefix):
+                    pass
+            self._put_chunked(env, b"i", (_pack(r) for r in input_records))
+            self._put_chunked(env, b"n", (n if isinstance(n, bytes) else _pack(n) for n in nodes))
+            self._put_chunked(env, b"t", (_pack([t, d]) for t, d in sorted(dag_targets.items())))
+            # 3. trust and the header last: the snapshot answers only once all of it is written
+            with env.begin(write=True) as txn:
                 if built_nothing and answerable and output is not None and disabled is None:
                     trust = {"dag": dag_digest, "output": [[fd, bytes(b)] for fd, b in output],
                              "confirmed_ns": time.time_ns()}
@@ -402,19 +419,6 @@ class DagCache:
                     answerable, reason = False, "the DAG cache is off for this project"
                 elif answerable and trust is None:
                     answerable, reason = False, "not yet confirmed up to date by SCons with these inputs"
-                # the records: old ones out, new ones in
-                with txn.cursor() as cur:
-                    for prefix in (b"i", b"n", b"t"):
-                        if cur.set_range(prefix):
-                            while cur.key()[:1] == prefix:
-                                if not cur.delete():
-                                    break
-                for i, r in enumerate(input_records):
-                    txn.put(b"i" + _SEQ.pack(i), _pack(r), append=False)
-                for i, node in enumerate(nodes):
-                    txn.put(b"n" + _SEQ.pack(i), node if isinstance(node, bytes) else _pack(node), append=True)
-                for i, (t, d) in enumerate(sorted(dag_targets.items())):
-                    txn.put(b"t" + _SEQ.pack(i), _pack([t, d]), append=False)
                 header = {
                     "format": FORMAT, "state": "valid", "invocation": invocation, "inputs_key": key,
                     "dag": dag_digest, "hash": hash_name, "recorded_at_ns": recorded_at_ns,
@@ -428,6 +432,33 @@ class DagCache:
             return header
         finally:
             env.close()
+
+    @staticmethod
+    def _delete_some(env: lmdb.Environment, prefix: bytes) -> bool:
+        """Delete up to WRITE_CHUNK records under `prefix` in one transaction; True if any were left."""
+        with env.begin(write=True) as txn, txn.cursor() as cur:
+            if not cur.set_range(prefix) or cur.key()[:1] != prefix:
+                return False
+            for _ in range(WRITE_CHUNK):
+                if not cur.delete() or cur.key()[:1] != prefix:
+                    return False
+            return True
+
+    @staticmethod
+    def _put_chunked(env: lmdb.Environment, prefix: bytes, blobs: Iterable[bytes]) -> None:
+        """Append records prefix+seq in transactions of WRITE_CHUNK."""
+        it = iter(blobs)
+        i = 0
+        while True:
+            with env.begin(write=True) as txn:
+                for blob in it:
+                    if not txn.put(prefix + _SEQ.pack(i), blob, append=True):  # out of order: a bug, never a loss
+                        raise lmdb.Error(f"snapshot record {prefix!r}{i} not appended")
+                    i += 1
+                    if i % WRITE_CHUNK == 0:
+                        break
+                else:
+                    return
 
     @staticmethod
     def _header(txn: lmdb.Transaction) -> dict | None:

@@ -84,6 +84,32 @@ def test_streams_in_chunks_and_stops_at_the_first_change(tmp_path, monkeypatch):
     assert not ans.up_to_date and paths[150] in ans.reason and ans.nodes_checked == 151
 
 
+def test_rerecording_in_write_chunks_replaces_every_record(tmp_path, monkeypatch):
+    """Records are written in several transactions (bounded dirty pages); a smaller snapshot recorded over a
+    larger one leaves none of the old records behind, and the targets still name a differing one."""
+    monkeypatch.setattr(dagcache, "WRITE_CHUNK", 7)
+    for i in range(20):
+        monkeypatch.setenv(f"V{i}", "x")
+    paths = _files(tmp_path, 40)
+    cache = DagCache(str(tmp_path / "store"))
+    many = {f"t{i:02d}": b"1" for i in range(30)}
+    _record(cache, _nodes(paths), inputs=[["e", f"V{i}", "x"] for i in range(20)], targets=many)
+    _record(cache, _nodes(paths), inputs=[["e", f"V{i}", "x"] for i in range(20)], targets=many)
+    assert cache.answer(INV).nodes_checked == 40
+    _record(cache, _nodes(paths[:9]), targets={"t00": b"1"})
+    _record(cache, _nodes(paths[:9]), targets={"t00": b"1"})
+    ans = cache.answer(INV)
+    assert ans.up_to_date and ans.nodes_checked == 9
+    env = dagcache._open_env(cache.path, readonly=True)
+    with env.begin() as txn:
+        keys = [k for k, _ in txn.cursor()]
+    env.close()
+    assert sum(k[:1] == b"n" for k in keys) == 9 and sum(k[:1] == b"t" for k in keys) == 1
+    assert sum(k[:1] == b"i" for k in keys) == 0
+    h = _record(cache, _nodes(paths[:9]), built_nothing=False, dag="other", targets={"t00": b"2"})
+    assert h["off"]["target"] == "t00"
+
+
 def test_touch_is_not_a_change_and_a_racy_stamp_is_rehashed(tmp_path):
     paths = _files(tmp_path, 1)
     cache = DagCache(str(tmp_path / "store"))

@@ -204,6 +204,8 @@ def _content_deciders() -> tuple:
 class DagRecorder:
     """A build hook that records the DAG snapshot: read-phase inputs, examined nodes, the output."""
 
+    READS_DONE_NODES = True  # scons_run: its on_node_done runs before the store spills or evicts anything
+
     def __init__(self, args: list[str], store_path_arg: str | None, summary: bool = False) -> None:
         self.store_path_arg = store_path_arg
         self.summary = summary
@@ -295,7 +297,7 @@ class DagRecorder:
             self.inputs.stop()
 
     def on_node_done(self, nodes: list[object]) -> None:
-        """Per finished task (before the store spills or evicts anything of it: see commands/build.py)."""
+        """Per finished task (before the store spills or evicts anything of it: READS_DONE_NODES)."""
         if not self.building:
             return  # Configure's own tasks run while SConscripts are read: they are read-phase work
         import SCons.Node

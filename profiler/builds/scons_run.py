@@ -208,8 +208,12 @@ def profile_build(
 
     on_done = None
     if hooks:
+        # a hook that only reads finished nodes (READS_DONE_NODES) sees them before one that spills or
+        # evicts their values; every other call keeps the hooks' order
+        node_hooks = sorted(hooks, key=lambda h: not getattr(h, "READS_DONE_NODES", False))
+
         def on_done(nodes: list[object]) -> None:
-            for h in hooks:
+            for h in node_hooks:
                 h.on_node_done(nodes)
 
     sections: dict[str, Any] = {}

@@ -93,8 +93,7 @@ def run(args: Any, scons_args: list[str]) -> int:
         from ..builds.scons_dag import DagRecorder
 
         recorder = DagRecorder(scons_args, args.store_path, summary=summary)
-        # first: it reads each finished task's nodes before the store spills or evicts their values
-        hooks.insert(0, recorder)
+        hooks.append(recorder)  # after the store: a damaged store is set aside before the snapshot is touched
     introspector = None
     if args.sizes:
         introspector = make_introspector(adapter, interval_s=0.5)
