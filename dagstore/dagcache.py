@@ -522,7 +522,8 @@ class DagCache:
         x = reader.get(b"X")
         if x is not None:
             off = _unpack(x)
-            return f"the DAG cache is off for this project ({off.get('reason')}, e.g. {off.get('target')})"
+            example = f", e.g. {off['target']}" if off.get("target") else ""
+            return f"the DAG cache is off for this project ({off.get('reason')}{example})"
         if header.get("state") != "valid":
             return "the last build did not finish"
         if header.get("invocation") != invocation:

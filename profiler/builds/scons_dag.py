@@ -35,6 +35,11 @@ SAFE_OPTIONS = {
 }
 
 
+# What the recorder computes per target (_target_digest, _node_name): part of the invocation, so a dagprof
+# that digests differently never compares its graphs with an older one's (that would turn the cache off)
+RECORD_FORMAT = 2
+
+
 def eligible(args: list[str]) -> str | None:
     """None when an up-to-date build with these SCons arguments may be answered; else why not."""
     flags = os.environ.get("SCONSFLAGS", "").split()
@@ -90,7 +95,7 @@ def invocation(args: list[str], store_path: str) -> dict:
         "args": list(args), "SCONSFLAGS": os.environ.get("SCONSFLAGS", ""), "cwd": os.getcwd(),
         "store": os.path.abspath(store_path), "python": [sys.executable, sys.version],
         "scons": _scons_identity(), "dagprof": __version__,
-        "tty": [os.isatty(1), os.isatty(2)],
+        "tty": [os.isatty(1), os.isatty(2)], "record": RECORD_FORMAT,
     }
 
 
@@ -532,7 +537,8 @@ def after_build(recorder: DagRecorder, exit_code: int, predicted: Any, summary: 
     header = recorder.write(exit_code)
     if header is not None and header.get("off"):
         off = header["off"]
-        _say(f"DAG cache turned off: {off.get('reason')} (e.g. {off.get('target')}); "
+        example = f" (e.g. {off['target']})" if off.get("target") else ""
+        _say(f"DAG cache turned off: {off.get('reason')}{example}; "
              f"`dagprof build --dag-cache reset` turns it back on", summary)
     if predicted is not None and predicted.up_to_date and (exit_code != 0 or not recorder.built_nothing):
         print("dagprof: DAG cache verify: the cache would have answered 'up to date' but SCons rebuilt "
