@@ -110,6 +110,34 @@ def test_rerecording_in_write_chunks_replaces_every_record(tmp_path, monkeypatch
     assert h["off"]["target"] == "t00"
 
 
+def test_a_write_stopped_between_chunks_never_answers(tmp_path, monkeypatch):
+    """As a kill between two of the write's transactions: the old records are gone, the header says
+    `building`, so the snapshot does not answer; the next complete recording does."""
+    monkeypatch.setattr(dagcache, "WRITE_CHUNK", 3)
+    paths = _files(tmp_path, 10)
+    cache = DagCache(str(tmp_path / "store"))
+    _record(cache, _nodes(paths))
+    _record(cache, _nodes(paths))
+    assert cache.answer(INV).up_to_date
+    real = DagCache._put_chunked
+
+    def dies_in_the_nodes(env, prefix, blobs):
+        if prefix == b"n":
+            blobs = iter(blobs)
+            real(env, prefix, (next(blobs) for _ in range(4)))  # one chunk committed, then "killed"
+            raise KeyboardInterrupt
+        return real(env, prefix, blobs)
+
+    monkeypatch.setattr(DagCache, "_put_chunked", staticmethod(dies_in_the_nodes))
+    with pytest.raises(KeyboardInterrupt):
+        _record(cache, _nodes(paths))
+    ans = cache.answer(INV)
+    assert not ans.up_to_date and ans.reason == "the last build did not finish"
+    monkeypatch.setattr(DagCache, "_put_chunked", staticmethod(real))
+    _record(cache, _nodes(paths))
+    assert cache.answer(INV).up_to_date and cache.answer(INV).nodes_checked == 10
+
+
 def test_touch_is_not_a_change_and_a_racy_stamp_is_rehashed(tmp_path):
     paths = _files(tmp_path, 1)
     cache = DagCache(str(tmp_path / "store"))
