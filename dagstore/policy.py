@@ -81,6 +81,7 @@ class Plan:
     source: str = "none"
     why: dict[str, str] = field(default_factory=dict)      # "Cls.attr" in the plan -> why it is there
     dropped: dict[str, str] = field(default_factory=dict)  # "Cls.attr" left out by the cost model -> why
+    reuse_note: str = ""  # the measured cost of reuse against the scans it saves (reuse_verdict)
 
     def spill_spec(self) -> str:
         """The exact `--spill` argument that reproduces this plan."""
@@ -88,7 +89,7 @@ class Plan:
 
     def as_dict(self) -> dict:
         return {"source": self.source, "spill": self.spill_spec(), "why": dict(self.why),
-                "dropped": dict(self.dropped), "reuse": spill_spec(self.reuse)}
+                "dropped": dict(self.dropped), "reuse": spill_spec(self.reuse), "reuse_note": self.reuse_note}
 
 
 def spill_spec(spill: Mapping[str, Sequence[str]]) -> str:
@@ -279,12 +280,41 @@ def adjust_with_history(cold: dict[str, tuple[str, ...]], history: Mapping[str, 
     return {c: tuple(a) for c, a in out.items() if a}
 
 
+REUSE_MIN_SAMPLES = 64  # lookups or scans a build must have timed before its figure replaces the last one
+
+
+def reuse_cost(old: Mapping | None, hits: int, lookup_s: float, scans: int, scan_s: float) -> dict[str, float]:
+    """The figures reuse_verdict weighs, from one build's timings: a figure with too few samples keeps the
+    previous build's (a build that reuses everything times no scan; one with reuse off, no lookup)."""
+    out = {k: float(v) for k, v in (old or {}).items() if k in ("hit_us", "scan_us") and isinstance(v, (int, float))}
+    if hits >= REUSE_MIN_SAMPLES:
+        out["hit_us"] = 1e6 * lookup_s / hits
+    if scans >= REUSE_MIN_SAMPLES:
+        out["scan_us"] = 1e6 * scan_s / scans
+    return out
+
+
+def reuse_verdict(cost: Mapping | None) -> tuple[bool, str]:
+    """(keep reusing, one-line reason): a reuse hit must cost less than the scan it replaces. Its cost is
+    every lookup and every recording of the build divided by its hits; the scan's is the reading and
+    matching of the file that SCons skips on a hit (not the header lookups, which it still does)."""
+    hit_us, scan_us = (cost or {}).get("hit_us"), (cost or {}).get("scan_us")
+    if hit_us is None or scan_us is None:
+        return True, ""
+    said = f"a reuse hit costs {hit_us:.0f} us, the scan it saves {scan_us:.0f} us"
+    return hit_us < scan_us, said
+
+
 def choose(spec: str, candidates: Candidates, previous: Sequence[AccessStats] | None = None,
-           history: dict[str, Sequence[int]] | None = None, lat: Mapping[str, float] | None = None) -> Plan:
+           history: dict[str, Sequence[int]] | None = None, lat: Mapping[str, float] | None = None,
+           reuse: Mapping | None = None) -> Plan:
     """Turn `--spill none|auto|Cls.attr,...` into a Plan (empty containers always collapse; reusable
-    attributes are always recorded for the next build, `none` included: recording is not spilling)."""
+    attributes are recorded for the next build, `none` included: recording is not spilling, unless the
+    measured `reuse` cost (reuse_cost) says a hit costs more than the scan it saves)."""
     spec = (spec or "auto").strip()
-    plan = Plan(collapse=dict(candidates.collapse), reuse={c: a for c, a in candidates.reuse.items() if a})
+    keep, note = reuse_verdict(reuse)
+    plan = Plan(collapse=dict(candidates.collapse),
+                reuse={c: a for c, a in candidates.reuse.items() if a} if keep else {}, reuse_note=note)
     if spec == "none":
         plan.source = "none"
         return plan
@@ -331,6 +361,8 @@ def plan_line(plan: Mapping, per_attr: Mapping[str, Mapping[str, int]] | None = 
     dropped = plan.get("dropped") or {}
     if dropped:
         text += "; not spilled: " + "; ".join(f"{k} [{v}]" for k, v in sorted(dropped.items()))
+    if not plan.get("reuse") and plan.get("reuse_note"):
+        text += f"; reuse off: {plan['reuse_note']}"
     reuse = [k for k in (plan.get("reuse") or "").split(",") if (per_attr.get(k) or {}).get("recorded")
              or (per_attr.get(k) or {}).get("reuse_hits")]
     if reuse:

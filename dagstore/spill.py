@@ -121,6 +121,9 @@ class SpillStats:
     spill_time_s: float = 0.0
     record_time_s: float = 0.0
     reload_time_s: float = 0.0
+    reuse_time_s: float = 0.0  # every reuse lookup (hits, misses, stale), to weigh against the scans they save
+    scans: int = 0             # scans the adapter timed (the work a reuse hit replaces) ...
+    scan_time_s: float = 0.0   # ... and their time
     flushes: int = 0
     stopped: str | None = None
     errors: dict[str, int] = field(default_factory=dict)  # store errors that cost a reuse or advice, by kind
@@ -183,6 +186,7 @@ class Spiller:
         self._reuse_reads = 0
         self._lock = threading.RLock()
         self.active = True
+        self.reuse_enabled = True  # False: no lookups, nothing recorded (the plan found reuse costs more than it saves)
 
     # ---- set-up ---------------------------------------------------------------------------------
     def guard(self, cls: type, spill: Iterable[str] = (), collapse: Iterable[str] = (),
@@ -369,7 +373,7 @@ class Spiller:
         reused from the store is not rewritten; nor is one without a key or a stamp (no reuse for it).
         If the plan also spills the attribute, its next safe point stores the shared marker (no rewrite).
         """
-        if not self.active:
+        if not self.active or not self.reuse_enabled:
             return 0
         t0 = time.perf_counter()
         n = 0
@@ -493,9 +497,18 @@ class Spiller:
 
     def _reuse_value(self, obj: object, name: str) -> Any:
         """An attribute reads as None: offer the previous build's value if its stamp still matches."""
+        if not self.reuse_enabled:
+            return None
         oid = id(obj)
         if oid in self._tried_reuse:
             return None
+        t0 = time.perf_counter()
+        try:
+            return self._reuse_lookup(obj, name, oid)
+        finally:
+            self.stats.reuse_time_s += time.perf_counter() - t0
+
+    def _reuse_lookup(self, obj: object, name: str, oid: int) -> Any:
         if len(self._tried_reuse) >= self.reuse_memory:  # objects that never reach a safe point (sources)
             self._tried_reuse.clear()  # costs at most one more lookup per object; a stamp vets every value
         self._tried_reuse.add(oid)
@@ -611,7 +624,9 @@ class Spiller:
             "collapsed": s.collapsed, "reloads": s.reloads, "collapsed_reloads": s.collapsed_reloads,
             "reuse_hits": s.reuse_hits, "reuse_misses": s.reuse_misses, "reuse_stale": s.reuse_stale,
             "recorded": s.recorded, "refused": s.refused, "small": s.small, "spill_time_s": round(s.spill_time_s, 4),
-            "reload_time_s": round(s.reload_time_s, 4), "record_time_s": round(s.record_time_s, 4), "flushes": s.flushes, "stopped": s.stopped,
+            "reload_time_s": round(s.reload_time_s, 4), "record_time_s": round(s.record_time_s, 4),
+            "reuse_time_s": round(s.reuse_time_s, 4), "scans": s.scans, "scan_time_s": round(s.scan_time_s, 4),
+            "reuse_enabled": self.reuse_enabled, "flushes": s.flushes, "stopped": s.stopped,
             "pending_in_memory": len(self._pending) + len(self._pending_reuse), "per_attr": s.per_attr,
             "errors": dict(s.errors),
         }

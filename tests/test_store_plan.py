@@ -10,6 +10,8 @@ from dagstore.policy import (
     choose,
     cold_attributes,
     plan_line,
+    reuse_cost,
+    reuse_verdict,
     spill_verdict,
 )
 
@@ -171,3 +173,68 @@ def test_values_too_small_in_a_row_are_not_encoded_and_said_so():
         assert f"{len(nodes):,} too small" in line and "100 of those not encoded" in line
     finally:
         sp.restore()
+
+
+def test_reuse_cost_keeps_figures_with_too_few_samples():
+    # a build that reused everything timed no scan: the last measured scan stays; 10 hits are too few
+    assert reuse_cost({"hit_us": 30.0, "scan_us": 12.0}, 5000, 0.1, 0, 0.0) == {"hit_us": 20.0, "scan_us": 12.0}
+    assert reuse_cost({"hit_us": 30.0, "scan_us": 12.0}, 10, 1.0, 100, 0.01) == {"hit_us": 30.0, "scan_us": 100.0}
+    assert reuse_cost(None, 0, 0.0, 0, 0.0) == {}
+    assert reuse_verdict(None) == (True, "")
+    assert reuse_verdict({"hit_us": 30.0}) == (True, "")           # nothing to weigh it against yet
+    keep, why = reuse_verdict({"hit_us": 30.0, "scan_us": 12.0})
+    assert not keep and why == "a reuse hit costs 30 us, the scan it saves 12 us"
+    assert reuse_verdict({"hit_us": 30.0, "scan_us": 120.0})[0]
+
+
+def test_choose_turns_reuse_off_when_a_hit_costs_more_than_the_scan():
+    plan = choose("none", _cands(), reuse={"hit_us": 30.0, "scan_us": 12.0})
+    assert plan.reuse == {} and "reuse off: a reuse hit costs 30 us, the scan it saves 12 us" in plan_line(
+        plan.as_dict(), {})
+    assert choose("none", _cands(), reuse={"hit_us": 3.0, "scan_us": 12.0}).reuse == _cands().reuse
+
+
+def _commands(out, root):
+    return sorted(ln.replace(str(root), "<root>") for ln in out.splitlines() if "stub" in ln)
+
+
+def _set_reuse_cost(root, cost):
+    from dagstore.backends import LMDBStore
+
+    with LMDBStore(str(root / ".dagstore")) as st:
+        st.set_meta("reuse_cost", cost)
+
+
+def test_reuse_that_does_not_pay_is_off_and_builds_stay_exact(tmp_path, dagprof, scons):
+    """Measured on this machine a lookup may cost more than the scan of a small file: then nothing is looked
+    up or recorded, SCons scans, and the rebuilds are plain SCons' (an edited header is still seen)."""
+    proj = generate(tmp_path / "p", files=30, files_per_dir=10, seed=21)
+    twin = generate(tmp_path / "q", files=30, files_per_dir=10, seed=21)
+    root = proj.root
+    _build(dagprof, root, "none", "r1.dagprof")
+    scons(["-Q"], twin.root)
+    _set_reuse_cost(root, {"hit_us": 500.0, "scan_us": 5.0})
+    proj.edit_header(0)
+    twin.edit_header(0)
+    p = _build(dagprof, root, "none", "r2.dagprof")
+    q = scons(["-Q"], twin.root)
+    st = load(str(root / "r2.dagprof")).sections["store"]
+    assert st["reuse_enabled"] is False and st["plan"]["reuse"] == ""
+    assert st["reuse_hits"] == 0 and st["recorded"] == 0 and st["reuse_time_s"] == 0
+    assert st["scans"] >= len(proj.files)                     # every source scanned by SCons, timed
+    assert "reuse off: a reuse hit costs 500 us, the scan it saves 5 us" in p.stderr
+    assert _commands(p.stdout, root) == _commands(q.stdout, twin.root) != []
+    # every scan was timed, but fewer than REUSE_MIN_SAMPLES: the stored figures stay as they were
+    from dagstore.backends import LMDBStore
+    from dagstore.policy import REUSE_MIN_SAMPLES
+
+    with LMDBStore(str(root / ".dagstore")) as s:
+        cost = s.get_meta("reuse_cost")
+    assert st["scans"] < REUSE_MIN_SAMPLES and cost == {"hit_us": 500.0, "scan_us": 5.0}
+    # cheaper lookups than scans again: the values the first build recorded are reused where their file's
+    # stamp still matches (the edited header's is not: rescanned and recorded anew)
+    _set_reuse_cost(root, {"hit_us": 1.0, "scan_us": 500.0})
+    _build(dagprof, root, "none", "r3.dagprof")
+    st = load(str(root / "r3.dagprof")).sections["store"]
+    assert st["reuse_enabled"] is True and st["reuse_hits"] >= len(proj.files)
+    assert st["recorded"] == st["reuse_stale"] == 1

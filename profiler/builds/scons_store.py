@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from .scons_nodes import (
@@ -279,6 +280,23 @@ class StoreHooks:
 
         self._patches.set(FS.File, "get_found_includes", hidden(get_found_includes))
 
+        # the work a reuse hit saves: reading a file and matching its include lines (Classic scanners,
+        # C's included); timed so the policy can tell whether reuse pays on this project (reuse_verdict)
+        import SCons.Scanner
+
+        orig_names = SCons.Scanner.Classic.find_include_names
+        stats = self.spiller.stats
+
+        def find_include_names(scanner, node):
+            t0 = perf_counter()
+            try:
+                return orig_names(scanner, node)
+            finally:
+                stats.scans += 1
+                stats.scan_time_s += perf_counter() - t0
+
+        self._patches.set(SCons.Scanner.Classic, "find_include_names", hidden(find_include_names))
+
     def _open(self) -> None:
         from dagstore.backends import open_store
         from dagstore.policy import choose
@@ -308,6 +326,7 @@ class StoreHooks:
                 return None
 
         previous = history = lat = None
+        reuse = meta("reuse_cost")
         if self.spec == "auto":
             from dagstore.policy import latency_of_section
 
@@ -318,7 +337,8 @@ class StoreHooks:
             recorded = meta("store_latency")
             lat = latency_of_section(recorded) if isinstance(recorded, dict) else None
         self.plan = choose(self.spec, self.candidates, previous, history if isinstance(history, dict) else None,
-                           lat=lat)
+                           lat=lat, reuse=reuse if isinstance(reuse, dict) else None)
+        self.spiller.reuse_enabled = bool(self.plan.reuse)
         self._spill_reusable = any(set(self.plan.reuse.get(c, ())) & set(a) for c, a in self.plan.spill.items())
         try:
             self.profile_age = int(meta("profile_age") or 0)
@@ -394,6 +414,12 @@ class StoreHooks:
 
                 self.store.set_meta("store_latency", latency(st.spill_time_s, st.spilled_attrs, st.reload_time_s,
                                                              st.reloads))
+            from dagstore.policy import reuse_cost
+
+            old = self.store.get_meta("reuse_cost")
+            self.store.set_meta("reuse_cost", reuse_cost(old if isinstance(old, dict) else None, st.reuse_hits,
+                                                         st.reuse_time_s + st.record_time_s, st.scans,
+                                                         st.scan_time_s))
             if rows and any(r.reads or r.writes for r in rows):
                 self.store.set_meta("access_profile", [r.as_list() for r in rows])
                 self.store.set_meta("profile_age", 0)
