@@ -122,6 +122,7 @@ class SpillStats:
     record_time_s: float = 0.0
     reload_time_s: float = 0.0
     reuse_time_s: float = 0.0  # every reuse lookup (hits, misses, stale), to weigh against the scans they save
+    reuse_sampled: int = 0     # lookups left to a scan on purpose, to time the scan (scan_sample_every)
     scans: int = 0             # scans the adapter timed (the work a reuse hit replaces) ...
     scan_time_s: float = 0.0   # ... and their time
     flushes: int = 0
@@ -187,6 +188,10 @@ class Spiller:
         self._lock = threading.RLock()
         self.active = True
         self.reuse_enabled = True  # False: no lookups, nothing recorded (the plan found reuse costs more than it saves)
+        # every Nth lookup is left to a scan, so the scan a hit saves keeps being timed (policy.reuse_verdict)
+        # even when everything could be reused; 0: never
+        self.scan_sample_every = 64
+        self._lookups = 0
 
     # ---- set-up ---------------------------------------------------------------------------------
     def guard(self, cls: type, spill: Iterable[str] = (), collapse: Iterable[str] = (),
@@ -502,6 +507,11 @@ class Spiller:
         oid = id(obj)
         if oid in self._tried_reuse:
             return None
+        self._lookups += 1
+        if self.scan_sample_every and self._lookups % self.scan_sample_every == 0:
+            self._tried_reuse.add(oid)  # this one is scanned (and timed) as without the store
+            self.stats.reuse_sampled += 1
+            return None
         t0 = time.perf_counter()
         try:
             return self._reuse_lookup(obj, name, oid)
@@ -625,7 +635,7 @@ class Spiller:
             "reuse_hits": s.reuse_hits, "reuse_misses": s.reuse_misses, "reuse_stale": s.reuse_stale,
             "recorded": s.recorded, "refused": s.refused, "small": s.small, "spill_time_s": round(s.spill_time_s, 4),
             "reload_time_s": round(s.reload_time_s, 4), "record_time_s": round(s.record_time_s, 4),
-            "reuse_time_s": round(s.reuse_time_s, 4), "scans": s.scans, "scan_time_s": round(s.scan_time_s, 4),
+            "reuse_time_s": round(s.reuse_time_s, 4), "reuse_sampled": s.reuse_sampled, "scans": s.scans, "scan_time_s": round(s.scan_time_s, 4),
             "reuse_enabled": self.reuse_enabled, "flushes": s.flushes, "stopped": s.stopped,
             "pending_in_memory": len(self._pending) + len(self._pending_reuse), "per_attr": s.per_attr,
             "errors": dict(s.errors),
