@@ -238,3 +238,16 @@ def test_reuse_that_does_not_pay_is_off_and_builds_stay_exact(tmp_path, dagprof,
     st = load(str(root / "r3.dagprof")).sections["store"]
     assert st["reuse_enabled"] is True and st["reuse_hits"] >= len(proj.files)
     assert st["recorded"] == st["reuse_stale"] == 1
+
+
+def test_one_lookup_in_64_is_left_to_the_scan(tmp_path, dagprof):
+    """So the scan a hit saves keeps being timed where everything could be reused."""
+    proj = generate(tmp_path / "p", files=80, files_per_dir=40, seed=4)
+    _build(dagprof, proj.root, "none", "s1.dagprof")
+    first = load(str(proj.root / "s1.dagprof")).sections["store"]
+    _build(dagprof, proj.root, "none", "s2.dagprof")
+    st = load(str(proj.root / "s2.dagprof")).sections["store"]
+    lookups = first["scans"]                      # every file scanned by the first build is looked up once
+    assert lookups >= 64 and st["reuse_sampled"] == lookups // 64
+    assert st["reuse_hits"] == lookups - st["reuse_sampled"] and st["scans"] == st["reuse_sampled"]
+    assert st["recorded"] == st["reuse_sampled"]  # a sampled file's names are stored again, as after any scan
