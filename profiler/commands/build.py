@@ -16,6 +16,7 @@ from . import fast
 NAME = "build"
 EXAMPLE = "example:  dagprof build --store lmdb --spill auto -- -Q"
 SCONS_ARGS = True  # everything after `--` goes to SCons
+RAN_SCONS = False  # set once SCons ran in this process: entry.main may then end it without teardown
 
 
 def register(subparsers: Any) -> None:
@@ -100,6 +101,8 @@ def run(args: Any, scons_args: list[str]) -> int:
     # the access counters only run when the store wants a fresh profile (see PROFILE_REFRESH)
     profile = adapter.profile_build(scons_args, introspector=introspector, extra_hooks=hooks,
                                     lazy_counts=bool(hooks) and args.spill == "auto")
+    global RAN_SCONS
+    RAN_SCONS = True
     profile.meta["store"] = args.store if args.store != "none" else None
     st = profile.sections.get("store")
     # dagprof's own line must not change what SCons prints into a pipe (tests compare stderr exactly):
