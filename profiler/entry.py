@@ -8,7 +8,6 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     """`dagprof ARGS`: the DAG cache's fast path first, then the whole command line."""
     process = argv is None  # the console script or `python -m dagprof`: this process ends with the command
-    inherited = _descriptors() if process else {}
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["build"]:
         from .commands.fast import answer_from_dag_cache
@@ -16,23 +15,24 @@ def main(argv: list[str] | None = None) -> int:
         code = answer_from_dag_cache(argv)
         if code is not None:
             return code
+    # what the process holds before the command (not on the DAG cache's answer path, which writes nothing)
+    inherited = _descriptors() if process and argv[:1] == ["build"] else None
     from .cli import main as cli_main
 
     code = cli_main(argv)
     build = sys.modules.get(__package__ + ".commands.build")
-    if process and build is not None and getattr(build, "RAN_SCONS", False):
+    if inherited is not None and build is not None and getattr(build, "RAN_SCONS", False):
         exit_without_teardown(code, inherited)
     return code
 
 
-def exit_without_teardown(code: int, inherited: dict[str, str]) -> None:
+def exit_without_teardown(code: int, inherited: dict[str, str] | None) -> None:
     """After an in-process SCons build, end the process without freeing its node graph object by object
     (interpreter teardown: ~0.6 s of a 5k-file build, which plain `scons` pays too). Only when teardown
     has nothing left to do for the build's files: exit handlers run first (SCons' own close config.log
     and remove temp files), stdout/stderr are flushed, and no file is left open for writing (an unclosed
-    one may hold buffered bytes that teardown would flush; descriptors the process inherited, as they were,
-do not count). Otherwise, and while a non-daemon thread
-    runs, it returns and the process exits normally."""
+    one may hold buffered bytes that teardown would flush; descriptors inherited, as they were, do not
+    count). Otherwise, and while a non-daemon thread runs, it returns and the process exits normally."""
     import atexit
     import os
     import threading
@@ -51,38 +51,35 @@ do not count). Otherwise, and while a non-daemon thread
     os._exit(code)
 
 
-def _descriptors() -> dict[str, str]:
-    """This process's open descriptors and what they point at (Linux /proc; empty elsewhere)."""
+def _descriptors() -> dict[str, str] | None:
+    """This process's open descriptors and what they point at; None where /proc cannot tell (not Linux)."""
     import os
 
     out = {}
     try:
-        for name in os.listdir("/proc/self/fd"):
-            try:
-                out[name] = os.readlink(f"/proc/self/fd/{name}")
-            except OSError:
-                pass  # the listing's own descriptor, closed meanwhile
+        names = os.listdir("/proc/self/fd")
     except OSError:
-        pass
+        return None
+    for name in names:
+        try:
+            out[name] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            pass  # the listing's own descriptor, closed meanwhile
     return out
 
 
-def _open_for_writing(inherited: dict[str, str]) -> bool:
+def _open_for_writing(inherited: dict[str, str] | None) -> bool:
     """Whether this process opened a descriptor above 2 for writing and still holds it (True when /proc
     cannot tell)."""
     import os
 
-    try:
-        fds = os.listdir("/proc/self/fd")
-    except OSError:
+    now = _descriptors()
+    if now is None or inherited is None:
         return True
-    for name in fds:
-        if int(name) <= 2:
+    for name, target in now.items():
+        if int(name) <= 2 or inherited.get(name) == target:
             continue
         try:
-            target = os.readlink(f"/proc/self/fd/{name}")
-            if inherited.get(name) == target:
-                continue
             with open(f"/proc/self/fdinfo/{name}", encoding="ascii") as f:
                 flags = next((int(line.split()[1], 8) for line in f if line.startswith("flags:")), None)
         except (OSError, ValueError, IndexError):

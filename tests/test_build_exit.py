@@ -58,3 +58,38 @@ def test_a_file_left_open_for_writing_is_seen(tmp_path):
     with open(tmp_path / "w.txt") as r:                    # read-only: nothing to flush
         assert not _open_for_writing(before) and r.readable()
     assert os.path.exists(tmp_path / "w.txt")
+
+
+EXIT_SCRIPT = """\
+import atexit, sys
+from dagprof.entry import _descriptors, exit_without_teardown
+inherited = _descriptors()
+atexit.register(print, "exit handler ran")
+class Teardown:
+    def __del__(self):
+        print("teardown ran")
+keep = Teardown()
+if sys.argv[1] == "open":
+    left = open(sys.argv[2], "w")
+    left.write("buffered")
+exit_without_teardown(3, inherited)
+print("returned: a normal exit follows")
+"""
+
+
+def test_exit_without_teardown_ends_the_process_only_when_nothing_is_left_to_flush(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import _env
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", EXIT_SCRIPT, *args], env=_env(), capture_output=True,
+                              text=True, timeout=60)
+
+    p = run("closed")
+    assert p.returncode == 3 and p.stdout == "exit handler ran\n", p.stdout + p.stderr  # no teardown
+    p = run("open", str(tmp_path / "left.txt"))
+    assert p.returncode == 0 and p.stdout.startswith("exit handler ran\nreturned: a normal exit follows\n")
+    assert p.stdout.count("exit handler ran") == 1  # the handlers ran once, before the check
+    assert (tmp_path / "left.txt").read_text() == "buffered"

@@ -227,8 +227,7 @@ class DagRecorder:
         self.examined: set[int] = set()
         self.subprocess_output = False
         self.build_inputs: Any = None
-        self.phase = ""
-        self.building = False
+        self.building = False  # SCons is building (Configure's tasks while reading SConscripts are not)
         self.snapshot: dict | None = None
         self.record_error: str | None = None
         self.result: dict[str, Any] = {}
@@ -246,7 +245,6 @@ class DagRecorder:
     def on_phase(self, name: str) -> None:
         from . import scons as adapter
 
-        self.phase = name
         self.building = name == adapter.PHASE_BUILD
         if name == adapter.PHASE_READ and self.store_path is None:
             from dagstore.dagcache import DagCache

@@ -205,6 +205,7 @@ class StoreHooks:
         self.recorder = None
         self.counting = True
         self.profile_age = 0
+        self._reuse_cost: dict | None = None  # policy.reuse_cost of earlier builds, read from the store
         self._classes = {c.__name__: c for c in node_classes()}
         self._spill_reusable = False  # the plan names a reusable attribute: spill it right after each scan
 
@@ -327,6 +328,7 @@ class StoreHooks:
 
         previous = history = lat = None
         reuse = meta("reuse_cost")
+        self._reuse_cost = reuse if isinstance(reuse, dict) else None  # merged with this build's at the end
         if self.spec == "auto":
             from dagstore.policy import latency_of_section
 
@@ -337,7 +339,7 @@ class StoreHooks:
             recorded = meta("store_latency")
             lat = latency_of_section(recorded) if isinstance(recorded, dict) else None
         self.plan = choose(self.spec, self.candidates, previous, history if isinstance(history, dict) else None,
-                           lat=lat, reuse=reuse if isinstance(reuse, dict) else None)
+                           lat=lat, reuse=self._reuse_cost)
         self.spiller.reuse_enabled = bool(self.plan.reuse)
         self._spill_reusable = any(set(self.plan.reuse.get(c, ())) & set(a) for c, a in self.plan.spill.items())
         try:
@@ -416,8 +418,7 @@ class StoreHooks:
                                                              st.reloads))
             from dagstore.policy import reuse_cost
 
-            old = self.store.get_meta("reuse_cost")
-            self.store.set_meta("reuse_cost", reuse_cost(old if isinstance(old, dict) else None, st.reuse_hits,
+            self.store.set_meta("reuse_cost", reuse_cost(self._reuse_cost, st.reuse_hits,
                                                          st.reuse_time_s + st.record_time_s, st.scans,
                                                          st.scan_time_s))
             if rows and any(r.reads or r.writes for r in rows):
