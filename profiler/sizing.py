@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import operator
+import os
 import platform
 import struct
 import sys
@@ -33,8 +34,17 @@ import time
 import types
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Iterable
+from functools import partial
 from itertools import compress
 from typing import Any
+
+try:  # the C walk; the pure-Python one below gives the same numbers (DAGPROF_NO_C=1 forces it)
+    if os.environ.get("DAGPROF_NO_C", "") not in ("", "0"):
+        raise ImportError("DAGPROF_NO_C is set")
+    from ._fastsize import SlotAcc as _SlotAcc
+    from ._fastsize import Walker as _Walker
+except ImportError:
+    _SlotAcc = _Walker = None
 
 __all__ = ["Sizer", "size_sections", "size_of", "safe_sizeof", "slot_readers", "read_attrs", "value_key"]
 
@@ -402,32 +412,63 @@ def _pysize(o: Any, t: type) -> int:
     return object.__sizeof__(o) + (_GC_HEADER if t.__flags__ & _HAVE_GC else 0)
 
 
-class Sizer:
-    """Walks owners once, charging each reachable object to the first (owner, attribute) that reaches it."""
+def _classify(boundary: tuple[type, ...], kinds: dict[type, int], t: type) -> int:
+    """How objects of type t are treated (a kind); decided once per type and cached in `kinds`."""
+    k = kinds.get(t)
+    if k is None:
+        if issubclass(t, _SHARED_TYPES):
+            k = _SKIP
+        elif boundary and issubclass(t, boundary):
+            k = _STOP
+        else:
+            k = _FOLLOW if t.__flags__ & _HAVE_GC else _LEAF
+            if not (t in _SCALARS or _own_sizeof_is_c(t)):
+                k += 2
+            elif k == _FOLLOW and issubclass(t, dict):
+                k = _FOLLOW_DICT
+        kinds[t] = k
+    return k
 
-    def __init__(self, boundary: tuple[type, ...] = (), *, dup_stats: bool = True) -> None:
+
+# One reference from a container plus the C walk's own (its stack holds a strong reference): the C
+# twin of _SINGLE_REF/_SINGLE_SLOT_REF, off (0: remember every object) where those are off.
+_C_SINGLE = 2 if _SINGLE_REF and _SINGLE_SLOT_REF else 0
+_EMPTY_TYPES_ORDERED = tuple(sorted(_EMPTY_CONTAINER_TYPES, key=lambda t: t.__name__))
+_INT_BYTES = sys.getsizeof(1 << 40)  # one id in a Python set of ids (the int object; the table is extra)
+
+
+class Sizer:
+    """Walks owners once, charging each reachable object to the first (owner, attribute) that reaches it.
+
+    `seen` is a set of ids, or with the C extension a `_fastsize.Walker` (a bitmap over addresses
+    with the same add/in/update/copy/len): the C path walks, reads slots and keeps the statistics
+    in C, the Python path below does the same in Python; both give the same numbers.
+    """
+
+    def __init__(self, boundary: tuple[type, ...] = (), *, dup_stats: bool = True, use_c: bool | None = None) -> None:
         self.boundary = tuple(boundary)
         self.dup_stats = dup_stats
         self._kinds: dict[type, int] = {}
         self._readers: dict[type, tuple[list[tuple[str, Any, type, int]], _FastSlots | None]] = {}
-        self.seen: set[int] = set(_IMMORTAL_IDS)
+        # per owner type, the C path's slot statistics: (accumulator, labels, class stats) or None
+        self._accs: dict[type, tuple[Any, list[str], _ClassStats] | None] = {}
+        if use_c is None:
+            use_c = _Walker is not None
+        if use_c and _Walker is None:
+            raise RuntimeError("sizing: the C extension dagprof._fastsize is not available")
+        self.seen: Any
+        if use_c:
+            # partial, not a bound method: the walker must not hold the sizer (a cycle would keep
+            # the bitmap alive until the next collection)
+            self.seen = _Walker(partial(_classify, self.boundary, self._kinds), object.__sizeof__,
+                                _EMPTY_TYPES_ORDERED, _GC_HEADER, _C_SINGLE)
+            self.seen.update(_IMMORTAL_IDS)
+        else:
+            self.seen = set(_IMMORTAL_IDS)
 
     def _kind(self, t: type) -> int:
         """How objects of type t are treated; decided once per type."""
-        k = self._kinds.get(t)
-        if k is None:
-            if issubclass(t, _SHARED_TYPES):
-                k = _SKIP
-            elif self.boundary and issubclass(t, self.boundary):
-                k = _STOP
-            else:
-                k = _FOLLOW if t.__flags__ & _HAVE_GC else _LEAF
-                if not (t in _SCALARS or _own_sizeof_is_c(t)):
-                    k += 2
-                elif k == _FOLLOW and issubclass(t, dict):
-                    k = _FOLLOW_DICT
-            self._kinds[t] = k
-        return k
+        return _classify(self.boundary, self._kinds, t)
 
     def _size(self, o: Any, t: type) -> int:
         return _pysize(o, t) if self._kind(t) in (_LEAF_PY, _FOLLOW_PY) else sys.getsizeof(o)
@@ -439,6 +480,8 @@ class Sizer:
         remember=False: the caller knows nothing else references `value`, so its id is not kept.
         """
         seen = self.seen
+        if type(seen) is not set:
+            return seen.exclusive(value, remember)
         i = id(value)
         if i in seen:
             return 0
@@ -522,6 +565,7 @@ class Sizer:
     def size_owner(self, obj: Any, classes: dict[str, _ClassStats]) -> None:
         """Charge obj's shallow size and each of its attributes' exclusive bytes to its class."""
         t = type(obj)
+        d = None
         cs = classes.get(t.__name__)
         if cs is None:
             cs = classes[t.__name__] = _ClassStats()
@@ -530,7 +574,8 @@ class Sizer:
         seen.add(id(obj))
         cs.shallow += self._size(obj, t)
         attrs = cs.attrs
-        pairs = self._pairs(obj, t)
+        acc = self._acc(obj, t, cs) if type(seen) is not set else None
+        pairs = self._pairs(obj, t) if acc is None else []
         if t.__dictoffset__:
             d = _instance_dict(obj)
             if d is not None:
@@ -543,7 +588,12 @@ class Sizer:
                     st = attrs["__dict__"] = _AttrStats()
                 st.bytes += b
                 st.set += 1
-                pairs.extend((k, v) for k, v in d.items() if type(k) is str)
+                if acc is None:
+                    pairs.extend((k, v) for k, v in d.items() if type(k) is str)
+        if acc is not None:  # the slots in C, in the same order and with the same rules as the loop below
+            seen.size_slots(obj, acc[0], value_key, _UNKEYABLE)
+            if t.__dictoffset__ and d is not None:
+                pairs = [(k, v) for k, v in d.items() if type(k) is str]
         exclusive = self.exclusive
         getsizeof = sys.getsizeof
         dup = self.dup_stats
@@ -585,20 +635,74 @@ class Sizer:
                     except TypeError:
                         st.unkeyable += 1
 
+    def _acc(self, obj: Any, t: type, cs: _ClassStats) -> tuple[Any, list[str], _ClassStats] | None:
+        """The C slot accumulator of type t (None: its slots are read in Python)."""
+        try:
+            return self._accs[t]
+        except KeyError:
+            pass
+        table = _slot_table(t)
+        acc = None
+        if table:
+            labels = [label for label, _m, _k, _p in table]
+            keysets = None
+            if self.dup_stats:  # one key set per (class, attribute), shared with the Python loop
+                keysets = []
+                for label in labels:
+                    st = cs.attrs.get(label)
+                    if st is None:
+                        st = cs.attrs[label] = _AttrStats()
+                    keysets.append(st.keys)
+            try:
+                acc = (_SlotAcc(tuple(m for _l, m, _k, _p in table), keysets), labels, cs)
+            except TypeError:  # not all plain object slots: the Python reader handles this type
+                acc = None
+        self._accs[t] = acc
+        return acc
+
+    def merge_slot_stats(self) -> None:
+        """Add what the C accumulators counted into the classes' attribute statistics (once, at the end)."""
+        for entry in self._accs.values():
+            if entry is None:
+                continue
+            acc, labels, cs = entry
+            for label, (nset, nbytes, empty, empty_bytes, unkeyable, dup_bytes) in zip(labels, acc.rows()):
+                if not nset:
+                    continue
+                st = cs.attrs.get(label)
+                if st is None:
+                    st = cs.attrs[label] = _AttrStats()
+                st.set += nset
+                st.bytes += nbytes
+                st.empty += empty
+                st.empty_bytes += empty_bytes
+                st.unkeyable += unkeyable
+                st.dup_bytes += dup_bytes
+        self._accs = {t: None for t in self._accs}
+
     def working_bytes(self, classes: dict[str, _ClassStats]) -> int:
         """Approximate memory of the sizer's own tables, so the profiler's footprint is visible."""
-        n = sys.getsizeof(self.seen) + sys.getsizeof(self._kinds) + sys.getsizeof(self._readers)
+        seen = self.seen
+        if type(seen) is set:  # the hash table plus one int object per id
+            n = sys.getsizeof(seen) + _INT_BYTES * len(seen)
+        else:
+            n = seen.nbytes + sum(e[0].nbytes for e in self._accs.values() if e is not None)
+        n += sys.getsizeof(self._kinds) + sys.getsizeof(self._readers) + sys.getsizeof(self._accs)
         for cs in classes.values():
             for st in cs.attrs.values():
                 n += sys.getsizeof(st.keys)
         return n
 
 
-def size_sections(objects: Iterable[Any], boundary: tuple[type, ...] = (), *, dup_stats: bool = True) -> dict[str, Any]:
-    """The "sizes" profile section for `objects` (the tracked owners); see docs/profile-format.md."""
+def size_sections(objects: Iterable[Any], boundary: tuple[type, ...] = (), *, dup_stats: bool = True,
+                  use_c: bool | None = None) -> dict[str, Any]:
+    """The "sizes" profile section for `objects` (the tracked owners); see docs/profile-format.md.
+
+    use_c: None = the C walk when built; True/False force it (tests compare the two).
+    """
     t0 = time.perf_counter()
     owners = list(objects)
-    sizer = Sizer(boundary, dup_stats=dup_stats)
+    sizer = Sizer(boundary, dup_stats=dup_stats, use_c=use_c)
     sizer.claim(owners)
     classes: dict[str, _ClassStats] = {}
     # The walk allocates many small keys but no cycles; automatic collections over a big heap would
@@ -612,9 +716,13 @@ def size_sections(objects: Iterable[Any], boundary: tuple[type, ...] = (), *, du
         if was_enabled:
             gc.enable()
     self_bytes = sizer.working_bytes(classes) + sys.getsizeof(owners)
+    sizer.merge_slot_stats()
     out_classes: dict[str, Any] = {}
     for name, cs in classes.items():
-        attrs = {a: st.as_dict() for a, st in sorted(cs.attrs.items(), key=lambda kv: -kv[1].bytes)}
+        # largest first, ties by name (the C path creates a class's slot entries all at once, the Python
+        # one as each is first met: an order that depends on neither); never-set entries are left out
+        attrs = {a: st.as_dict() for a, st in sorted(cs.attrs.items(), key=lambda kv: (-kv[1].bytes, kv[0]))
+                 if st.set}
         total = cs.shallow + sum(a["bytes"] for a in attrs.values())
         out_classes[name] = {"count": cs.count, "total": total, "shallow": cs.shallow, "attrs": attrs}
     n = len(owners)
