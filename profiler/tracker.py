@@ -23,7 +23,6 @@ before `install()`, or by a subclass `__init__` that never calls the tracked one
 """
 from __future__ import annotations
 
-import gc
 import random
 import sys
 import time
@@ -39,12 +38,12 @@ from typing import Any
 import psutil  # noqa: F401
 
 from .classpatch import ClassPatches
+from .gcscan import instances_of
 from .rss import Sampler, read_rss
 
 __all__ = ["Tracker", "Monitor"]
 
 _RESERVOIR = 10_001  # lifetime samples kept per class for the median
-
 
 class _Ref(weakref.ref):
     """A weak reference that remembers whom it watched, so the callback needs no lookup table."""
@@ -297,8 +296,7 @@ class Tracker:
 
     def live_objects(self) -> list[Any]:
         """Every live instance of the tracked classes, found by a gc scan (we hold no references)."""
-        wanted = self.all_types()
-        found = [o for o in gc.get_objects() if type(o) in wanted]
+        found = instances_of(self.all_types())
         seen = set(map(id, found))
         for r in list(self._refs.values()):  # instances the collector does not track
             o = r()
@@ -308,13 +306,9 @@ class Tracker:
 
     def scan_counts(self) -> dict[str, int]:
         """Live instances per current class name by gc scan; sees objects no hook saw (e.g. morphed)."""
-        wanted = self.all_types()
         out: dict[str, int] = {}
-        # Count every type at C speed (Counter over map(type, ...)), then keep the tracked ones: the same
-        # counts as a Python loop with a membership test per object, several times faster on a big heap.
-        for t, n in Counter(map(type, gc.get_objects())).items():
-            if t in wanted:
-                out[t.__name__] = out.get(t.__name__, 0) + n
+        for t, n in Counter(map(type, instances_of(self.all_types()))).items():
+            out[t.__name__] = out.get(t.__name__, 0) + n
         return out
 
     def self_bytes(self) -> int:

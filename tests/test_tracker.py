@@ -207,3 +207,29 @@ def test_lifetimes_show_the_age_of_instances_still_alive() -> None:
         assert old and young
     finally:
         tr.restore()
+
+
+def test_instances_of_lists_what_a_full_gc_scan_lists_in_the_same_order() -> None:
+    """gcscan.instances_of (gc.get_referrers of the classes) == filtering gc.get_objects(), order included."""
+    import gc
+
+    from dagprof.gcscan import instances_of, subclasses
+
+    class Base:
+        __slots__ = ("x",)
+
+    class Derived(Base):
+        __slots__ = ()
+
+    class WithDict:
+        pass
+
+    objs = [Base(), Derived(), WithDict(), Base(), {"not": Base}]
+    objs[0].x = [Derived]  # refers to the class without being an instance
+    wanted = subclasses(Base) | {WithDict}
+    assert wanted == {Base, Derived, WithDict}
+    expected = [o for o in gc.get_objects() if type(o) in wanted]
+    got = instances_of(wanted)
+    assert [id(o) for o in got] == [id(o) for o in expected] and len(got) == 4
+    # not Python classes: their instances need not refer to them, so the full scan is used
+    assert [id(o) for o in instances_of({dict})] == [id(o) for o in gc.get_objects() if type(o) is dict]

@@ -2,7 +2,6 @@
 stable node keys, the live nodes, and the names of the build phases."""
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable
 
 PHASE_STARTUP = "startup"
@@ -66,11 +65,13 @@ def scons_version() -> str:
 
 
 def live_nodes() -> list[object]:
-    """Every SCons node alive now, found through the garbage collector (nodes are gc-tracked)."""
+    """Every SCons node alive now, found through the garbage collector (nodes are gc-tracked); the same
+    list, in the same order, as filtering gc.get_objects() with isinstance, without listing the heap."""
     import SCons.Node
 
-    node = SCons.Node.Node
-    return [o for o in gc.get_objects() if isinstance(o, node)]
+    from ..gcscan import instances_of, subclasses
+
+    return instances_of(subclasses(SCons.Node.Node))
 
 
 def node_key(node: object) -> str | None:
