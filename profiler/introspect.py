@@ -133,7 +133,8 @@ class Introspector:
             name = type(o).__name__
             now[name] = now.get(name, 0) + 1
         del owners  # before the cycle collection, so nothing here keeps garbage reachable
-        cycles = self.cycles.section(self.classes) if self.watch_cycles else {}  # off: no final collection
+        # off: no final collection; on: one (the parked cycles are left for the next full collection)
+        cycles = self.cycles.section(self.classes, free=False) if self.watch_cycles else {}
         self.cycles.restore()
         monitor = self.monitor.section()
         tracker_bytes = self.tracker.self_bytes()

@@ -73,3 +73,28 @@ def test_existing_garbage_is_preserved() -> None:
         assert gc.garbage == [sentinel]
     finally:
         gc.garbage.remove(sentinel)
+
+
+class Lone:
+    pass
+
+
+def test_unfreed_check_leaves_the_cycles_to_the_next_collection() -> None:
+    """free=False (the end-of-run check): found as with free=True, no reference kept, and the next full
+    collection frees them (they are not parked anywhere)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        a = Lone()
+        a.me = [a]
+        r = weakref.ref(a)
+        del a
+        found = find_cycles([Lone], free=False)
+        assert found["by_class"] == {"Lone": 1} and found["garbage"] >= 2
+        assert gc.garbage == [] and r() is None  # weak references cleared by the check's collection
+        assert sum(type(o) is Lone for o in gc.get_objects()) == 1  # unreachable, not yet freed
+        gc.collect()
+        assert sum(type(o) is Lone for o in gc.get_objects()) == 0
+    finally:
+        if was:
+            gc.enable()
