@@ -1,5 +1,6 @@
 """The `dagprof` console entry: an up-to-date `dagprof build` is answered here, before the command line
-(argparse, the command modules, the profiler) is imported; everything else is cli.main's."""
+(argparse, the command modules, the profiler) is imported; everything else is cli.main's. After
+`dagprof build` or `dagprof profile` ran SCons in this process, the process may end without teardown."""
 from __future__ import annotations
 
 import sys
@@ -16,12 +17,13 @@ def main(argv: list[str] | None = None) -> int:
         if code is not None:
             return code
     # what the process holds before the command (not on the DAG cache's answer path, which writes nothing)
-    inherited = _descriptors() if process and argv[:1] == ["build"] else None
+    ends = process and argv[:1] in (["build"], ["profile"])  # the commands that run SCons in this process
+    inherited = _descriptors() if ends else None
     from .cli import main as cli_main
 
     code = cli_main(argv)
-    build = sys.modules.get(__package__ + ".commands.build")
-    if inherited is not None and build is not None and getattr(build, "RAN_SCONS", False):
+    command = sys.modules.get(f"{__package__}.commands.{argv[0]}") if ends else None
+    if inherited is not None and command is not None and getattr(command, "RAN_SCONS", False):
         exit_without_teardown(code, inherited)
     return code
 

@@ -10,6 +10,7 @@ from .report import show
 NAME = "profile"
 EXAMPLE = "example:  dagprof profile -o build.dagprof -- -Q -j2"
 SCONS_ARGS = True  # everything after `--` goes to SCons
+RAN_SCONS = False  # set once SCons ran in this process: entry.main may then end it without teardown
 
 
 def register(subparsers: Any) -> None:
@@ -58,6 +59,8 @@ def run(args: Any, scons_args: list[str]) -> int:
                                          monitor=not args.no_monitor, sizes=not args.no_sizes,
                                          dup_stats=not args.no_dup_stats)
     profile = adapter.profile_build(scons_args, readers=args.readers, introspector=introspector)
+    global RAN_SCONS
+    RAN_SCONS = True
     profile.save(out)
     status = show(profile, args)
     if not args.json:
