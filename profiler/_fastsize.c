@@ -309,6 +309,161 @@ fail:
     return -1;
 }
 
+/* ---- KeySet: the equality keys of one attribute's values (duplicate statistics) ------------- */
+
+/* The same membership as a Python set (hash, then identity or ==; the keys are builtin values made
+ * by value_key, so no user __eq__/__hash__ runs), in a table of (hash, key) at most 2/3 full that
+ * doubles: a Python set below 50k entries grows four-fold and sits 15-60% full, which made three
+ * attributes of a 5k-file build's File nodes cost 512 KiB each for 5-10k distinct values. */
+typedef struct {
+    Py_hash_t hash;
+    PyObject *key;      /* strong reference; NULL: empty slot */
+} KeySlot;
+
+typedef struct {
+    PyObject_HEAD
+    KeySlot *table;
+    size_t cap, used;
+} KeySet;
+
+static PyTypeObject KeySetType;
+
+/* 1: was there, 0: added, -1: error (TypeError when the key is unhashable, as a set would raise) */
+static int
+keyset_add(KeySet *ks, PyObject *key, int add)
+{
+    Py_hash_t h = PyObject_Hash(key);
+    if (h == -1 && PyErr_Occurred()) return -1;
+    if (ks->cap) {
+        size_t i = (size_t)h & (ks->cap - 1), perturb = (size_t)h;
+        for (;;) {
+            KeySlot *e = &ks->table[i];
+            if (e->key == NULL) break;
+            if (e->key == key) return 1;
+            if (e->hash == h) {
+                PyObject *k = e->key;
+                Py_INCREF(k);
+                int eq = PyObject_RichCompareBool(k, key, Py_EQ);
+                Py_DECREF(k);
+                if (eq < 0) return -1;
+                if (eq) return 1;
+            }
+            perturb >>= 5;
+            i = (i * 5 + 1 + perturb) & (ks->cap - 1);
+        }
+    }
+    if (!add) return 0;
+    if ((ks->used + 1) * 3 > ks->cap * 2) {   /* at most 2/3 full, as a dict */
+        size_t ncap = ks->cap ? ks->cap * 2 : 8;
+        KeySlot *nt = PyMem_Calloc(ncap, sizeof(KeySlot));
+        if (nt == NULL) { PyErr_NoMemory(); return -1; }
+        for (size_t j = 0; j < ks->cap; j++) {
+            KeySlot *e = &ks->table[j];
+            if (e->key == NULL) continue;
+            size_t i = (size_t)e->hash & (ncap - 1), perturb = (size_t)e->hash;
+            while (nt[i].key != NULL) {
+                perturb >>= 5;
+                i = (i * 5 + 1 + perturb) & (ncap - 1);
+            }
+            nt[i] = *e;
+        }
+        PyMem_Free(ks->table);
+        ks->table = nt;
+        ks->cap = ncap;
+    }
+    size_t i = (size_t)h & (ks->cap - 1), perturb = (size_t)h;
+    while (ks->table[i].key != NULL) {
+        perturb >>= 5;
+        i = (i * 5 + 1 + perturb) & (ks->cap - 1);
+    }
+    Py_INCREF(key);
+    ks->table[i].key = key;
+    ks->table[i].hash = h;
+    ks->used++;
+    return 0;
+}
+
+static int
+KeySet_traverse(KeySet *ks, visitproc visit, void *arg)
+{
+    for (size_t i = 0; i < ks->cap; i++) Py_VISIT(ks->table[i].key);
+    return 0;
+}
+
+static int
+KeySet_clear(KeySet *ks)
+{
+    for (size_t i = 0; i < ks->cap; i++) Py_CLEAR(ks->table[i].key);
+    ks->used = 0;
+    return 0;
+}
+
+static void
+KeySet_dealloc(KeySet *ks)
+{
+    PyObject_GC_UnTrack(ks);
+    KeySet_clear(ks);
+    PyMem_Free(ks->table);
+    Py_TYPE(ks)->tp_free((PyObject *)ks);
+}
+
+static PyObject *
+KeySet_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (!PyArg_ParseTuple(args, "")) return NULL;
+    return type->tp_alloc(type, 0);
+}
+
+static PyObject *
+KeySet_add(KeySet *ks, PyObject *key)
+{
+    if (keyset_add(ks, key, 1) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static int
+KeySet_contains(KeySet *ks, PyObject *key)
+{
+    return keyset_add(ks, key, 0);
+}
+
+static Py_ssize_t
+KeySet_len(KeySet *ks)
+{
+    return (Py_ssize_t)ks->used;
+}
+
+static PyObject *
+KeySet_sizeof(KeySet *ks, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSize_t(sizeof(KeySet) + ks->cap * sizeof(KeySlot));
+}
+
+static PyMethodDef KeySet_methods[] = {
+    {"add", (PyCFunction)KeySet_add, METH_O, "Add a key (TypeError if unhashable)."},
+    {"__sizeof__", (PyCFunction)KeySet_sizeof, METH_NOARGS, "Memory of the table."},
+    {NULL}
+};
+
+static PySequenceMethods KeySet_as_sequence = {
+    .sq_length = (lenfunc)KeySet_len,
+    .sq_contains = (objobjproc)KeySet_contains,
+};
+
+static PyTypeObject KeySetType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dagprof._fastsize.KeySet",
+    .tp_basicsize = sizeof(KeySet),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = KeySet_new,
+    .tp_dealloc = (destructor)KeySet_dealloc,
+    .tp_traverse = (traverseproc)KeySet_traverse,
+    .tp_clear = (inquiry)KeySet_clear,
+    .tp_methods = KeySet_methods,
+    .tp_as_sequence = &KeySet_as_sequence,
+    .tp_doc = "A set of equality keys (add, in, len) in a compact table.",
+};
+
 /* ---- per-type accumulator of slot statistics ------------------------------------------------ */
 
 typedef struct {
@@ -316,7 +471,7 @@ typedef struct {
     Py_ssize_t n;
     Py_ssize_t *offsets;
     long long *set, *bytes, *empty, *empty_bytes, *unkeyable, *dup_bytes;
-    PyObject *keysets;      /* list of n sets (duplicate statistics), or None */
+    PyObject *keysets;      /* list of n KeySets (duplicate statistics), or None */
 } SlotAcc;
 
 static void
@@ -331,7 +486,7 @@ SlotAcc_dealloc(SlotAcc *self)
 static PyTypeObject SlotAccType;
 
 /* SlotAcc(members, keysets): members are slot member descriptors (T_OBJECT_EX); keysets a list of
- * one set per member, or None.  TypeError when a member is not such a descriptor. */
+ * one KeySet per member, or None.  TypeError when a member is not such a descriptor. */
 static PyObject *
 SlotAcc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -339,9 +494,15 @@ SlotAcc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTuple(args, "O!O", &PyTuple_Type, &members, &keysets)) return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(members);
     if (keysets != Py_None && (!PyList_Check(keysets) || PyList_GET_SIZE(keysets) != n)) {
-        PyErr_SetString(PyExc_TypeError, "keysets: a list of one set per member, or None");
+        PyErr_SetString(PyExc_TypeError, "keysets: a list of one KeySet per member, or None");
         return NULL;
     }
+    if (keysets != Py_None)
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (Py_TYPE(PyList_GET_ITEM(keysets, i)) != &KeySetType) {
+                PyErr_SetString(PyExc_TypeError, "keysets: KeySet objects");
+                return NULL;
+            }
     SlotAcc *self = (SlotAcc *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->n = n;
@@ -653,17 +814,14 @@ Walker_size_slots(Walker *w, PyObject *const *args, Py_ssize_t nargs)
             if (key == unkeyable) {
                 acc->unkeyable[i]++;
             } else {
-                PyObject *keys = PyList_GET_ITEM(acc->keysets, i);
-                int r = PySet_Contains(keys, key);
+                KeySet *keys = (KeySet *)PyList_GET_ITEM(acc->keysets, i);
+                int r = keyset_add(keys, key, 1);
                 if (r < 0) {
                     if (!PyErr_ExceptionMatches(PyExc_TypeError)) { Py_DECREF(key); goto fail; }
                     PyErr_Clear();
                     acc->unkeyable[i]++;
                 } else if (r) {
                     acc->dup_bytes[i] += b;
-                } else if (PySet_Add(keys, key) < 0) {
-                    Py_DECREF(key);
-                    goto fail;
                 }
             }
             Py_DECREF(key);
@@ -743,7 +901,8 @@ static struct PyModuleDef fastsize_module = {
 PyMODINIT_FUNC
 PyInit__fastsize(void)
 {
-    if (PyType_Ready(&WalkerType) < 0 || PyType_Ready(&SlotAccType) < 0) return NULL;
+    if (PyType_Ready(&WalkerType) < 0 || PyType_Ready(&SlotAccType) < 0 || PyType_Ready(&KeySetType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&fastsize_module);
     if (m == NULL) return NULL;
     Py_INCREF(&WalkerType);
@@ -755,6 +914,12 @@ PyInit__fastsize(void)
     Py_INCREF(&SlotAccType);
     if (PyModule_AddObject(m, "SlotAcc", (PyObject *)&SlotAccType) < 0) {
         Py_DECREF(&SlotAccType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&KeySetType);
+    if (PyModule_AddObject(m, "KeySet", (PyObject *)&KeySetType) < 0) {
+        Py_DECREF(&KeySetType);
         Py_DECREF(m);
         return NULL;
     }

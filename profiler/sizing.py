@@ -41,10 +41,11 @@ from typing import Any
 try:  # the C walk; the pure-Python one below gives the same numbers (DAGPROF_NO_C=1 forces it)
     if os.environ.get("DAGPROF_NO_C", "") not in ("", "0"):
         raise ImportError("DAGPROF_NO_C is set")
+    from ._fastsize import KeySet as _KeySet
     from ._fastsize import SlotAcc as _SlotAcc
     from ._fastsize import Walker as _Walker
 except ImportError:
-    _SlotAcc = _Walker = None
+    _KeySet = _SlotAcc = _Walker = None
 
 __all__ = ["Sizer", "size_sections", "size_of", "safe_sizeof", "slot_readers", "read_attrs", "value_key"]
 
@@ -346,12 +347,12 @@ def value_key(v: Any, depth: int = 3) -> Any:
 class _AttrStats:
     __slots__ = ("bytes", "set", "empty", "empty_bytes", "keys", "unkeyable", "dup_bytes")
 
-    def __init__(self) -> None:
+    def __init__(self, keys: Any = None) -> None:
         self.bytes = 0
         self.set = 0
         self.empty = 0
         self.empty_bytes = 0
-        self.keys: set[Any] = set()
+        self.keys: Any = set() if keys is None else keys  # a set, or the C path's KeySet (add, in, len)
         self.unkeyable = 0
         self.dup_bytes = 0
 
@@ -457,14 +458,17 @@ class Sizer:
         if use_c and _Walker is None:
             raise RuntimeError("sizing: the C extension dagprof._fastsize is not available")
         self.seen: Any
+        self._new_keys: Any
         if use_c:
             # partial, not a bound method: the walker must not hold the sizer (a cycle would keep
             # the bitmap alive until the next collection)
             self.seen = _Walker(partial(_classify, self.boundary, self._kinds), object.__sizeof__,
                                 _EMPTY_TYPES_ORDERED, _GC_HEADER, _C_SINGLE)
             self.seen.update(_IMMORTAL_IDS)
+            self._new_keys = _KeySet
         else:
             self.seen = set(_IMMORTAL_IDS)
+            self._new_keys = set
 
     def _kind(self, t: type) -> int:
         """How objects of type t are treated; decided once per type."""
@@ -585,7 +589,7 @@ class Sizer:
                     b = sys.getsizeof(d)
                 st = attrs.get("__dict__")
                 if st is None:
-                    st = attrs["__dict__"] = _AttrStats()
+                    st = attrs["__dict__"] = _AttrStats(self._new_keys())
                 st.bytes += b
                 st.set += 1
                 if acc is None:
@@ -604,7 +608,7 @@ class Sizer:
         for label, v in pairs:
             st = attrs.get(label)
             if st is None:
-                st = attrs[label] = _AttrStats()
+                st = attrs[label] = _AttrStats(self._new_keys())
             st.set += 1
             tv = type(v)
             i = id(v)
@@ -646,12 +650,12 @@ class Sizer:
         if table:
             labels = [label for label, _m, _k, _p in table]
             keysets = None
-            if self.dup_stats:  # one key set per (class, attribute), shared with the Python loop
+            if self.dup_stats:  # one KeySet per (class, attribute), shared with the Python loop
                 keysets = []
                 for label in labels:
                     st = cs.attrs.get(label)
                     if st is None:
-                        st = cs.attrs[label] = _AttrStats()
+                        st = cs.attrs[label] = _AttrStats(self._new_keys())
                     keysets.append(st.keys)
             try:
                 acc = (_SlotAcc(tuple(m for _l, m, _k, _p in table), keysets), labels, cs)
@@ -671,7 +675,7 @@ class Sizer:
                     continue
                 st = cs.attrs.get(label)
                 if st is None:
-                    st = cs.attrs[label] = _AttrStats()
+                    st = cs.attrs[label] = _AttrStats(self._new_keys())
                 st.set += nset
                 st.bytes += nbytes
                 st.empty += empty

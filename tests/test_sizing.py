@@ -469,3 +469,22 @@ def test_c_walk_memory_is_a_bitmap(walk: str) -> None:
     copy = walker.copy()
     copy.add(id(objs[5][1]))
     assert id(objs[5][1]) in copy and id(objs[5][1]) not in walker and len(copy) == len(walker) + 1
+
+
+def test_c_keyset_has_set_membership(walk: str) -> None:
+    """The C path's KeySet: the membership of a Python set (hash, then identity or ==), TypeError when unhashable."""
+    if walk != "C walk":
+        pytest.skip("the C walk's own table")
+    ks, ref = sizing._KeySet(), set()
+    values = [1, 1.0, True, "a", "".join(["a"]), (1, "a"), frozenset({2}), None, 2**70, -0.0, 0, b"x", (1.0, "a")]
+    values += [f"v{i}" for i in range(300)] + [(i, f"t{i}") for i in range(300)]
+    for v in values:
+        assert (v in ks) == (v in ref), v
+        ks.add(v)
+        ref.add(v)
+    assert len(ks) == len(ref) and all(v in ks for v in ref) and ("absent" in ks) is False
+    with pytest.raises(TypeError):
+        ks.add([1])
+    with pytest.raises(TypeError):
+        [1] in ks  # noqa: B015
+    assert sys.getsizeof(ks) < sys.getsizeof(ref)
