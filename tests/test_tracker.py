@@ -2,11 +2,26 @@
 from __future__ import annotations
 
 import gc
+import random
 import threading
 import time
 
+import pytest
+
+from dagprof import tracker
 from dagprof.rss import read_rss
 from dagprof.tracker import Monitor, Tracker
+
+
+@pytest.fixture(autouse=True, params=["C births", "Python births"])
+def births(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the birth records in C (dagprof._fastbirths) and in a dict."""
+    if request.param == "C births":
+        if tracker._BirthMap is None:
+            pytest.skip("C birth records not built (or DAGPROF_NO_C set)")
+    else:
+        monkeypatch.setattr(tracker, "_BirthMap", None)
+    return request.param
 
 
 class Slotted:
@@ -233,3 +248,30 @@ def test_instances_of_lists_what_a_full_gc_scan_lists_in_the_same_order() -> Non
     assert [id(o) for o in got] == [id(o) for o in expected] and len(got) == 4
     # not Python classes: their instances need not refer to them, so the full scan is used
     assert [id(o) for o in instances_of({dict})] == [id(o) for o in gc.get_objects() if type(o) is dict]
+
+
+def test_c_birth_map_behaves_as_a_dict(births: str) -> None:
+    """BirthMap against a dict under random inserts, lookups and deletions (deletion shifts entries back)."""
+    if births != "C births":
+        pytest.skip("the C table itself")
+    m, ref = tracker._BirthMap(), {}
+    rng = random.Random(1)
+    objs = [object() for _ in range(3000)]
+    for step in range(20000):
+        oid = id(rng.choice(objs))
+        op = rng.random()
+        if op < 0.5:
+            m[oid] = ref[oid] = float(step)
+        elif op < 0.8:
+            assert m.pop(oid, None) == ref.pop(oid, None)
+        else:
+            assert (oid in m) == (oid in ref)
+            if oid in ref:
+                assert m[oid] == ref[oid]
+        assert len(m) == len(ref)
+    assert sorted(m.values()) == sorted(ref.values())
+    for oid in list(ref):
+        del m[oid]
+    assert len(m) == 0 and m.values() == [] and 12345 not in m
+    with pytest.raises(KeyError):
+        m.pop(id(objs[0]))
