@@ -6,6 +6,8 @@ Usage: python bench/overhead.py [--files 5000] [--runs 5] [--dir DIR] [--introsp
 --breakdown: plain SCons, the access counters alone (--no-introspect), then the counters plus one
 introspection component at a time (tracker hooks, cycle watch, monitor, sizing without and with
 duplicate statistics), then the default `dagprof profile`; all alternating, each as a ratio to plain.
+With introspection, the end also prints what the last run's profile says its components cost in-process
+(sizing, cycle check, monitor, tracker: time and own memory).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import tempfile
 from _common import (IMPORT_PATH, alternate, fmt_bytes, fmt_ratio, median, print_header, print_table, run_measured,
                      scons_command)
 
+from dagprof.profile import load
 from dagprof.synthetic import generate
 
 
@@ -75,10 +78,28 @@ def main() -> int:
     print_table(rows, ["variant", "median wall s", "wall/plain", "cpu/plain", "median peak RSS", "RSS - plain",
                        "runs (wall s)"])
     print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if a.introspect or a.breakdown:
+        print_own_costs(prof_out, list(cmds)[-1])
     last = list(cmds)[-1]
     print(f"wall ratio {last}/plain: {wall[last] / wall['plain']:.3f}")
     print(f"peak RSS ratio {last}/plain: {rss[last] / rss['plain']:.3f}")
     return 0
+
+
+def print_own_costs(path: str, variant: str) -> None:
+    """The components' own time and memory, as the last run's profile records them."""
+    sec = load(path).sections
+    sizes, cycles, cost = sec.get("sizes") or {}, sec.get("cycles") or {}, (sec.get("monitor") or {}).get("cost", {})
+    parts = []
+    if sizes:
+        parts.append(f"sizing {sizes['elapsed_s']:.3f} s, own memory {fmt_bytes(sizes['self_bytes'])}")
+    if cycles:
+        parts.append(f"cycle check {cycles.get('check_s', 0.0):.3f} s")
+    if cost:
+        parts.append(f"monitor {cost['cpu_s']:.3f} s CPU, {cost['samples']} samples, {fmt_bytes(cost['monitor_bytes'])}")
+        parts.append(f"tracker tables {fmt_bytes(cost['tracker_bytes'])}")
+        parts.append(f"finish() {cost['finish_s']:.3f} s in all")
+    print(f"in-process, last {variant} run (its profile): " + "; ".join(parts))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ class CycleWatch:
         self._ignore = False
         self.installed = False
         self.checkpoints = 0
+        self.check_s = 0.0
         self.found_cycles = 0
         self.found_garbage = 0
         self.found_by_class: dict[str, int] = {}
@@ -74,10 +75,12 @@ class CycleWatch:
     def checkpoint(self, classes: Iterable[type] = (), examples: int = 5, free: bool = True) -> dict[str, Any]:
         """One DEBUG_SAVEALL collection now; its findings add up over checkpoints (e.g. at phase marks)."""
         self._ignore = True
+        t0 = time.perf_counter()
         try:
             found = find_cycles(classes, examples=examples, free=free)
         finally:
             self._ignore = False
+            self.check_s += time.perf_counter() - t0
         self.checkpoints += 1
         self.found_cycles += found["unreachable_cycles"]
         self.found_garbage += found["garbage"]
@@ -106,6 +109,7 @@ class CycleWatch:
             "by_generation": [[c, n] for c, n in zip(self.collections, self.collected)],
             "uncollectable": self.uncollectable,
             "pause_s": self.pause_s,
+            "check_s": self.check_s,
             "checkpoints": self.checkpoints,
         }
 
