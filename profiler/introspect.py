@@ -125,9 +125,14 @@ class Introspector:
         self.monitor.stop()
         self.snapshot("finish")
         owners = list(objects) if objects is not None else self.tracker.live_objects()
+        self.tracker.reconcile(owners)  # Entry -> File morphs of the live instances: counts agree with `now`
+        if self.track:
+            # A shared object is charged to the first owner that reaches it: in creation order that
+            # owner is the same in every run. The order the gc lists give depends on when automatic
+            # collections ran, i.e. on every allocation before (even an import of dagprof's own).
+            owners = self.tracker.creation_order(owners)
         sizes = size_sections(owners, self.boundary, dup_stats=self.dup_stats) if self.size else {}
         detail = detail_section(owners, self.detail, self.detail_n, self.boundary, stop=owners)
-        self.tracker.reconcile(owners)  # Entry -> File morphs of the live instances: counts agree with `now`
         now: dict[str, int] = {}
         for o in owners:
             name = type(o).__name__

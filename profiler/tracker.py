@@ -32,12 +32,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-# Kept although the monitor reads RSS through rss.py (psutil only as its fallback there): without this
-# import, the sizes measured for a null build changed (Dir._sconsign -27%, File._memo +20% on
-# tests/test_diff.py's project), so the modules loaded before SCons runs affect what is measured.
-# Not understood yet; until it is, the profiled process loads what it always loaded.
-import psutil  # noqa: F401
-
 from .classpatch import ClassPatches
 from .gcscan import instances_of
 from .rss import Sampler, read_rss
@@ -246,6 +240,18 @@ class Tracker:
                 st.peak = st.alive
             return cname
         return None
+
+    def creation_order(self, objects: Iterable[Any]) -> list[Any]:
+        """The objects sorted by creation time; those the hooks never saw last, in the order given."""
+        born = self._born
+        never = float("inf")
+
+        def key(o: Any) -> float:
+            b = born.get(type(o).__name__)
+            oid = id(o)
+            return b[oid] if b is not None and oid in b else never
+
+        return sorted(objects, key=key)
 
     def reconcile(self, objects: Iterable[Any]) -> int:
         """Count the morphs of these live instances (their class changed since creation); how many."""

@@ -145,3 +145,47 @@ def test_real_scons_fs_nodes(tmp_path) -> None:
     assert sec["detail"]["File"][0]["attrs"]["dir"]["repr"] == "<Dir>"
     Profile.loads(Profile(sections=sec).dumps())
     del files, entries
+
+
+class Holder:
+    __slots__ = ("early", "late")
+
+    def __init__(self, shared: list, first: bool) -> None:
+        if first:
+            self.early = shared
+        else:
+            self.late = shared
+
+
+def _sizes_after(collect_between: bool) -> dict:
+    """Two owners sharing one list, created first/second; a collection in between puts the first in an
+    older generation, so the gc lists name the second first."""
+    was = gc.isenabled()
+    gc.disable()
+    insp = Introspector([Holder], tracker=True, cycles=False, monitor=False, sizes=True)
+    insp.start()
+    try:
+        shared = [f"shared-{i}" for i in range(20)]
+        first = Holder(shared, True)
+        if collect_between:
+            gc.collect()
+        second = Holder(shared, False)
+        del shared
+        gc_order = [o for o in gc.get_objects() if type(o) is Holder]
+        sizes = insp.finish()["sizes"]
+    finally:
+        insp.restore()
+        if was:
+            gc.enable()
+    assert {id(first), id(second)} == set(map(id, gc_order))
+    return {"sizes": sizes["classes"], "gc_first": gc_order[0] is first}
+
+
+def test_shared_bytes_go_to_the_first_created_owner_whatever_the_gc_order() -> None:
+    """Sizes do not depend on when automatic collections ran (the gc lists' order): owners are sized in
+    creation order, so the shared list is charged to the first Holder (its `early`) either way."""
+    a, b = _sizes_after(False), _sizes_after(True)
+    assert a["gc_first"] != b["gc_first"]  # the two runs really list the owners in different orders
+    assert a["sizes"] == b["sizes"]
+    attrs = a["sizes"]["Holder"]["attrs"]
+    assert attrs["early"]["bytes"] > 0 and attrs["late"]["bytes"] == 0
