@@ -12,7 +12,7 @@ PACKAGES = {"dagprof": ROOT / "profiler", "dagstore": ROOT / "dagstore"}  # pypr
 ADAPTER = "dagprof.builds"
 # the profiler core: no SCons, no command line, no renderer (docs/architecture.md)
 CORE = ("access", "sizing", "tracker", "cycles", "detail", "introspect", "rss", "units", "profile", "analyze",
-        "whatif", "diff", "classpatch")
+        "whatif", "diff", "classpatch", "gcscan")
 
 
 def _modules() -> dict[str, Path]:
