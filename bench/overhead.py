@@ -8,6 +8,10 @@ introspection component at a time (tracker hooks, cycle watch, monitor, sizing w
 duplicate statistics), then the default `dagprof profile`; all alternating, each as a ratio to plain.
 With introspection, the end also prints what the last run's profile says its components cost in-process
 (sizing, cycle check, monitor, tracker: time and own memory).
+--teardown: also the last dagprof variant run through dagprof.cli.main, i.e. with the interpreter teardown
+that `dagprof profile` skips (entry.exit_without_teardown) and plain scons pays: the profiler's own cost.
+--baseline CHECKOUT: also the last dagprof variant from another checkout (its build/import-names, which its
+tests/conftest.py makes), alternating with the others: before/after figures under the same load.
 """
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ def main() -> int:
     ap.add_argument("--introspect", action="store_true", help="also size/monitor (default: access counts only)")
     ap.add_argument("--breakdown", action="store_true", help="one variant per introspection component")
     ap.add_argument("-j", "--jobs", type=int, default=2, help="parallel jobs for the initial full build")
+    ap.add_argument("--teardown", action="store_true", help="also the last variant with interpreter teardown")
+    ap.add_argument("--baseline", metavar="CHECKOUT", help="also the last variant from another checkout")
     a = ap.parse_args()
 
     root = a.dir or tempfile.mkdtemp(prefix="dagprof-overhead-")
@@ -61,10 +67,27 @@ def main() -> int:
                 "default": [*base[:-1], os.path.join(root, "overhead-default.dagprof"), "--", "-Q"]}
     else:
         cmds = {"plain": scons_command("-Q"), "dagprof": [*dagprof, "--", "-Q"]}
+    envs = {k: env for k in cmds}
+    last_name, last_cmd = list(cmds.items())[-1]
+
+    def writing(name: str) -> list[str]:  # the last variant's command, writing a profile of its own
+        i = last_cmd.index("-o") + 1
+        return [*last_cmd[:i], os.path.join(root, f"overhead-{name}.dagprof"), *last_cmd[i + 1:]]
+    if a.baseline:
+        view = os.path.join(os.path.abspath(a.baseline), "build", "import-names")
+        if not os.path.isdir(view):
+            print(f"{view} missing: run the baseline's tests/conftest.py once", file=sys.stderr)
+            return 1
+        cmds["baseline"] = writing("baseline")
+        envs["baseline"] = dict(os.environ, PYTHONPATH=view + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if a.teardown:
+        cli = "import sys; from dagprof.cli import main; sys.exit(main(sys.argv[1:]))"
+        cmds[f"{last_name}, with teardown"] = [sys.executable, "-c", cli, *writing("teardown")[3:]]
+        envs[f"{last_name}, with teardown"] = env
     print_header(f"access-profiling overhead, {a.files}-file synthetic project, "
                  f"null build, {a.runs} alternating runs", " | ".join(" ".join(c) for c in cmds.values()))
     print(f"load before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    results = alternate(a.runs, {k: (lambda c=c: run_measured(c, cwd=root, env=env)) for k, c in cmds.items()})
+    results = alternate(a.runs, {k: (lambda c=c, e=envs[k]: run_measured(c, cwd=root, env=e)) for k, c in cmds.items()})
     for name, runs in results.items():
         bad = [r for r in runs if r["exit_code"] != 0]
         if bad:
@@ -82,7 +105,7 @@ def main() -> int:
         print_own_costs(os.path.join(root, "overhead-default.dagprof"), "default")
     elif a.introspect:
         print_own_costs(prof_out, "dagprof")
-    last = list(cmds)[-1]
+    last = last_name
     print(f"wall ratio {last}/plain: {wall[last] / wall['plain']:.3f}")
     print(f"peak RSS ratio {last}/plain: {rss[last] / rss['plain']:.3f}")
     return 0
