@@ -35,8 +35,8 @@ import sys
 import tempfile
 import time
 
-from _common import (IMPORT_PATH, alternate, fmt_bytes, machine_description, median, print_header, print_table,
-                     run_measured, scons_command)
+from _common import (alternate, bench_env, bytecode_note, fmt_bytes, machine_description, median,
+                     print_header, print_table, run_measured, scons_command)
 
 from dagprof.synthetic import generate
 
@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     ap.add_argument("--keep", action="store_true", help="keep the generated projects")
     ap.add_argument("--no-edit", action="store_true", help="skip the one-file-edit builds")
+    ap.add_argument("--from-source", action="store_true", help="no cached byte code (see _common.bench_env)")
     a = ap.parse_args(argv)
     try:
         sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
@@ -291,13 +292,12 @@ def main(argv: list[str] | None = None) -> int:
 
     base = a.dir or tempfile.mkdtemp(prefix="dagprof-scaling-")
     os.makedirs(base, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("SCONSFLAGS", None)
-    env.pop("MAKEFLAGS", None)
+    env = bench_env(from_source=a.from_source)
     cmds = commands(a.jobs)
     print_header(f"null-build peak RSS vs project size, median of {a.runs} alternated run(s); "
                  "compiler: stand-in (tools/stubcc writes outputs, compiles nothing)",
                  " | ".join(" ".join(cmds[k]) for k in ("make", "scons", "store", "dagcache")))
+    print(bytecode_note(env))
     results = []
     try:
         for n in sizes:

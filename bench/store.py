@@ -14,8 +14,8 @@ import shutil
 import sys
 import tempfile
 
-from _common import (IMPORT_PATH, alternate, fmt_bytes, median, print_header, print_table, run_measured,
-                     scons_command)
+from _common import (alternate, bench_env, bytecode_note, fmt_bytes, median, print_header, print_table,
+                     run_measured, scons_command)
 
 from dagprof.synthetic import generate
 from dagprof.profile import load
@@ -51,10 +51,11 @@ def main() -> int:
     ap.add_argument("--spill", default="auto")
     ap.add_argument("--pad-kb", action="store_true", help="sources of 10-50 KB, headers of 2-5 KB")
     ap.add_argument("-j", "--jobs", type=int, default=2, help="parallel jobs for the initial full build")
+    ap.add_argument("--from-source", action="store_true", help="no cached byte code (see _common.bench_env)")
     a = ap.parse_args()
 
     root = a.dir or tempfile.mkdtemp(prefix="dagprof-store-")
-    env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = bench_env(from_source=a.from_source)
     if not os.path.exists(os.path.join(root, "SConstruct")):
         proj = generate(root, files=a.files)
         if a.pad_kb:
@@ -88,6 +89,10 @@ def main() -> int:
     print_header(f"node store vs plain SCons, {a.files}-file synthetic project, null build, {a.runs} alternating "
                  f"rounds (plain, store first build, store second build)",
                  " ".join(scons_command("-Q")) + " | " + " ".join(build))
+    print(bytecode_note(env))
+    plain(), store("second"), store("none")  # unmeasured: byte code written, the store as a round leaves it
+    for v in stats.values():
+        v.clear()
     # a round is: plain, first (empty store), second (warm store): "second" always follows a "first"
     # "none": a warm store, --spill none (collapse and reuse only): the plan's measured saving is none - second
     rounds = alternate(a.runs, {"round": lambda: {"plain": plain(), "first": store("first"),
