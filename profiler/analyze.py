@@ -260,11 +260,6 @@ def parse_attr_names(spec: str | list[str], what: str) -> list[str]:
     return out
 
 
-def parse_spill(spec: str | list[str]) -> list[str]:
-    """Validate a `--spill` argument ("Cls.attr,Cls.attr"), raising ValueError with one clear line."""
-    return parse_attr_names(spec, "--spill")
-
-
 def what_if(profile: Profile, spill: list[str] | str) -> dict[str, Any]:
     """Estimate what spilling these attributes would save, from the recorded sizes, before running a build.
 
@@ -277,7 +272,7 @@ def what_if(profile: Profile, spill: list[str] | str) -> dict[str, Any]:
     """
     from dagstore.policy import expected_fraction
 
-    names = parse_spill(spill)
+    names = parse_attr_names(spill, "--spill")
     sizes = _size_classes(profile)
     totals = profile.access_totals()
     per_attr: dict[str, int] = {}
