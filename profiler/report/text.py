@@ -334,6 +334,18 @@ def _render_cycles(profile: Profile, console: Console) -> bool:
     return True
 
 
+def findings_table(findings: list[dict[str, Any]], title: str | None = None) -> Table:
+    """The findings as one table, for the report and the demo alike (bytes exact and human, kind, where, advice)."""
+    t = Table(box=None, header_style="bold cyan", title=title, title_justify="left")
+    for col in ("bytes", "", "kind", "where", "advice"):
+        t.add_column(col, justify="right" if col in ("bytes", "") else "left",
+                     no_wrap=col != "advice", overflow="fold")
+    for f in findings:
+        where = "all candidates" if f["cls"] == "*" else f["cls"] + (f".{f['attr']}" if f.get("attr") else "")
+        t.add_row(fmt_int(f["bytes"]), fmt_bytes(f["bytes"]), f["kind"], where, f["message"])
+    return t
+
+
 def _render_findings(profile: Profile, console: Console, limit: int = 30) -> bool:
     from dagprof.analyze import estimated_saving, findings_of
 
@@ -342,14 +354,7 @@ def _render_findings(profile: Profile, console: Console, limit: int = 30) -> boo
     if not found:
         console.print("[dim]no findings[/dim]\n")
         return True
-    t = Table(box=None, header_style="bold cyan")
-    for col in ("bytes", "", "kind", "where", "advice"):
-        t.add_column(col, justify="right" if col in ("bytes", "") else "left",
-                     no_wrap=col != "advice", overflow="fold")
-    for f in found[:limit]:
-        where = "all candidates" if f["cls"] == "*" else f["cls"] + (f".{f['attr']}" if f.get("attr") else "")
-        t.add_row(fmt_int(f["bytes"]), fmt_bytes(f["bytes"]), f["kind"], where, f["message"])
-    console.print(t)
+    console.print(findings_table(found[:limit]))
     if len(found) > limit:
         rest = found[limit:]
         console.print(f"[dim]… {len(rest)} more findings ({fmt_bytes(sum(f['bytes'] for f in rest))}); "
