@@ -151,6 +151,17 @@ def test_the_core_imports_no_renderer_and_no_command_line():
         assert not upward, (name, upward)
 
 
+def test_one_reader_of_the_peak_rss():
+    """The process's peak RSS is read by profiler/rss.py only (own_hwm); nothing else calls getrusage or reads
+    ru_maxrss (measure.py's trampoline is a string run in another process, not code of this one)."""
+    readers = set()
+    for m, p in MODULES.items():
+        for node in ast.walk(ast.parse(p.read_text(), str(p))):
+            if isinstance(node, ast.Attribute) and node.attr in ("getrusage", "ru_maxrss"):
+                readers.add(m)
+    assert readers == {"dagprof.rss"}, sorted(readers)
+
+
 # What only the adapter may spell out: SCons' files, options, environment, modules and message formats. Searched in
 # the string literals of every module outside it (docstrings and comments may explain what the adapter does).
 SCONS_INTERNALS = {".sconsign": r"\.sconsign", "--debug=": r"--debug=", "SCONSFLAGS": r"SCONSFLAGS",

@@ -125,7 +125,7 @@ def _render_meta(profile: Profile, console: Console) -> bool:
                                                                   ("scons_version", "SCons"),
                                                                   ("python_version", "Python")) if m.get(k))),
         ("wall time", f"{m['wall_s']:.2f} s" if isinstance(m.get("wall_s"), (int, float)) else None),
-        ("peak RSS", (fmt_bytes(m["peak_rss"]) + " (the kernel's high-water mark of the build, getrusage)")
+        ("peak RSS", (fmt_bytes(m["peak_rss"]) + " (the kernel's high-water mark of the build)")
          if isinstance(m.get("peak_rss"), (int, float)) else None),
         ("exit code", m.get("exit_code")),
         ("store", m.get("store") or ("none" if "store" in m else None)),
