@@ -54,7 +54,7 @@ if IMPORT_PATH not in sys.path:
 
 from dagprof.measure import TRAMPOLINE, machine_description  # noqa: E402  (after the sys.path line)
 from dagprof.rss import Sampler, read_status  # noqa: E402
-from dagprof.units import fmt_bytes  # noqa: E402  (the one byte formatter; benches import it from here)
+from dagstore.units import fmt_bytes  # noqa: E402  (the one byte formatter; benches import it from here)
 
 T = TypeVar("T")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from .codec import Codec, Refused
+from .units import fmt_bytes
 
 try:  # DAGPROF_NO_C=1: behave as if the extension were not built (CI runs the tests both ways)
     import os as _os
@@ -664,12 +665,12 @@ _STORE_ERRORS = _store_error_types()
 
 def summary_line(sec: dict[str, Any]) -> str:
     """The one-line account of a store section (see section()): what left memory, what came back, what failed."""
-    mb = sec["spilled_bytes"] / 1e6
     errors = sec.get("errors") or {}
     extra = "".join(f"; {n} {what} errors" for what, n in sorted(errors.items()) if n)
     if sec.get("stopped"):
         extra += f"; stopped: {sec['stopped']}"
-    return (f"dagstore: {sec['backend']} store at {sec['path']}: spilled {sec['spilled_attrs']} values ({mb:.1f} MB), "
+    return (f"dagstore: {sec['backend']} store at {sec['path']}: spilled {sec['spilled_attrs']} values "
+            f"({fmt_bytes(sec['spilled_bytes'])}), "
             f"collapsed {sec['collapsed']} empty containers, {sec['reloads']} reloads, "
             f"{sec['reuse_hits']} reused from the previous build, {sec['refused']} refused{extra}")
 

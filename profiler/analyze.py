@@ -66,7 +66,7 @@ def _finding(kind: str, cls: str, attr: str | None, nbytes: int, message: str, s
 
 
 def _kib(n: int) -> str:
-    from dagprof.units import fmt_bytes
+    from dagstore.units import fmt_bytes
 
     return fmt_bytes(n)
 

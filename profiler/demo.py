@@ -39,7 +39,7 @@ def _x(ratio: float | None) -> str:
 
 def headlines(result: dict[str, Any]) -> dict[str, str]:
     """One sentence per comparison part, from the medians (the tables hold the details)."""
-    from .units import fmt_bytes
+    from dagstore.units import fmt_bytes
 
     v = {n: d.get("median") or {} for n, d in result["variants"].items()}
     r = result.get("ratios_by_variant") or {}
@@ -71,10 +71,11 @@ def headlines(result: dict[str, Any]) -> dict[str, str]:
 
 def show_story(console: Any, memory: dict[str, Any], result: dict[str, Any]) -> None:
     """The three parts in the terminal."""
+    from dagstore.units import fmt_bytes
+
     from .report.compare import render_compare, subset
     from .report.tables import fmt_int
     from .report.text import findings_table
-    from .units import fmt_bytes
 
     console.print()
     console.print("[bold]1. where the memory goes[/bold] (profile of the null build, dagprof profile)")

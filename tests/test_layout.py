@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"dagprof": ROOT / "profiler", "dagstore": ROOT / "dagstore"}  # pyproject's package-dir
 ADAPTER = "dagprof.builds"
 # the profiler core: no SCons, no command line, no renderer (docs/architecture.md)
-CORE = ("access", "sizing", "tracker", "cycles", "detail", "introspect", "rss", "units", "profile", "analyze",
+CORE = ("access", "sizing", "tracker", "cycles", "detail", "introspect", "rss", "profile", "analyze",
         "whatif", "diff", "classpatch")
 
 

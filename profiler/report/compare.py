@@ -23,7 +23,7 @@ from rich.text import Text
 
 from dagprof.report import svg
 from dagprof.report.tables import fmt_int
-from dagprof.units import fmt_bytes
+from dagstore.units import fmt_bytes
 
 # (key, label, unit, lower_is_better)
 METRICS = (

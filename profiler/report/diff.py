@@ -17,7 +17,7 @@ from rich.text import Text
 from dagprof.profile import Profile
 from dagprof.report import svg
 from dagprof.report.tables import fmt_int
-from dagprof.units import fmt_bytes
+from dagstore.units import fmt_bytes
 
 OLD_COLOUR, NEW_COLOUR = "#999999", "#3366cc"
 TOP_ATTRS = 20

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dagprof.profile import AccessRow, Profile
-from dagprof.units import fmt_bytes as fmt_bytes  # re-exported; its home is units.py (the core uses it too)
+from dagstore.units import fmt_bytes as fmt_bytes  # re-exported; its home is dagstore/units.py
 
 
 def class_attrs(profile: Profile) -> dict[str, list[str]]:

@@ -14,7 +14,7 @@ from rich.text import Text
 from dagprof.profile import Profile
 from dagprof.report import tables
 from dagprof.report.tables import fmt_int
-from dagprof.units import fmt_bytes
+from dagstore.units import fmt_bytes
 
 SECTIONS = ("meta", "phases", "access", "sizes", "counts", "lifetimes", "monitor", "snapshots",
             "cycles", "findings", "store")
