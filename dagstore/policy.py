@@ -39,8 +39,9 @@ under a stable key for the next build and stay in memory (`Spiller.record`), und
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Protocol
 
 
 class AccessStats(Protocol):
