@@ -48,18 +48,41 @@ def test_check_help_is_the_equivalence_checker(tmp_path, dagprof):
     assert "edits.json:" in p.stdout
 
 
-@pytest.mark.parametrize("args,shown", [
-    (["build", "-Q"], "-Q"),
-    (["build", "-j2"], "-j2"),
-    (["profile", "-Q", "-j2"], "-Q -j2"),
-    (["compare", "--debug=explain"], "--debug=explain"),
+@pytest.mark.parametrize("args,shown,usage", [
+    (["build", "-Q"], "-Q", "dagprof build [options] -- -Q"),
+    (["build", "-j2"], "-j2", "dagprof build [options] -- -j2"),
+    (["build", "-j", "2", "all"], "-j 2 all", "dagprof build [options] -- -j 2 all"),  # a value, a target
+    (["profile", "-Q", "-j2"], "-Q -j2", "dagprof profile [options] -- -Q -j2"),
+    (["compare", "--debug=explain"], "--debug=explain", "dagprof compare [options] -- --debug=explain"),
+    (["check", "p", "-j2"], "-j2", "dagprof check [options] PROJECT -- -j2"),  # its positional argument too
 ])
-def test_scons_option_before_the_separator_gets_a_hint(tmp_path, dagprof, args, shown):
+def test_scons_option_before_the_separator_gets_a_hint(tmp_path, dagprof, args, shown, usage):
     p = dagprof(args, tmp_path)
     assert p.returncode == USAGE
-    command = args[0]
-    assert _one_line(p) == (f"dagprof: unrecognized arguments: {shown} "
-                            f"(SCons arguments go after --: dagprof {command} [options] -- {shown})")
+    assert _one_line(p) == f"dagprof: unrecognized arguments: {shown} (SCons arguments go after --: {usage})"
+
+
+def test_the_check_hint_can_be_followed(tmp_path, dagprof):
+    """The hint names PROJECT where `dagprof check` needs it: filled in, the command runs (and passes)."""
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "SConstruct").write_text("Command('out', [], 'echo hi > $TARGET')\n")
+    hint = _one_line(dagprof(["check", "p", "-Q"], tmp_path)).split("SCons arguments go after --: ")[1][:-1]
+    words = hint.split()
+    assert words[:3] == ["dagprof", "check", "[options]"]
+    followed = [("p" if w == "PROJECT" else w) for w in words[3:]]
+    p = dagprof(["check", *followed], tmp_path)
+    assert p.returncode == 0 and "EQUIVALENT" in p.stdout, (followed, p.stdout, p.stderr)
+
+
+@pytest.mark.parametrize("args,line", [
+    (["build", "--frob"], "--frob (an option of neither dagprof build nor SCons)"),
+    (["profile", "--frob", "--zork=1"], "--frob --zork=1 (options of neither dagprof profile nor SCons)"),
+    (["build", "-Q", "--frob"], "-Q --frob (--frob: an option of neither dagprof build nor SCons; "
+                                "SCons arguments go after --: dagprof build [options] -- -Q)"),
+])
+def test_an_option_neither_knows_is_not_called_an_scons_option(tmp_path, dagprof, args, line):
+    p = dagprof(args, tmp_path)
+    assert p.returncode == USAGE and _one_line(p) == "dagprof: unrecognized arguments: " + line
 
 
 def test_unknown_option_of_a_command_without_scons_args_has_no_hint(tmp_path, dagprof):
