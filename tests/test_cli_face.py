@@ -1,13 +1,19 @@
 """The command line as people expect it: --version, `[-- SCONS_ARGS]` in usage lines, a hint for SCons
 options given before `--`, `dagprof check`, one "dagprof: ..." per message, and dagprof's own exit codes
 apart from SCons' (docs/usage.md). Real processes."""
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+from conftest import _env
 from report_fixtures import full_profile
 
 from dagprof import __version__, exitcodes
-from dagprof.exitcodes import BAD_INPUT, BUDGET, USAGE
+from dagprof.exitcodes import BAD_INPUT, BUDGET, INTERRUPTED, NOT_EQUIVALENT, USAGE
 
 SCONS_CODES = {0, 1, 2}  # SCons' own; 128+N for a signal
 
@@ -144,3 +150,46 @@ def test_build_without_sconstruct_ends_with_scons_message(tmp_path, scons, dagpr
     assert p.returncode == plain.returncode == 2
     assert "No SConstruct file found" in p.stderr and "None" not in p.stderr, p.stderr
     assert p.stderr.strip().splitlines()[-1] == plain.stderr.strip().splitlines()[-1]
+
+
+def test_check_of_a_project_that_builds_differently_under_dagprof(tmp_path, dagprof):
+    """`dagprof check` exits NOT_EQUIVALENT (69) when the store build differs from plain SCons.
+
+    How the difference is made: check's own options (--store, --edits, --ignore, SCons arguments) apply to
+    both sides alike, so none of them can honestly make one side differ. This SConstruct looks at the process
+    that reads it and writes `dagprof` when run by `dagprof build` (SCons in-process) and `scons` otherwise: a
+    deterministic difference of outputs and messages, as a real store bug would make, which check must report."""
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "SConstruct").write_text(
+        "import sys\n"
+        "runner = 'dagprof' if 'dagprof' in sys.modules else 'scons'\n"
+        "Command('runner.txt', [], 'echo %s > $TARGET' % runner)\n")
+    p = dagprof(["check", "p", "--", "-Q"], tmp_path)
+    assert p.returncode == NOT_EQUIVALENT, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    assert "output runner.txt: bytes differ" in p.stdout and "NOT EQUIVALENT" in p.stdout.splitlines()[-1]
+
+
+def test_interrupted_compare_exits_130_with_one_line(tmp_path):
+    """SIGINT (Ctrl-C) while `dagprof compare` waits for a build: exit INTERRUPTED (130), one line, no traceback."""
+    started = tmp_path / "started"
+    (tmp_path / "SConstruct").write_text(
+        f"Command('out', [], 'touch {started} && sleep 60 && echo hi > $TARGET')\n")
+    # SIGINT as the shell delivers it to a foreground command: handled (a background job would inherit it ignored)
+    p = subprocess.Popen([sys.executable, "-m", "dagprof", "compare", "--runs", "1", "--", "-Q"], cwd=tmp_path,
+                         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists():  # the first build is running: compare is waiting for it
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.05)
+        os.kill(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # whatever it started, should anything be left
+        except ProcessLookupError:
+            pass
+    assert p.returncode == INTERRUPTED, (out, err)
+    assert err.strip() == "dagprof: interrupted" and "Traceback" not in err, err
