@@ -160,11 +160,11 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
                 small.setdefault(cls, []).append((attr, b))
     for cls, attrs in small.items():
         b = sum(n for _a, n in attrs)
-        names = ", ".join(a for a, _n in attrs[:12]) + (f", … ({len(attrs) - 12} more)" if len(attrs) > 12 else "")
+        listed = ", ".join(a for a, _n in attrs[:12]) + (f", … ({len(attrs) - 12} more)" if len(attrs) > 12 else "")
         why = "sizes not recorded" if cls not in sizes else f"each under {_kib(min_bytes)}"
         out.append(_finding("never_read", cls, None, b,
                             f"{cls}: {len(attrs)} attributes are written and never read in this build ({why}): "
-                            f"{names}"))
+                            f"{listed}"))
 
     for cls, c in sizes.items():
         count = int(c.get("count") or 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,6 +150,24 @@ def test_the_core_imports_no_renderer_and_no_command_line():
                   if d.startswith(("dagprof.report", "dagprof.commands", "dagprof.builds"))
                   or d in ("dagprof.cli", "dagprof.cmdline")}
         assert not upward, (name, upward)
+
+
+# Left out of the type check until their findings are fixed (docs/architecture.md, "Lint and type check")
+TYPE_CHECK_LATER = {"dagstore.spill", "dagstore.codec", "dagprof.builds.scons_store"}
+
+
+def test_the_type_check_covers_every_module():
+    """pyproject's mypy file list names every module but TYPE_CHECK_LATER: a new module is checked from the start."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        files = tomllib.load(f)["tool"]["mypy"]["files"]
+    checked = set()
+    for path in files:
+        parts = list(Path(path).relative_to("build/import-names").with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        checked.add(".".join(parts))
+    assert checked <= set(MODULES), sorted(checked - set(MODULES))
+    assert set(MODULES) - checked == TYPE_CHECK_LATER, sorted(set(MODULES) - checked)
 
 
 def test_one_reader_of_the_peak_rss():

@@ -174,9 +174,9 @@ def _render_sizes(profile: Profile, console: Console, top_attrs: int = 12) -> bo
     if extra:
         console.print("[dim]" + "; ".join(extra) + "[/dim]")
     t = Table(box=None, header_style="bold cyan")
-    for col, j in (("class", "left"), ("instances", "right"), ("total bytes", "right"), ("", "right"),
-                   ("shallow", "right"), ("bytes/instance", "right")):
-        t.add_column(col, justify=j)
+    t.add_column("class")
+    for col in ("instances", "total bytes", "", "shallow", "bytes/instance"):
+        t.add_column(col, justify="right")
     for c in rows:
         t.add_row(c["cls"], fmt_int(c["count"]), fmt_int(c["total"]), fmt_bytes(c["total"]),
                   fmt_int(c["shallow"]), fmt_int(c["per_instance"]))
