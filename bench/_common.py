@@ -29,7 +29,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,7 +55,7 @@ if IMPORT_PATH not in sys.path:
 
 from dagprof.measure import TRAMPOLINE, machine_description  # noqa: E402  (after the sys.path line)
 from dagprof.rss import Sampler, read_status  # noqa: E402
-from dagprof.units import fmt_bytes  # noqa: E402  (the one byte formatter; benches import it from here)
+from dagstore.units import fmt_bytes  # noqa: E402  (the one byte formatter; benches import it from here)
 
 T = TypeVar("T")
 

@@ -14,8 +14,17 @@ import os
 import sys
 import tempfile
 
-from _common import (IMPORT_PATH, alternate, fmt_bytes, fmt_ratio, median, print_header, print_table, run_measured,
-                     scons_command)
+from _common import (
+    IMPORT_PATH,
+    alternate,
+    fmt_bytes,
+    fmt_ratio,
+    median,
+    print_header,
+    print_table,
+    run_measured,
+    scons_command,
+)
 
 from dagprof.synthetic import generate
 

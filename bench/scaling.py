@@ -35,8 +35,18 @@ import sys
 import tempfile
 import time
 
-from _common import (alternate, bench_env, bytecode_note, fmt_bytes, machine_description, median,
-                     print_header, print_table, run_measured, scons_command)
+from _common import (
+    alternate,
+    bench_env,
+    bytecode_note,
+    fmt_bytes,
+    machine_description,
+    median,
+    print_header,
+    print_table,
+    run_measured,
+    scons_command,
+)
 
 from dagprof.synthetic import generate
 
@@ -314,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = rows_of(results)
     print_table(rows, HEADERS)
     print("full builds (before measuring): " + ", ".join(
-        f"{r['files']}: make {r['full_build_s']['make']:.1f} s, scons {r['full_build_s']['scons']:.1f} s" for r in results))
+        f"{r['files']}: make {r['full_build_s']['make']:.1f} s, scons {r['full_build_s']['scons']:.1f} s"
+        for r in results))
     print("scons+store (1st): the store removed before the run; (2nd): the store kept from the previous store build")
     print("scons+dagcache: dagprof build answered from the confirmed DAG snapshot (every run checked for the line)")
     print("peak B/node: peak RSS / SCons node count (nodes_estimate; the same DAG for all systems)")

@@ -14,11 +14,20 @@ import shutil
 import sys
 import tempfile
 
-from _common import (alternate, bench_env, bytecode_note, fmt_bytes, median, print_header, print_table,
-                     run_measured, scons_command)
+from _common import (
+    alternate,
+    bench_env,
+    bytecode_note,
+    fmt_bytes,
+    median,
+    print_header,
+    print_table,
+    run_measured,
+    scons_command,
+)
 
-from dagprof.synthetic import generate
 from dagprof.profile import load
+from dagprof.synthetic import generate
 
 
 def pad(root: str, proj) -> None:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from .codec import Codec, Refused
+from .units import fmt_bytes
 
 try:  # DAGPROF_NO_C=1: behave as if the extension were not built (CI runs the tests both ways)
     import os as _os
@@ -604,8 +606,8 @@ class Spiller:
         of the containers, the keys and blobs they own; the objects they point to are the build's).
 
         Bounded: the reuse sets hold objects between their first read and their safe point (spill()
-        forgets them), at most `reuse_memory` entries each; pending blobs at most `batch` entries; the codec's node references
-        (`node_refs`, if the codec keeps them) at most one entry per node a spilled value refers to.
+        forgets them), at most `reuse_memory` entries each; pending blobs at most `batch` entries; the codec's node
+        references (`node_refs`, if the codec keeps them) at most one entry per node a spilled value refers to.
         """
         import sys
 
@@ -635,7 +637,8 @@ class Spiller:
             "reuse_hits": s.reuse_hits, "reuse_misses": s.reuse_misses, "reuse_stale": s.reuse_stale,
             "recorded": s.recorded, "refused": s.refused, "small": s.small, "spill_time_s": round(s.spill_time_s, 4),
             "reload_time_s": round(s.reload_time_s, 4), "record_time_s": round(s.record_time_s, 4),
-            "reuse_time_s": round(s.reuse_time_s, 4), "reuse_sampled": s.reuse_sampled, "scans": s.scans, "scan_time_s": round(s.scan_time_s, 4),
+            "reuse_time_s": round(s.reuse_time_s, 4), "reuse_sampled": s.reuse_sampled, "scans": s.scans,
+            "scan_time_s": round(s.scan_time_s, 4),
             "reuse_enabled": self.reuse_enabled, "flushes": s.flushes, "stopped": s.stopped,
             "pending_in_memory": len(self._pending) + len(self._pending_reuse), "per_attr": s.per_attr,
             "errors": dict(s.errors),
@@ -664,12 +667,12 @@ _STORE_ERRORS = _store_error_types()
 
 def summary_line(sec: dict[str, Any]) -> str:
     """The one-line account of a store section (see section()): what left memory, what came back, what failed."""
-    mb = sec["spilled_bytes"] / 1e6
     errors = sec.get("errors") or {}
     extra = "".join(f"; {n} {what} errors" for what, n in sorted(errors.items()) if n)
     if sec.get("stopped"):
         extra += f"; stopped: {sec['stopped']}"
-    return (f"dagstore: {sec['backend']} store at {sec['path']}: spilled {sec['spilled_attrs']} values ({mb:.1f} MB), "
+    return (f"dagstore: {sec['backend']} store at {sec['path']}: spilled {sec['spilled_attrs']} values "
+            f"({fmt_bytes(sec['spilled_bytes'])}), "
             f"collapsed {sec['collapsed']} empty containers, {sec['reloads']} reloads, "
             f"{sec['reuse_hits']} reused from the previous build, {sec['refused']} refused{extra}")
 

@@ -66,7 +66,7 @@ def _finding(kind: str, cls: str, attr: str | None, nbytes: int, message: str, s
 
 
 def _kib(n: int) -> str:
-    from dagprof.units import fmt_bytes
+    from dagstore.units import fmt_bytes
 
     return fmt_bytes(n)
 
@@ -160,11 +160,11 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
                 small.setdefault(cls, []).append((attr, b))
     for cls, attrs in small.items():
         b = sum(n for _a, n in attrs)
-        names = ", ".join(a for a, _n in attrs[:12]) + (f", … ({len(attrs) - 12} more)" if len(attrs) > 12 else "")
+        listed = ", ".join(a for a, _n in attrs[:12]) + (f", … ({len(attrs) - 12} more)" if len(attrs) > 12 else "")
         why = "sizes not recorded" if cls not in sizes else f"each under {_kib(min_bytes)}"
         out.append(_finding("never_read", cls, None, b,
                             f"{cls}: {len(attrs)} attributes are written and never read in this build ({why}): "
-                            f"{names}"))
+                            f"{listed}"))
 
     for cls, c in sizes.items():
         count = int(c.get("count") or 0)
@@ -260,11 +260,6 @@ def parse_attr_names(spec: str | list[str], what: str) -> list[str]:
     return out
 
 
-def parse_spill(spec: str | list[str]) -> list[str]:
-    """Validate a `--spill` argument ("Cls.attr,Cls.attr"), raising ValueError with one clear line."""
-    return parse_attr_names(spec, "--spill")
-
-
 def what_if(profile: Profile, spill: list[str] | str) -> dict[str, Any]:
     """Estimate what spilling these attributes would save, from the recorded sizes, before running a build.
 
@@ -277,7 +272,7 @@ def what_if(profile: Profile, spill: list[str] | str) -> dict[str, Any]:
     """
     from dagstore.policy import expected_fraction
 
-    names = parse_spill(spill)
+    names = parse_attr_names(spill, "--spill")
     sizes = _size_classes(profile)
     totals = profile.access_totals()
     per_attr: dict[str, int] = {}

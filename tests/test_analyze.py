@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from report_fixtures import EMPTY_SET, N_FILES, full_profile
 
-from dagprof.analyze import analyze, findings_of, parse_spill, spill_candidates, what_if
+from dagprof.analyze import analyze, findings_of, parse_attr_names, spill_candidates, what_if
 from dagprof.profile import AccessRow, Profile
 
 
@@ -107,13 +107,13 @@ def test_what_if() -> None:
 
 
 @pytest.mark.parametrize("bad", ["File", "File.", ".attr", "File.a.b", ",", ""])
-def test_parse_spill_rejects_bad_items(bad: str) -> None:
+def test_parse_attr_names_rejects_bad_items(bad: str) -> None:
     with pytest.raises(ValueError, match="--spill"):
-        parse_spill(bad)
+        parse_attr_names(bad, "--spill")
 
 
-def test_parse_spill_ok() -> None:
-    assert parse_spill(" File._memo, Dir._sconsign ") == ["File._memo", "Dir._sconsign"]
+def test_parse_attr_names_ok() -> None:
+    assert parse_attr_names(" File._memo, Dir._sconsign ", "--spill") == ["File._memo", "Dir._sconsign"]
 
 
 def test_spill_advice_limited_to_what_the_adapter_can_spill():

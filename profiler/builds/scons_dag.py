@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+from ..exitcodes import VERIFY_MISMATCH  # no imports of its own: the answer path stays os/sys
+
 # typing is only for annotations here: importing it costs the DAG cache's answer ~1.5 MiB (with re)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -515,9 +517,6 @@ def _target_digest(node: Any) -> bytes:
     return new_hash("sha256", "\0".join(parts).encode("utf-8", "surrogateescape")).digest()[:16]
 
 
-EXIT_VERIFY_MISMATCH = 67  # docs/usage.md: --dag-cache verify found the cache would have answered wrongly
-
-
 def would_answer(args: list[str], store_path: str) -> Any:
     """For --dag-cache verify: what the cache would have answered, before SCons runs."""
     from dagstore.dagcache import DagCache, SnapshotDamaged
@@ -541,5 +540,5 @@ def after_build(recorder: DagRecorder, exit_code: int, predicted: Any, summary: 
     if predicted is not None and predicted.up_to_date and (exit_code != 0 or not recorder.built_nothing):
         print("dagprof: DAG cache verify: the cache would have answered 'up to date' but SCons rebuilt "
               f"{recorder.first_built or 'something'}", file=sys.stderr)
-        return EXIT_VERIFY_MISMATCH
+        return VERIFY_MISMATCH
     return None

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from dagprof.units import fmt_bytes
+from dagstore.units import fmt_bytes
 
 
 def render_text(est: dict[str, Any], console: Console) -> None:
