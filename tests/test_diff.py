@@ -35,7 +35,28 @@ def profiles(tmp_path_factory, request):
     run_dagprof(["build", "-o", str(out["build1"]), "--", "-Q"], base, check=True)
     out["build2"] = top / "build2.dagprof"
     run_dagprof(["build", "--sizes", "-o", str(out["build2"]), "--", "-Q"], base, check=True)
+    out["build3"] = top / "build3.dagprof"  # a second, separate run of the unchanged build
+    run_dagprof(["build", "-o", str(out["build3"]), "--", "-Q"], base, check=True)
+    # the regression on purpose: more includes per file, and an SConstruct edit that adds an Alias and a Value
+    # node (classes only the new build has), release notes on the top Dir (Dir bytes per instance) and 64 MiB
+    # held while SCons builds (peak RSS): four limits broken at once
+    worse = generate(top / "worse", files=40, files_per_dir=10, seed=3, includes_per_file=12).root
+    with open(f"{worse}/SConstruct", "a", encoding="utf-8") as f:
+        f.write(WORSE_EDIT)
+    assert run_scons(["-Q"], worse).returncode == 0
+    out["worse_root"] = worse
+    out["worse"] = top / "worse.dagprof"
+    run_dagprof(["profile", "-o", str(out["worse"]), "--", "-Q"], worse, check=True)
+    out["worse_build"] = top / "worse-build.dagprof"
+    run_dagprof(["build", "-o", str(out["worse_build"]), "--", "-Q"], worse, check=True)
     return out
+
+
+WORSE_EDIT = """
+Alias("everything", [prog, Value("release 2")])
+Dir("#").attributes.release_notes = ["note %d" % i for i in range(2000)]
+ballast = b"x" * (64 << 20)
+"""
 
 
 def diff_json(dagprof, profiles, old, new, *extra):
@@ -110,6 +131,92 @@ def test_gate_on_build_profiles_says_what_was_not_compared(dagprof, profiles):
     if not d["compared"]["access"]:
         assert any(n.startswith("access counts: not in NEW") for n in d["notes"])
         assert all(a["reads"]["delta"] is None for a in d["attrs"])
+
+
+def test_diff_shows_what_appeared_and_disappeared(dagprof, profiles):
+    p, d = diff_json(dagprof, profiles, "base1", "worse")
+    assert p.returncode == OK, p.stderr
+    assert d["appeared"]["classes"] == ["Alias", "Value"] and d["disappeared"] == {"classes": [], "attrs": []}
+    assert {"Alias.sources", "Value.value"} <= set(d["appeared"]["attrs"])
+    rows = {c["cls"]: c for c in d["classes"]}
+    assert rows["Alias"]["status"] == "appeared" and rows["Alias"]["count"]["old"] in (0, None)
+    assert rows["Alias"]["count"]["new"] >= 1 and rows["File"]["status"] == "both"
+    # the other way round, they disappeared
+    _p, back = diff_json(dagprof, profiles, "worse", "base1")
+    assert back["disappeared"]["classes"] == ["Alias", "Value"] and back["appeared"] == {"classes": [], "attrs": []}
+    assert set(back["disappeared"]["attrs"]) == set(d["appeared"]["attrs"])
+    t = dagprof(["diff", str(profiles["base1"]), str(profiles["worse"])], profiles["dir"])
+    assert any(ln.startswith("appeared") and "Alias" in ln for ln in t.stdout.splitlines()), t.stdout
+
+
+def test_diff_of_an_older_versions_profile_says_so_in_one_line(dagprof, profiles):
+    old = load(profiles["base1"])
+    old.meta["tool_version"], old.meta["scons_version"] = "0.1.0", "4.0.0"
+    path = profiles["dir"] / "older.dagprof"
+    old.save(path)
+    p, d = diff_json(dagprof, profiles, "base1", "base1")
+    assert d["notes"] == []
+    p = dagprof(["diff", str(path), str(profiles["base1"]), "--json"], profiles["dir"])
+    d = json.loads(p.stdout)
+    notes = [n for n in d["notes"] if n.startswith("recorded by different versions")]
+    assert len(notes) == 1 and "dagprof 0.1.0, SCons 4.0.0" in notes[0] and len(d["notes"]) == 1
+    # compared field by field all the same: the same build, so nothing changed
+    assert d["compared"] == {"sizes": True, "access": True} or d["compared"]["sizes"]
+    assert all(a["bytes"]["delta"] == 0 for a in d["attrs"])
+    t = dagprof(["diff", str(path), str(profiles["base1"])], profiles["dir"])
+    lines = [ln for ln in t.stdout.splitlines() if "different versions" in ln]
+    assert len(lines) == 1 and lines[0].startswith("note: recorded by different versions")
+    assert lines[0].rstrip().endswith("compared field by field where both have it")
+
+
+def test_gate_on_build_o_profiles(dagprof, profiles):
+    """`dagprof build -o` (counters only, no sizes): the gate checks peak RSS, passes on two runs of the
+    unchanged build and fails with its code on the build that holds 64 MiB more."""
+    p, d = diff_json(dagprof, profiles, "build1", "build3", "--max-growth", "5%")
+    assert p.returncode == OK, d["gate"]
+    assert d["gate"]["checked"] == ["peak RSS"] and not d["gate"]["failed"]
+    p, d = diff_json(dagprof, profiles, "build1", "worse_build", "--max-growth", "5%")
+    assert p.returncode == REGRESSION, d["gate"]
+    assert [c["what"] for c in d["gate"]["causes"]] == ["peak RSS"] and d["gate"]["causes"][0]["delta"] > 48 << 20
+    assert d["appeared"]["classes"] == [] and "Alias.sources" in d["appeared"]["attrs"]  # from the access counts
+
+
+def test_gate_prints_the_three_largest_causes(dagprof, profiles):
+    p, d = diff_json(dagprof, profiles, "base1", "worse", "--max-growth", "5%")
+    assert p.returncode == REGRESSION
+    causes = d["gate"]["causes"]
+    assert len(causes) >= 4 and [c["bytes"] for c in causes] == sorted((c["bytes"] for c in causes), reverse=True)
+    assert {"peak RSS", "node bytes per node", "Dir bytes per instance", "File bytes per instance"} <= \
+        {c["what"] for c in causes}
+    t = dagprof(["diff", str(profiles["base1"]), str(profiles["worse"]), "--max-growth", "5%"], profiles["dir"])
+    assert t.returncode == REGRESSION
+    verdict = t.stdout[t.stdout.index("memory regression:"):].splitlines()[1:]
+    shown = [ln for ln in verdict if ln.startswith("  ") and not ln.startswith("  …")]
+    assert [ln.split(":")[0].strip() for ln in shown] == [c["what"] for c in causes[:3]]
+    assert f"… and {len(causes) - 3} more" in t.stdout
+    g = dagprof(["profile", "--baseline", str(profiles["base1"]), "--max-growth", "5%",
+                 "-o", str(profiles["dir"] / "worse2.dagprof"), "--", "-Q"], profiles["worse_root"])
+    assert g.returncode == REGRESSION, g.stderr
+    lines = [ln for ln in g.stderr.splitlines() if ln.startswith("dagprof:   ")]
+    assert len(lines) == 4 and lines[-1].startswith("dagprof:   … and ")
+
+
+def test_diff_tables_are_never_cut_in_a_pipe(dagprof, profiles):
+    """stdout is a pipe here, as in a CI log: every cell is printed in full, every row on one line."""
+    _p, d = diff_json(dagprof, profiles, "build1", "worse_build")
+    t = dagprof(["diff", str(profiles["build1"]), str(profiles["worse_build"]), "--top", "1000"], profiles["dir"])
+    lines = t.stdout.splitlines()
+    rows = {ln.split()[0]: ln for ln in lines if ln and ln.split()[0].count(".") == 1}
+    checked = 0
+    for a in d["attrs"]:
+        name = f"{a['cls']}.{a['attr']}"
+        if name not in rows or a["reads"]["new"] is None:
+            continue
+        assert f" {a['reads']['new']:,} " in rows[name] + " ", (name, rows[name])
+        checked += 1
+    assert checked >= 20
+    assert not [ln for ln in lines if "…" in ln and not ln.startswith(("  …", "appeared", "disappeared"))]
+    assert "File.changed_since_last_build " in t.stdout
 
 
 def test_diff_html_uses_the_report_charts(dagprof, profiles):
