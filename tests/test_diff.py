@@ -219,6 +219,55 @@ def test_diff_tables_are_never_cut_in_a_pipe(dagprof, profiles):
     assert "File.changed_since_last_build " in t.stdout
 
 
+def recipe_blocks() -> list[str]:
+    """The shell blocks of docs/usage.md's CI recipe (indented code), in order: baseline, then every change."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "usage.md").read_text(encoding="utf-8")
+    section = text[text.index("### CI recipe"):]
+    section = section[:section.index("\n## ")]
+    blocks: list[list[str]] = []
+    prev_code = False
+    for line in section.splitlines():
+        code = line.startswith("    ")
+        if code and not prev_code:
+            blocks.append([])
+        if code:
+            blocks[-1].append(line[4:])
+        prev_code = code or (prev_code and not line.strip())
+    return ["\n".join(b) for b in blocks]
+
+
+def run_recipe(block: str, cwd) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    from conftest import _env
+
+    script = (f'set -eu\nscons() {{ "{sys.executable}" -c "import SCons.Script; SCons.Script.main()" "$@"; }}\n'
+              f'dagprof() {{ "{sys.executable}" -m dagprof "$@"; }}\n{block}\n')
+    return subprocess.run(["bash", "-c", script], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
+
+
+def test_ci_recipe_keeps_the_diff_of_a_regression(profiles):
+    """docs/usage.md's recipe under `set -e`: exit 68 on the regressed build, and diff.html written anyway."""
+    import shutil
+
+    baseline, change = recipe_blocks()
+    assert "dagprof profile -o baseline.dagprof" in baseline and "--baseline baseline.dagprof" in change
+    base, worse = profiles["base_root"], profiles["worse_root"]
+    p = run_recipe(baseline, base)
+    assert p.returncode == 0, p.stderr
+    shutil.copy(f"{base}/baseline.dagprof", f"{worse}/baseline.dagprof")
+    for root, want in ((base, OK), (worse, REGRESSION)):
+        for out in ("diff.html", "report.html"):
+            (root / out).unlink(missing_ok=True)
+        p = run_recipe(change, root)
+        assert p.returncode == want, (root, p.returncode, p.stderr)
+        assert (root / "diff.html").exists() and (root / "report.html").exists()
+    assert "memory regression" in p.stderr
+
+
 def test_diff_html_uses_the_report_charts(dagprof, profiles):
     out = profiles["dir"] / "diff.html"
     p = dagprof(["diff", str(profiles["base1"]), str(profiles["more"]), "--html", str(out)], profiles["dir"])
