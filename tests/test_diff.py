@@ -7,6 +7,8 @@ must fail on it and pass on two profiles of one unchanged null build (sizes are 
 peak RSS moves well under the 4 MiB floor).
 """
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -238,10 +240,7 @@ def recipe_blocks() -> list[str]:
     return ["\n".join(b) for b in blocks]
 
 
-def run_recipe(block: str, cwd) -> "subprocess.CompletedProcess[str]":
-    import subprocess
-    import sys
-
+def run_recipe(block: str, cwd) -> subprocess.CompletedProcess[str]:
     from conftest import _env
 
     script = (f'set -eu\nscons() {{ "{sys.executable}" -c "import SCons.Script; SCons.Script.main()" "$@"; }}\n'
