@@ -43,8 +43,8 @@ def render_text(est: dict[str, Any], console: Console) -> None:
                          if est["peak_rss"] is not None else ""))
     if est["reloads"] or any(r["kind"] == "spill" for r in est["changes"]):
         console.print(f"reload latency {est['reload_latency_s'] * 1e6:.1f} us ({est['reload_latency_source']}); "
-                      "reloads: the recorded reads after the safe points, one per spilled value at most "
-                      f"(every read from the build phase on: {est['reloads_upper']:,})")
+                      "reloads: the recorded reads after the values' safe points (profiler/whatif.py); "
+                      f"every read from the build phase on, the upper bound: {est['reloads_upper']:,}")
     for note in est["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}")
 
