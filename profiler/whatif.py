@@ -29,12 +29,12 @@ dagstore.spill's, restated on the recorded sizes; docs/dagstore.md, "What is col
 
 * values are spilled at their object's safe point (a finished task); empty containers are collapsed
   there (the *empty* part is claimed only for attributes that no plan collapses anyway: those the adapter
-  collapses under every plan, `--spill none` included, are not the spill's doing);
+  collapses under every plan, `--spill none` included, meta "spill_collapse", are not the spill's doing);
 * a value whose encoding is under the store's floor (`STORE_MIN_BYTES`, 64 B) stays in memory: an
   attribute whose distinct values average less than the floor plus a str header (`SMALL_VALUE_BYTES`)
   is predicted to spill nothing (hashes such as File.contentsig);
-* each spilled value leaves a marker in its slot (`MARKER_BYTES`), except reusable attributes
-  (File.includes), which share one marker;
+* each spilled value leaves a marker in its slot (`marker_bytes()`), except reusable attributes
+  (meta "spill_reuse": File.includes), which share one marker;
 * an equal value held by several objects is one object: it is counted once (the sizes' `distinct`),
   for one marker, where it stays alive;
 * an attribute whose values stay alive elsewhere (the adapter's `spill_keep` attributes that are not
@@ -120,26 +120,26 @@ def marker_bytes() -> int:
 
 
 def store_rules(profile: Profile) -> dict[str, Any]:
-    """The adapter's store rules the estimate needs: from the profile's meta, else the SCons adapter's own."""
-    from dagprof.builds import scons_store as adapter
-
+    """The adapter's store rules the estimate needs, as the profile's meta records them (profiles written
+    before they were recorded get none: nothing collapsed anyway, nothing reusable; "old_meta" says so)."""
     meta = profile.meta
-    collapse = meta.get("spill_collapse")
-    reuse = meta.get("spill_reuse")
-    keep = meta.get("spill_keep")
+    collapse, reuse, keep = meta.get("spill_collapse"), meta.get("spill_reuse"), meta.get("spill_keep")
     late = meta.get("late_phases") or [SPILL_PHASE]
+
+    def names(by_class: Any) -> set[str]:
+        return {f"{c}.{a}" for c, attrs in by_class.items() for a in attrs} if isinstance(by_class, dict) else set()
+
     return {
-        "collapse": ({f"{c}.{a}" for c, attrs in collapse.items() for a in attrs} if isinstance(collapse, dict)
-                     else {f"*.{a}" for a in adapter.COLLAPSE_ATTRS + adapter.FS_COLLAPSE_ATTRS}),
-        "reuse": ({f"{c}.{a}" for c, attrs in reuse.items() for a in attrs} if isinstance(reuse, dict)
-                  else {f"*.{a}" for a in adapter.REUSE_ATTRS}),
-        "keep": dict(keep) if isinstance(keep, dict) else dict(adapter.KEEP_ATTRS),
+        "collapse": names(collapse),
+        "reuse": names(reuse),
+        "keep": dict(keep) if isinstance(keep, dict) else {},
         "safe_phase": late[0],
+        "old_meta": not (isinstance(collapse, dict) and isinstance(reuse, dict)),
     }
 
 
 def _has(rule: set[str], cls: str, attr: str) -> bool:
-    return f"{cls}.{attr}" in rule or f"*.{attr}" in rule
+    return f"{cls}.{attr}" in rule
 
 
 def _reads(profile: Profile, cls: str, attr: str) -> dict[str, int]:
@@ -251,6 +251,9 @@ def estimate(profile: Profile, changes: list[tuple[str, list[str]]]) -> dict[str
                      "estimated; record one with `dagprof profile` or `dagprof build --sizes -o`")
     elif unknown:
         notes.append("not sized in this profile (0 bytes): " + ", ".join(unknown))
+    if any(r["kind"] == "spill" for r in rows) and rules["old_meta"]:
+        notes.append("this profile does not record the store's collapse and reuse lists (an older dagprof): "
+                     "spills estimated as if nothing were collapsed anyway or reused; record it again for these")
     if any(r["kind"] == "spill" for r in rows) and not profile.access:
         notes.append("no access counts in this profile: reloads cannot be predicted (shown as 0)")
     spills = [r for r in rows if r["kind"] == "spill"]

@@ -97,6 +97,8 @@ def test_findings_of_prefers_recorded() -> None:
 def test_what_if() -> None:
     """The one what-if estimator (dagprof.whatif) on a profile that recorded its spills: the store's rule."""
     p = full_profile()
+    p.meta["spill_keep"] = {"binfo": "shared with .sconsign: frees little"}  # as the SCons adapter records it
+    p.meta["spill_collapse"], p.meta["spill_reuse"] = {}, {}
     w = estimate(p, parse_spec("spill=File.binfo,Dir._sconsign,File.nope"))
     spill = w["changes"][0]
     # binfo's lists stay alive in the .sconsign entry (the adapter's keep, not reusable): nothing freed
