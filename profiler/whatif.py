@@ -28,8 +28,9 @@ A spill frees what the store's own rule would free (`spill_outcome`; the rule is
 dagstore.spill's, restated on the recorded sizes; docs/dagstore.md, "What is cold"):
 
 * values are spilled at their object's safe point (a finished task); empty containers are collapsed
-  there (the *empty* part is claimed only for attributes that no plan collapses anyway: those the adapter
-  collapses under every plan, `--spill none` included, meta "spill_collapse", are not the spill's doing);
+  there (the *empty* part is claimed only for attributes that no plan collapses anyway: the empties of
+  those the adapter collapses under every plan, `--spill none` included (meta "spill_collapse"), are not
+  the spill's doing, and stay for a `lazy` change to claim);
 * a value whose encoding is under the store's floor (`STORE_MIN_BYTES`, 64 B) stays in memory: an
   attribute whose distinct values average less than the floor plus a str header (`SMALL_VALUE_BYTES`)
   is predicted to spill nothing (hashes such as File.contentsig);
@@ -157,7 +158,7 @@ def spill_outcome(profile: Profile, cls: str, attr: str, a: dict[str, Any], clai
     Returns bytes freed, values spilled, reloads predicted (and their upper bound) and why, in one word."""
     name = f"{cls}.{attr}"
     reusable = _has(rules["reuse"], cls, attr)
-    empty = claimed.get("empty", 0) if not _has(rules["collapse"], cls, attr) else 0
+    empty = claimed.get("empty", 0)  # (estimate() claims no empties of an attribute collapsed anyway)
     nonempty = claimed.get("duplicate", 0) + claimed.get("rest", 0)
     phases = profile.phase_names()
     safe = rules["safe_phase"]
@@ -223,8 +224,11 @@ def estimate(profile: Profile, changes: list[tuple[str, list[str]]]) -> dict[str
                 continue
             parts = attr_parts(a)
             taken = claimed.setdefault(name, set())
-            mine = [p for p in CLAIMS[kind] if p not in taken]
-            if len(mine) < len(CLAIMS[kind]) and any(parts[p] for p in CLAIMS[kind] if p in taken):
+            claims = CLAIMS[kind]
+            if kind == "spill" and _has(rules["collapse"], cls, attr):  # its empties go under every plan anyway
+                claims = tuple(p for p in claims if p != "empty")
+            mine = [p for p in claims if p not in taken]
+            if len(mine) < len(claims) and any(parts[p] for p in claims if p in taken):
                 shared.append(name)
             taken.update(mine)
             if kind == "spill":

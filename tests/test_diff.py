@@ -307,6 +307,13 @@ def test_what_if_counts_each_byte_once(dagprof, profiles):
     inc = attrs["includes"]["bytes"]
     est = estimate(prof, parse_spec("spill=File.includes,File.includes;drop=File.includes;lazy=File.includes"))
     assert est["bytes"] == inc and [c["bytes"] for c in est["changes"]] == [inc, 0, 0]
+    # File.implicit's empty lists are collapsed under every plan (--spill none too): not the spill's bytes,
+    # they stay for `lazy`, and the total still counts each byte once
+    imp = attrs["implicit"]
+    assert "File" in prof.meta["spill_collapse"] and "implicit" in prof.meta["spill_collapse"]["File"]
+    est = estimate(prof, parse_spec("spill=File.implicit;lazy=File.implicit"))
+    assert est["changes"][1]["bytes"] == imp["empty_bytes"] > 0
+    assert est["bytes"] <= imp["bytes"]
     # the example through the command line, JSON: total = sum of the changes
     spec = ("spill=File.includes,File.implicit_set;lazy=File.waiting_parents;intern=File.contentsig;"
             "drop=File.scanner_paths")
