@@ -144,7 +144,7 @@ def main() -> int:
     print(f"plan's saving: measured {fmt_bytes(measured)} (peak RSS --spill none minus the plan, warm store both); "
           f"encoded bytes spilled and not reloaded {fmt_bytes(int(predicted))}")
     spec = (sec.get("plan") or {}).get("spill")
-    if spec:  # the report's estimate (dagprof.whatif, `report --what-if`): a sized --spill none profile + the plan's spills
+    if spec:  # the report's estimate (dagprof.whatif): a sized --spill none profile + the plan's spill counts
         from dagprof.whatif import estimate, parse_spec
 
         sized = os.path.join(root, "bench-store-sized.dagprof")
