@@ -144,18 +144,18 @@ def main() -> int:
     print(f"plan's saving: measured {fmt_bytes(measured)} (peak RSS --spill none minus the plan, warm store both); "
           f"encoded bytes spilled and not reloaded {fmt_bytes(int(predicted))}")
     spec = (sec.get("plan") or {}).get("spill")
-    if spec:  # the report's estimate (dagprof.analyze.what_if): a sized --spill none profile + the plan's spills
-        from dagprof.analyze import what_if
+    if spec:  # the report's estimate (dagprof.whatif): a sized --spill none profile + the plan's spill counts
+        from dagprof.whatif import estimate, parse_spec
 
         sized = os.path.join(root, "bench-store-sized.dagprof")
         r = run_measured(build_cmd("none")[:-4] + ["--sizes", "-o", sized, "--", "-Q"], cwd=root, env=env)
         if r["exit_code"] == 0:
             p = load(sized)
             p.sections.setdefault("store", {})["per_attr"] = per
-            w = what_if(p, spec)
+            w = estimate(p, parse_spec(f"spill={spec}"))
             ratio = f"; measured/predicted {measured / w['bytes']:.2f}" if w["bytes"] else ""
             print(f"plan's saving predicted by the report's rule: {fmt_bytes(w['bytes'])} ("
-                  + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in w["per_attr"].items()) + ")" + ratio)
+                  + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in w["changes"][0]["per_attr"].items()) + ")" + ratio)
     print("reload p50 latency and raw spill throughput of the store itself: python bench/store_micro.py")
     return 0
 

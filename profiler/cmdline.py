@@ -49,11 +49,18 @@ def out_path(path: str, what: str) -> str:
     return path
 
 
+PIPE_WIDTH = 1 << 15  # columns of a console that is not a terminal: wide enough that no cell is cut
+
+
 def console() -> Any:
-    """A rich console for tables on stdout, at least 120 columns wide (tables stay readable in a pipe)."""
+    """A rich console for tables on stdout: on a terminal at least 120 columns wide; otherwise (a pipe, a CI
+    log) so wide that tables keep their natural width and lines are never wrapped or cut ("223.7 K…")."""
     from rich.console import Console
 
-    return Console(soft_wrap=False, width=max(120, Console().width))
+    probe = Console()
+    if probe.is_terminal:
+        return Console(soft_wrap=False, width=max(120, probe.width))
+    return Console(soft_wrap=True, width=PIPE_WIDTH)
 
 
 def make_introspector(adapter: Any, detail: Sequence[str] = (), interval_s: float = 0.1, **components: bool) -> Any:

@@ -193,3 +193,38 @@ def test_interrupted_compare_exits_130_with_one_line(tmp_path):
             pass
     assert p.returncode == INTERRUPTED, (out, err)
     assert err.strip() == "dagprof: interrupted" and "Traceback" not in err, err
+
+
+def test_profile_without_sconstruct_says_so_in_one_line(tmp_path, scons, dagprof):
+    """No report, no spill advice and no profile of a build that never started: SCons' message, one line, its code."""
+    plain = scons(["-Q"], tmp_path)
+    p = dagprof(["profile", "--", "-Q"], tmp_path)
+    assert p.returncode == plain.returncode == 2
+    assert p.stdout == "" and "No SConstruct file found" in p.stderr
+    ours = [ln for ln in p.stderr.splitlines() if ln.startswith("dagprof:")]
+    assert len(ours) == 1 and "exit 2" in ours[0], p.stderr
+    assert not (tmp_path / "profile.dagprof").exists()
+
+
+def test_budget_with_what_if_is_a_usage_error(tmp_path, dagprof):
+    full_profile().save(tmp_path / "p.dagprof")
+    p = dagprof(["report", "p.dagprof", "--what-if", "spill=File.binfo", "--budget", "0"], tmp_path)
+    assert p.returncode == USAGE and "--budget" in _one_line(p) and "--what-if" in _one_line(p)
+    assert p.stdout == ""
+
+
+def test_files_the_user_asked_for_get_the_umask_mode(tmp_path, dagprof):
+    """A profile and an HTML report written by one command get the same mode: what the umask leaves of 0666."""
+    import os
+    import stat
+
+    full_profile().save(tmp_path / "p.dagprof")
+    old = os.umask(0o027)
+    try:
+        p = dagprof(["report", "p.dagprof", "--html", "r.html"], tmp_path)
+        assert p.returncode == 0, p.stderr
+        full_profile().save(tmp_path / "q.dagprof")
+    finally:
+        os.umask(old)
+    for name in ("r.html", "q.dagprof"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name

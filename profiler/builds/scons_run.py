@@ -250,6 +250,7 @@ def profile_build(
             for h in hooks:
                 if hasattr(h, "close"):
                     h.close()
+    cand = store_candidates()
     meta = {
         "tool_version": __version__,
         "scons_version": scons_version(),
@@ -263,7 +264,9 @@ def profile_build(
         "started": started,
         "machine": machine_description(),
         "fast_counters": recorder.fast,
-        "spillable": {c: list(a) for c, a in store_candidates().spill.items()},
+        "spillable": {c: list(a) for c, a in cand.spill.items()},
+        "spill_collapse": {c: list(a) for c, a in cand.collapse.items() if a},  # collapsed under every plan
+        "spill_reuse": {c: list(a) for c, a in cand.reuse.items() if a},  # spilled right after a scan (whatif)
         "spill_keep": dict(KEEP_ATTRS),  # never chosen by the one rule for "cold" (dagstore.policy)
         "scons_reads": dict(SCONS_READS),  # what SCons' code reads in some builds: never advised away
         "late_phases": [PHASE_BUILD, PHASE_SCONSIGN],  # for the one rule of "cold" (dagstore.policy)

@@ -96,7 +96,10 @@ def render(profile: Profile, console: Console, sections: set[str] | None = None,
 
 
 def _heading(console: Console, text: str) -> None:
-    console.rule(f"[bold]{text}[/bold]", align="left")
+    from rich.rule import Rule
+
+    # at most 120 columns: a console writing to a pipe is as wide as its longest table (dagprof.cmdline.console)
+    console.print(Rule(f"[bold]{text}[/bold]", align="left"), width=min(console.width, 120))
 
 
 def _render_access(profile: Profile, console: Console, top: int = 8) -> bool:
