@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .codec import Codec, Refused
 from .units import fmt_bytes
@@ -58,8 +58,20 @@ SPILLED = Marker("spilled")  # kind of every per-value marker; this instance mea
 EMPTY_LIST = Marker("empty list")
 EMPTY_SET = Marker("empty set")
 EMPTY_DICT = Marker("empty dict")
-_EMPTY_OF = {list: EMPTY_LIST, set: EMPTY_SET, dict: EMPTY_DICT}
-_FRESH = {EMPTY_LIST: list, EMPTY_SET: set, EMPTY_DICT: dict}
+_EMPTY_OF: dict[type, Marker] = {list: EMPTY_LIST, set: EMPTY_SET, dict: EMPTY_DICT}
+_FRESH: dict[Marker, type] = {EMPTY_LIST: list, EMPTY_SET: set, EMPTY_DICT: dict}
+
+
+class GuardLike(Protocol):
+    """What the Spiller uses of a guard beyond the descriptor protocol: the C Guard and _PyGuard both have it."""
+
+    def raw(self, obj: object) -> Any:
+        """The slot's content as stored (value, Marker or None), without reload or reuse."""
+        ...
+
+    def store(self, obj: object, value: object) -> None:
+        """Put `value` (a value or a Marker) in the slot, as stored."""
+        ...
 
 
 class _PyGuard:
@@ -171,8 +183,8 @@ class Spiller:
         self.stats = SpillStats()
         self._guard_type = _CGuard if (use_c and _CGuard is not None) else _PyGuard
         self._c_loop = self._guard_type is _CGuard and _c_collapse is not None
-        self._collapse_cache: dict[tuple, tuple] = {}
-        self._guards: dict[type, dict[str, object]] = {}
+        self._collapse_cache: dict[tuple[type, tuple[str, ...] | None], tuple[GuardLike, ...]] = {}
+        self._guards: dict[type, dict[str, GuardLike]] = {}
         self._saved: list[tuple[type, str, object]] = []
         self._spill: dict[type, tuple[str, ...]] = {}
         self._collapse: dict[type, tuple[str, ...]] = {}
@@ -247,7 +259,7 @@ class Spiller:
         return None if k is None else b"r" + k.encode() + b"\0" + name.encode()
 
     # ---- safe point -----------------------------------------------------------------------------
-    def _collapse_tuple(self, cls: type, names: tuple[str, ...] | None = None) -> tuple:
+    def _collapse_tuple(self, cls: type, names: tuple[str, ...] | None = None) -> tuple[GuardLike, ...]:
         """The guards to collapse on `cls` (all, or those in `names`), cached as a tuple for the C loop."""
         key = (cls, names)
         t = self._collapse_cache.get(key)
@@ -257,7 +269,7 @@ class Spiller:
             self._collapse_cache[key] = t
         return t
 
-    def _collapse_obj(self, obj: object, guards: tuple) -> int:
+    def _collapse_obj(self, obj: object, guards: tuple[GuardLike, ...]) -> int:
         if not guards:
             return 0
         if self._c_loop:
@@ -279,7 +291,7 @@ class Spiller:
         """Collapse one object's empty containers right after it is constructed (freed blocks are reused at once)."""
         self._collapse_obj(obj, self._collapse_tuple(type(obj), names))
 
-    def _guarded(self, objs: Iterable[object]) -> Iterator[tuple[object, type, dict[str, Any]]]:
+    def _guarded(self, objs: Iterable[object]) -> Iterator[tuple[object, type, dict[str, GuardLike]]]:
         """The objects whose class is guarded, with the class and its guards (the safe points' common loop)."""
         for obj in objs:
             cls = type(obj)
@@ -309,7 +321,7 @@ class Spiller:
         self.stats.spill_time_s += time.perf_counter() - t0
         return n
 
-    def _spill_one(self, obj: object, cls: type, g: Any, name: str) -> int:
+    def _spill_one(self, obj: object, cls: type, g: GuardLike, name: str) -> int:
         try:
             v = g.raw(obj)
         except AttributeError:

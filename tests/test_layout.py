@@ -152,12 +152,8 @@ def test_the_core_imports_no_renderer_and_no_command_line():
         assert not upward, (name, upward)
 
 
-# Left out of the type check until their findings are fixed (docs/architecture.md, "Lint and type check")
-TYPE_CHECK_LATER = {"dagstore.spill", "dagstore.codec", "dagprof.builds.scons_store"}
-
-
 def test_the_type_check_covers_every_module():
-    """pyproject's mypy file list names every module but TYPE_CHECK_LATER: a new module is checked from the start."""
+    """pyproject's mypy file list names every module: a new module is checked from the start."""
     with open(ROOT / "pyproject.toml", "rb") as f:
         files = tomllib.load(f)["tool"]["mypy"]["files"]
     checked = set()
@@ -167,7 +163,7 @@ def test_the_type_check_covers_every_module():
             parts.pop()
         checked.add(".".join(parts))
     assert checked <= set(MODULES), sorted(checked - set(MODULES))
-    assert set(MODULES) - checked == TYPE_CHECK_LATER, sorted(set(MODULES) - checked)
+    assert checked == set(MODULES), sorted(set(MODULES) - checked)
 
 
 def test_one_reader_of_the_peak_rss():
