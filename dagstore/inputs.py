@@ -567,6 +567,13 @@ class InputRecorder:
         with self._lock:
             return self._files.pop(path, None) is not None
 
+    def forget_files(self, paths: Iterable[str]) -> None:
+        """forget_file() for many paths under one lock (a build's every node)."""
+        with self._lock:
+            pop = self._files.pop
+            for p in paths:
+                pop(p, None)
+
     def file_paths(self) -> frozenset[str]:
         """The files recorded so far (read or written), before records() states them."""
         with self._lock:
@@ -580,6 +587,14 @@ class InputRecorder:
                 del self._probes[path]
                 return True
             return False
+
+    def forget_probes(self, paths: Iterable[str]) -> None:
+        """forget_probe() for many paths under one lock."""
+        with self._lock:
+            probes = self._probes
+            for p in paths:
+                if probes.get(p) == _FOLLOW:
+                    del probes[p]
 
     def summary(self) -> dict[str, int]:
         """Counts per record kind, for reports (before records(): writes count as "o")."""
