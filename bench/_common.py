@@ -29,7 +29,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,7 +55,7 @@ if IMPORT_PATH not in sys.path:
 
 from dagprof.measure import TRAMPOLINE, machine_description  # noqa: E402  (after the sys.path line)
 from dagprof.rss import Sampler, read_status  # noqa: E402
-from dagprof.units import fmt_bytes  # noqa: E402  (the one byte formatter; benches import it from here)
+from dagstore.units import fmt_bytes  # noqa: E402  (the one byte formatter; benches import it from here)
 
 T = TypeVar("T")
 
@@ -182,6 +183,35 @@ def run_measured(cmd: Sequence[str], cwd: str | os.PathLike, env: Mapping[str, s
         result["output"] = out.read().decode(errors="replace")
         out.close()
     return result
+
+
+BYTECODE_DIR = os.path.join(tempfile.gettempdir(), "dagprof-bench-pycache")
+
+
+def bench_env(from_source: bool = False, cache_dir: str = BYTECODE_DIR) -> dict[str, str]:
+    """The environment every measured command runs in: this checkout first on the path, no SCONSFLAGS/MAKEFLAGS.
+
+    Byte code: an installed dagprof (and SCons) run from the byte code pip compiled at install. A checkout
+    on a machine that sets PYTHONDONTWRITEBYTECODE (this one) would compile every dagprof module from
+    source in every measured run (~0.2 s and a few MiB of a 4 s build), which users never pay. So all
+    variants, plain SCons too, read byte code from `cache_dir` (PYTHONPYCACHEPREFIX), written by a first,
+    unmeasured run of each command; from_source=True measures the checkout as it is.
+    """
+    env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("SCONSFLAGS", None)
+    env.pop("MAKEFLAGS", None)
+    if not from_source:
+        env["PYTHONPYCACHEPREFIX"] = cache_dir
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def bytecode_note(env: Mapping[str, str]) -> str:
+    """One line for a bench's header: where the interpreter's byte code came from."""
+    prefix = env.get("PYTHONPYCACHEPREFIX")
+    if prefix:
+        return f"byte code: compiled once into {prefix} (as an installed package); --from-source to measure without"
+    return "byte code: none cached for the checkout (compiled from source in every run)"
 
 
 def scons_command(*args: str) -> list[str]:

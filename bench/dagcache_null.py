@@ -14,7 +14,6 @@ import os
 import sys
 
 from _common import IMPORT_PATH, alternate, fmt_bytes, median, print_header, print_table, run_measured
-
 from scaling import _expect_cached, _peak, commands
 
 

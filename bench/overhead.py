@@ -20,8 +20,17 @@ import os
 import sys
 import tempfile
 
-from _common import (IMPORT_PATH, alternate, fmt_bytes, fmt_ratio, median, print_header, print_table, run_measured,
-                     scons_command)
+from _common import (
+    IMPORT_PATH,
+    alternate,
+    fmt_bytes,
+    fmt_ratio,
+    median,
+    print_header,
+    print_table,
+    run_measured,
+    scons_command,
+)
 
 from dagprof.profile import load
 from dagprof.synthetic import generate
@@ -121,7 +130,8 @@ def print_own_costs(path: str, variant: str) -> None:
     if cycles:
         parts.append(f"cycle check {cycles.get('check_s', 0.0):.3f} s")
     if cost:
-        parts.append(f"monitor {cost['cpu_s']:.3f} s CPU, {cost['samples']} samples, {fmt_bytes(cost['monitor_bytes'])}")
+        parts.append(f"monitor {cost['cpu_s']:.3f} s CPU, {cost['samples']} samples, "
+                     f"{fmt_bytes(cost['monitor_bytes'])}")
         parts.append(f"tracker tables {fmt_bytes(cost['tracker_bytes'])}")
         parts.append(f"finish() {cost['finish_s']:.3f} s in all")
     print(f"in-process, last {variant} run (its profile): " + "; ".join(parts))

@@ -35,8 +35,18 @@ import sys
 import tempfile
 import time
 
-from _common import (IMPORT_PATH, alternate, fmt_bytes, machine_description, median, print_header, print_table,
-                     run_measured, scons_command)
+from _common import (
+    alternate,
+    bench_env,
+    bytecode_note,
+    fmt_bytes,
+    machine_description,
+    median,
+    print_header,
+    print_table,
+    run_measured,
+    scons_command,
+)
 
 from dagprof.synthetic import generate
 
@@ -279,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     ap.add_argument("--keep", action="store_true", help="keep the generated projects")
     ap.add_argument("--no-edit", action="store_true", help="skip the one-file-edit builds")
+    ap.add_argument("--from-source", action="store_true", help="no cached byte code (see _common.bench_env)")
     a = ap.parse_args(argv)
     try:
         sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
@@ -291,13 +302,12 @@ def main(argv: list[str] | None = None) -> int:
 
     base = a.dir or tempfile.mkdtemp(prefix="dagprof-scaling-")
     os.makedirs(base, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("SCONSFLAGS", None)
-    env.pop("MAKEFLAGS", None)
+    env = bench_env(from_source=a.from_source)
     cmds = commands(a.jobs)
     print_header(f"null-build peak RSS vs project size, median of {a.runs} alternated run(s); "
                  "compiler: stand-in (tools/stubcc writes outputs, compiles nothing)",
                  " | ".join(" ".join(cmds[k]) for k in ("make", "scons", "store", "dagcache")))
+    print(bytecode_note(env))
     results = []
     try:
         for n in sizes:
@@ -314,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = rows_of(results)
     print_table(rows, HEADERS)
     print("full builds (before measuring): " + ", ".join(
-        f"{r['files']}: make {r['full_build_s']['make']:.1f} s, scons {r['full_build_s']['scons']:.1f} s" for r in results))
+        f"{r['files']}: make {r['full_build_s']['make']:.1f} s, scons {r['full_build_s']['scons']:.1f} s"
+        for r in results))
     print("scons+store (1st): the store removed before the run; (2nd): the store kept from the previous store build")
     print("scons+dagcache: dagprof build answered from the confirmed DAG snapshot (every run checked for the line)")
     print("peak B/node: peak RSS / SCons node count (nodes_estimate; the same DAG for all systems)")

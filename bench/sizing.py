@@ -38,7 +38,7 @@ class FakeNode:
                  "waiting_s_e", "side_effects", "_memo", "ninfo", "state", "ref_count", "includes",
                  "builder", "executor", "_tags", "cached", "precious")
 
-    def __init__(self, i: int, parent: "FakeNode | None", env: Env) -> None:
+    def __init__(self, i: int, parent: FakeNode | None, env: Env) -> None:
         self.name = f"file{i}.c"
         self.abspath = f"/src/dir{i // 100}/file{i}.c"
         self.dir = parent
@@ -165,7 +165,7 @@ def bench_monitor(seconds: float) -> None:
     rows = []
     for interval in (0.01, 0.1, 1.0):
         tr_counts = {f"Class{i}": i for i in range(8)}
-        m = Monitor(interval, extra=lambda: tr_counts).start()
+        m = Monitor(interval, extra=lambda counts=tr_counts: counts).start()  # bound now: stopped in this iteration
         t = time.perf_counter()
         x = 0
         while time.perf_counter() - t < seconds:  # keep the GIL busy like a build would
@@ -177,7 +177,8 @@ def bench_monitor(seconds: float) -> None:
                      f"{100 * cost['cpu_s'] / seconds:.2f}%", fmt_bytes(cost["self_bytes"]),
                      int(cost["self_bytes"] / max(cost["samples"], 1))])
     print_table(rows, ["interval_s", "samples", "cpu_s", "us/sample", "cpu share", "self_bytes", "bytes/sample"])
-    print(f"{seconds:.0f} s of busy main thread per interval; a sample = /proc/self/status RSS + a counts dict of 8 classes")
+    print(f"{seconds:.0f} s of busy main thread per interval; "
+          "a sample = /proc/self/status RSS + a counts dict of 8 classes")
 
 
 def main() -> None:

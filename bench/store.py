@@ -14,11 +14,20 @@ import shutil
 import sys
 import tempfile
 
-from _common import (IMPORT_PATH, alternate, fmt_bytes, median, print_header, print_table, run_measured,
-                     scons_command)
+from _common import (
+    alternate,
+    bench_env,
+    bytecode_note,
+    fmt_bytes,
+    median,
+    print_header,
+    print_table,
+    run_measured,
+    scons_command,
+)
 
-from dagprof.synthetic import generate
 from dagprof.profile import load
+from dagprof.synthetic import generate
 
 
 def pad(root: str, proj) -> None:
@@ -51,10 +60,11 @@ def main() -> int:
     ap.add_argument("--spill", default="auto")
     ap.add_argument("--pad-kb", action="store_true", help="sources of 10-50 KB, headers of 2-5 KB")
     ap.add_argument("-j", "--jobs", type=int, default=2, help="parallel jobs for the initial full build")
+    ap.add_argument("--from-source", action="store_true", help="no cached byte code (see _common.bench_env)")
     a = ap.parse_args()
 
     root = a.dir or tempfile.mkdtemp(prefix="dagprof-store-")
-    env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = bench_env(from_source=a.from_source)
     if not os.path.exists(os.path.join(root, "SConstruct")):
         proj = generate(root, files=a.files)
         if a.pad_kb:
@@ -88,6 +98,10 @@ def main() -> int:
     print_header(f"node store vs plain SCons, {a.files}-file synthetic project, null build, {a.runs} alternating "
                  f"rounds (plain, store first build, store second build)",
                  " ".join(scons_command("-Q")) + " | " + " ".join(build))
+    print(bytecode_note(env))
+    plain(), store("second"), store("none")  # unmeasured: byte code written, the store as a round leaves it
+    for v in stats.values():
+        v.clear()
     # a round is: plain, first (empty store), second (warm store): "second" always follows a "first"
     # "none": a warm store, --spill none (collapse and reuse only): the plan's measured saving is none - second
     rounds = alternate(a.runs, {"round": lambda: {"plain": plain(), "first": store("first"),
@@ -130,18 +144,18 @@ def main() -> int:
     print(f"plan's saving: measured {fmt_bytes(measured)} (peak RSS --spill none minus the plan, warm store both); "
           f"encoded bytes spilled and not reloaded {fmt_bytes(int(predicted))}")
     spec = (sec.get("plan") or {}).get("spill")
-    if spec:  # the report's estimate (dagprof.analyze.what_if): a sized --spill none profile + the plan's spills
-        from dagprof.analyze import what_if
+    if spec:  # the report's estimate (dagprof.whatif): a sized --spill none profile + the plan's spill counts
+        from dagprof.whatif import estimate, parse_spec
 
         sized = os.path.join(root, "bench-store-sized.dagprof")
         r = run_measured(build_cmd("none")[:-4] + ["--sizes", "-o", sized, "--", "-Q"], cwd=root, env=env)
         if r["exit_code"] == 0:
             p = load(sized)
             p.sections.setdefault("store", {})["per_attr"] = per
-            w = what_if(p, spec)
+            w = estimate(p, parse_spec(f"spill={spec}"))
             ratio = f"; measured/predicted {measured / w['bytes']:.2f}" if w["bytes"] else ""
             print(f"plan's saving predicted by the report's rule: {fmt_bytes(w['bytes'])} ("
-                  + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in w["per_attr"].items()) + ")" + ratio)
+                  + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in w["changes"][0]["per_attr"].items()) + ")" + ratio)
     print("reload p50 latency and raw spill throughput of the store itself: python bench/store_micro.py")
     return 0
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import lmdb
 import msgpack
@@ -281,16 +281,23 @@ class LMDBStore:
         self._write_meta({OPEN_MARK: {"pid": os.getpid(), "boot_id": _boot_id()}})
         self.env.sync(True)  # the mark is on disk before any value that depends on it
 
+    def _open_env(self) -> lmdb.Environment:
+        """The LMDB environment; using a closed store is a StoreError, not an AttributeError on None."""
+        if self.env is None:
+            raise StoreError(f"store {self.path} is closed")
+        return self.env
+
     def _check_extent(self, data_file: str) -> None:
         """Refuse a data file shorter than its own last page: reading it would crash with SIGBUS."""
-        info, psize = self.env.info(), self.env.stat()["psize"]
+        env = self._open_env()
+        info, psize = env.info(), env.stat()["psize"]
         need = (info["last_pgno"] + 1) * psize
         size = os.path.getsize(data_file)
         if size and size < need:
             raise StoreDamaged(f"store {self.path} is truncated: data.mdb has {size} bytes, needs {need}")
 
     def _read_meta(self, name: str) -> Any:
-        with self.env.begin(db=self._meta) as txn:
+        with self._open_env().begin(db=self._meta) as txn:
             blob = txn.get(name.encode())
         return None if blob is None else _unpack_meta(blob)
 
@@ -312,14 +319,14 @@ class LMDBStore:
             with self._rlock:
                 txn = self._rtxn
                 if txn is None:
-                    txn = self._rtxn = self.env.begin(db=self._values)
+                    txn = self._rtxn = self._open_env().begin(db=self._values)
                 value = txn.get(k)
                 self._counters["gets"] += 1
                 if value is not None:
                     self._counters["bytes_read"] += len(value)
         except lmdb.Error as e:
             raise StoreDamaged(f"store {self.path} is damaged: {_lmdb_reason(e)}") from None
-        return value
+        return cast("bytes | None", value)  # buffers=False (the default): bytes, never a memoryview
 
     def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         batch = [(self._key(k), v) for k, v in _checked_batch(items).items()]
@@ -350,17 +357,18 @@ class LMDBStore:
             self._rtxn = None
 
     def _write_locked(self, fill: Any, what: str) -> None:
+        env = self._open_env()
         while True:
             try:
-                with self.env.begin(write=True) as txn:
+                with env.begin(write=True) as txn:
                     fill(txn)
                 return
             except lmdb.MapFullError:
-                size = self.env.info()["map_size"]
+                size = env.info()["map_size"]
                 if size >= self.max_map_size:
                     raise StoreFull(f"store {self.path} is full: {what} did not fit in the "
                                     f"{self.max_map_size} byte maximum map") from None
-                self.env.set_mapsize(min(size * 2, self.max_map_size))
+                env.set_mapsize(min(size * 2, self.max_map_size))
                 self._counters["map_grows"] += 1
             except (lmdb.Error, OSError) as e:
                 # A full disk reaches us as EIO (LMDB turns a short pwrite into EIO), ENOSPC, EDQUOT or
@@ -390,7 +398,7 @@ class LMDBStore:
         start, skip_first = prefix, False
         while True:
             chunk: list[tuple[bytes, bytes]] = []
-            with self.env.begin(db=self._values) as txn:
+            with self._open_env().begin(db=self._values) as txn:
                 cur = txn.cursor()
                 if not cur.set_range(start):
                     return
@@ -411,8 +419,9 @@ class LMDBStore:
             start, skip_first = chunk[-1][0], True
 
     def stats(self) -> dict[str, Any]:
-        info = self.env.info()
-        with self.env.begin(db=self._values) as txn:
+        env = self._open_env()
+        info = env.info()
+        with env.begin(db=self._values) as txn:
             st = txn.stat(self._values)
         data_file = os.path.join(self.path, "data.mdb")
         return {"backend": self.backend, "path": self.path, "entries": st["entries"],
@@ -421,7 +430,7 @@ class LMDBStore:
                 **self._counters}
 
     def __len__(self) -> int:
-        with self.env.begin(db=self._values) as txn:
+        with self._open_env().begin(db=self._values) as txn:
             return txn.stat(self._values)["entries"]
 
     def close(self) -> None:
@@ -466,9 +475,9 @@ class LMDBStore:
                 if not ranges:
                     return 0
                 madvise = _madvise()
-                for lo, hi in ranges:
-                    if madvise is not None and madvise(lo, hi - lo, 4) == 0:  # MADV_DONTNEED
-                        done += hi - lo
+                for start, end in ranges:
+                    if madvise is not None and madvise(start, end - start, 4) == 0:  # MADV_DONTNEED
+                        done += end - start
         except (OSError, ValueError):
             return 0
         return done

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 
@@ -64,8 +64,11 @@ def _type_name(obj: object) -> str:
     return _qualified(type(obj))
 
 
-def _refuse_hijacked(value: object, depth: int = 0) -> None:
-    """Walk the lists and dicts msgpack packs natively and refuse the types it would mis-encode."""
+def _refuse_hijacked(value: Any, depth: int = 0) -> None:
+    """Walk the lists and dicts msgpack packs natively and refuse the types it would mis-encode.
+
+    `value` is any value (Any, not object: the branches below test `t = type(value)` once, which mypy
+    does not narrow `value` through, and testing type(value) again per branch would cost every encode)."""
     t = type(value)
     if t is list:
         types = set(map(type, value))
@@ -107,6 +110,10 @@ class _Packers(threading.local):
 class Codec:
     """Encode and decode node attribute values; node references come back as the same objects."""
 
+    # the node references a caller's node_key/resolve_node keep, if it keeps them there (the SCons adapter's
+    # make_codec does): Spiller.own_memory() counts them, Spiller.forget_node_refs() clears them
+    node_refs: dict[str, object] | None = None
+
     def __init__(self, resolve_node: Callable[[str], object] | None = None,
                  node_key: Callable[[object], str | None] | None = None, *, check_native: bool = True) -> None:
         """check_native=False skips the walk that refuses bytearray/memoryview/ExtType/Timestamp inside
@@ -144,12 +151,16 @@ class Codec:
         if to_state is None:
             if getattr(cls, "__setstate__", None) is None:
                 raise TypeError(f"{cls.__qualname__} has no __setstate__; pass to_state and from_state")
-            to_state = cls.__getstate__
+            # the pickle protocol's methods, read off the class: cls.__getstate__ is the plain function that
+            # takes the instance (mypy reads it as bound to the class object); __new__ and __setstate__ are
+            # the class's own, whatever their signatures (hence `cls: Any` below)
+            to_state = cast(Callable[[Any], Any], cls.__getstate__)
 
-            def from_state(state: Any, cls: type = cls) -> object:
+            def from_state(state: Any, cls: Any = cls) -> object:
                 obj = cls.__new__(cls)
                 obj.__setstate__(state)
                 return obj
+        assert from_state is not None  # both were given, or both defaulted just above
         old = self._by_tag.get(tag)
         if old is not None and old[0] is not cls:
             raise ValueError(f"tag {tag!r} is already registered for {old[0].__qualname__}")
@@ -227,7 +238,10 @@ class Codec:
             keys = [node_key(m) for m in obj]
             if None not in keys:
                 keys.sort()
-                return self._pack_nested([_ext(EXT_NODE, k.encode("utf-8", _UNICODE_ERRORS)) for k in keys])
+                # `None not in keys` leaves every key a str; mypy cannot narrow a list's items (and a cast
+                # or a check per key would cost every set of nodes encoded)
+                return self._pack_nested([_ext(EXT_NODE, k.encode("utf-8", _UNICODE_ERRORS))  # type: ignore[union-attr]
+                                          for k in keys])
         self._check(list(obj))
         members = [self._pack_nested(m) for m in obj]
         members.sort()
@@ -261,7 +275,7 @@ class Codec:
             detail = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             raise CodecError(f"cannot decode {len(blob)}-byte value: {detail}") from None
 
-    def _unpack(self, data: bytes) -> object:
+    def _unpack(self, data: bytes) -> Any:  # whatever the blob holds (msgpack is untyped)
         return msgpack.unpackb(data, ext_hook=self._ext_hook, raw=False, strict_map_key=False,
                                use_list=True, unicode_errors=_UNICODE_ERRORS)
 

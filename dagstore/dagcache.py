@@ -36,7 +36,7 @@ from .hashes import new_hash
 # typing is only for annotations here: importing it costs the DAG cache's answer ~1.5 MiB (with re)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
 FORMAT = 1
@@ -160,6 +160,11 @@ class Answer:
 def pack_record(rec: list) -> bytes:
     """A record as stored: callers pack node records as they make them (bytes cost less than lists)."""
     return _pack(rec)
+
+
+def record_packer() -> Callable[[list], bytes]:
+    """pack_record for a stream of records: one Packer, its options parsed once (same bytes)."""
+    return msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape").pack
 
 
 def _pack(obj: Any) -> bytes:

@@ -39,8 +39,9 @@ under a stable key for the next build and stay in memory (`Spiller.record`), und
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Protocol
 
 
 class AccessStats(Protocol):
@@ -193,11 +194,11 @@ def cold_attributes(rows: Iterable[AccessStats], spillable: Mapping[str, Sequenc
     late = set(late_phases)
     reads: dict[tuple[str, str], int] = {}
     writes: dict[tuple[str, str], int] = {}
-    for r in rows:
-        key = (r.cls, r.attr)
-        writes[key] = writes.get(key, 0) + r.writes
-        if not late or r.phase in late:
-            reads[key] = reads.get(key, 0) + r.reads
+    for row in rows:
+        key = (row.cls, row.attr)
+        writes[key] = writes.get(key, 0) + row.writes
+        if not late or row.phase in late:
+            reads[key] = reads.get(key, 0) + row.reads
     if spillable is None:
         order: dict[str, list[str]] = {}
         for cls, attr in writes:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 from .codec import Codec, Refused
+from .units import fmt_bytes
 
 try:  # DAGPROF_NO_C=1: behave as if the extension were not built (CI runs the tests both ways)
     import os as _os
@@ -56,8 +58,20 @@ SPILLED = Marker("spilled")  # kind of every per-value marker; this instance mea
 EMPTY_LIST = Marker("empty list")
 EMPTY_SET = Marker("empty set")
 EMPTY_DICT = Marker("empty dict")
-_EMPTY_OF = {list: EMPTY_LIST, set: EMPTY_SET, dict: EMPTY_DICT}
-_FRESH = {EMPTY_LIST: list, EMPTY_SET: set, EMPTY_DICT: dict}
+_EMPTY_OF: dict[type, Marker] = {list: EMPTY_LIST, set: EMPTY_SET, dict: EMPTY_DICT}
+_FRESH: dict[Marker, type] = {EMPTY_LIST: list, EMPTY_SET: set, EMPTY_DICT: dict}
+
+
+class GuardLike(Protocol):
+    """What the Spiller uses of a guard beyond the descriptor protocol: the C Guard and _PyGuard both have it."""
+
+    def raw(self, obj: object) -> Any:
+        """The slot's content as stored (value, Marker or None), without reload or reuse."""
+        ...
+
+    def store(self, obj: object, value: object) -> None:
+        """Put `value` (a value or a Marker) in the slot, as stored."""
+        ...
 
 
 class _PyGuard:
@@ -169,8 +183,8 @@ class Spiller:
         self.stats = SpillStats()
         self._guard_type = _CGuard if (use_c and _CGuard is not None) else _PyGuard
         self._c_loop = self._guard_type is _CGuard and _c_collapse is not None
-        self._collapse_cache: dict[tuple, tuple] = {}
-        self._guards: dict[type, dict[str, object]] = {}
+        self._collapse_cache: dict[tuple[type, tuple[str, ...] | None], tuple[GuardLike, ...]] = {}
+        self._guards: dict[type, dict[str, GuardLike]] = {}
         self._saved: list[tuple[type, str, object]] = []
         self._spill: dict[type, tuple[str, ...]] = {}
         self._collapse: dict[type, tuple[str, ...]] = {}
@@ -245,7 +259,7 @@ class Spiller:
         return None if k is None else b"r" + k.encode() + b"\0" + name.encode()
 
     # ---- safe point -----------------------------------------------------------------------------
-    def _collapse_tuple(self, cls: type, names: tuple[str, ...] | None = None) -> tuple:
+    def _collapse_tuple(self, cls: type, names: tuple[str, ...] | None = None) -> tuple[GuardLike, ...]:
         """The guards to collapse on `cls` (all, or those in `names`), cached as a tuple for the C loop."""
         key = (cls, names)
         t = self._collapse_cache.get(key)
@@ -255,7 +269,7 @@ class Spiller:
             self._collapse_cache[key] = t
         return t
 
-    def _collapse_obj(self, obj: object, guards: tuple) -> int:
+    def _collapse_obj(self, obj: object, guards: tuple[GuardLike, ...]) -> int:
         if not guards:
             return 0
         if self._c_loop:
@@ -277,7 +291,7 @@ class Spiller:
         """Collapse one object's empty containers right after it is constructed (freed blocks are reused at once)."""
         self._collapse_obj(obj, self._collapse_tuple(type(obj), names))
 
-    def _guarded(self, objs: Iterable[object]) -> Iterator[tuple[object, type, dict[str, Any]]]:
+    def _guarded(self, objs: Iterable[object]) -> Iterator[tuple[object, type, dict[str, GuardLike]]]:
         """The objects whose class is guarded, with the class and its guards (the safe points' common loop)."""
         for obj in objs:
             cls = type(obj)
@@ -307,7 +321,7 @@ class Spiller:
         self.stats.spill_time_s += time.perf_counter() - t0
         return n
 
-    def _spill_one(self, obj: object, cls: type, g: Any, name: str) -> int:
+    def _spill_one(self, obj: object, cls: type, g: GuardLike, name: str) -> int:
         try:
             v = g.raw(obj)
         except AttributeError:
@@ -604,8 +618,8 @@ class Spiller:
         of the containers, the keys and blobs they own; the objects they point to are the build's).
 
         Bounded: the reuse sets hold objects between their first read and their safe point (spill()
-        forgets them), at most `reuse_memory` entries each; pending blobs at most `batch` entries; the codec's node references
-        (`node_refs`, if the codec keeps them) at most one entry per node a spilled value refers to.
+        forgets them), at most `reuse_memory` entries each; pending blobs at most `batch` entries; the codec's node
+        references (`node_refs`, if the codec keeps them) at most one entry per node a spilled value refers to.
         """
         import sys
 
@@ -635,7 +649,8 @@ class Spiller:
             "reuse_hits": s.reuse_hits, "reuse_misses": s.reuse_misses, "reuse_stale": s.reuse_stale,
             "recorded": s.recorded, "refused": s.refused, "small": s.small, "spill_time_s": round(s.spill_time_s, 4),
             "reload_time_s": round(s.reload_time_s, 4), "record_time_s": round(s.record_time_s, 4),
-            "reuse_time_s": round(s.reuse_time_s, 4), "reuse_sampled": s.reuse_sampled, "scans": s.scans, "scan_time_s": round(s.scan_time_s, 4),
+            "reuse_time_s": round(s.reuse_time_s, 4), "reuse_sampled": s.reuse_sampled, "scans": s.scans,
+            "scan_time_s": round(s.scan_time_s, 4),
             "reuse_enabled": self.reuse_enabled, "flushes": s.flushes, "stopped": s.stopped,
             "pending_in_memory": len(self._pending) + len(self._pending_reuse), "per_attr": s.per_attr,
             "errors": dict(s.errors),
@@ -664,12 +679,12 @@ _STORE_ERRORS = _store_error_types()
 
 def summary_line(sec: dict[str, Any]) -> str:
     """The one-line account of a store section (see section()): what left memory, what came back, what failed."""
-    mb = sec["spilled_bytes"] / 1e6
     errors = sec.get("errors") or {}
     extra = "".join(f"; {n} {what} errors" for what, n in sorted(errors.items()) if n)
     if sec.get("stopped"):
         extra += f"; stopped: {sec['stopped']}"
-    return (f"dagstore: {sec['backend']} store at {sec['path']}: spilled {sec['spilled_attrs']} values ({mb:.1f} MB), "
+    return (f"dagstore: {sec['backend']} store at {sec['path']}: spilled {sec['spilled_attrs']} values "
+            f"({fmt_bytes(sec['spilled_bytes'])}), "
             f"collapsed {sec['collapsed']} empty containers, {sec['reloads']} reloads, "
             f"{sec['reuse_hits']} reused from the previous build, {sec['refused']} refused{extra}")
 

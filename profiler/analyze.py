@@ -1,4 +1,4 @@
-"""Findings with estimated bytes saved, and what-if spill estimates, from a recorded Profile.
+"""Findings with estimated bytes saved, from a recorded Profile (what-if estimates: dagprof.whatif).
 
 Everything here reads only the agreed plain-data sections (access rows, "sizes", "counts",
 "cycles"), so it works on a profile file long after the run, and never touches live objects.
@@ -66,7 +66,7 @@ def _finding(kind: str, cls: str, attr: str | None, nbytes: int, message: str, s
 
 
 def _kib(n: int) -> str:
-    from dagprof.units import fmt_bytes
+    from dagstore.units import fmt_bytes
 
     return fmt_bytes(n)
 
@@ -160,11 +160,11 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
                 small.setdefault(cls, []).append((attr, b))
     for cls, attrs in small.items():
         b = sum(n for _a, n in attrs)
-        names = ", ".join(a for a, _n in attrs[:12]) + (f", … ({len(attrs) - 12} more)" if len(attrs) > 12 else "")
+        listed = ", ".join(a for a, _n in attrs[:12]) + (f", … ({len(attrs) - 12} more)" if len(attrs) > 12 else "")
         why = "sizes not recorded" if cls not in sizes else f"each under {_kib(min_bytes)}"
         out.append(_finding("never_read", cls, None, b,
                             f"{cls}: {len(attrs)} attributes are written and never read in this build ({why}): "
-                            f"{names}"))
+                            f"{listed}"))
 
     for cls, c in sizes.items():
         count = int(c.get("count") or 0)
@@ -258,55 +258,3 @@ def parse_attr_names(spec: str | list[str], what: str) -> list[str]:
     if not out:
         raise ValueError(f"{what}: empty list; expected Class.attribute[,Class.attribute...]")
     return out
-
-
-def parse_spill(spec: str | list[str]) -> list[str]:
-    """Validate a `--spill` argument ("Cls.attr,Cls.attr"), raising ValueError with one clear line."""
-    return parse_attr_names(spec, "--spill")
-
-
-def what_if(profile: Profile, spill: list[str] | str) -> dict[str, Any]:
-    """Estimate what spilling these attributes would save, from the recorded sizes, before running a build.
-
-    The estimate follows the store's own rule (dagstore.policy.expected_fraction): each attribute's
-    non-empty bytes (empty containers are collapsed under any plan) times the share of its values the
-    store kept out of memory in the build this profile recorded (spilled and not reloaded, among the
-    values met at safe points or, when sized, the values held: too small and refused values, and values
-    on objects that never reached a safe point, stay); all of them if it recorded no spills of it.
-    `reads` is the recorded read count of those attributes.
-    """
-    from dagstore.policy import expected_fraction
-
-    names = parse_spill(spill)
-    sizes = _size_classes(profile)
-    totals = profile.access_totals()
-    per_attr: dict[str, int] = {}
-    unknown: list[str] = []
-    reads = 0
-    recorded = (profile.sections.get("store") or {}).get("per_attr") or {}
-    for name in names:
-        cls, attr = name.split(".", 1)
-        a = ((sizes.get(cls) or {}).get("attrs") or {}).get(attr)
-        if a is None:
-            unknown.append(name)
-            continue
-        # the policy's rule (analyze.expected_bytes): non-empty bytes x the share kept out by the last spills
-        nonempty = int(a.get("bytes") or 0) - int(a.get("empty_bytes") or 0)
-        per_attr[name] = int(max(0, nonempty) * expected_fraction(recorded.get(name), _held(profile, name)))
-        t = totals.get((cls, attr))
-        reads += t.reads if t else 0
-    saved = sum(per_attr.values())
-    before = sum(int(c.get("total") or 0) for c in sizes.values())
-    peak = profile.meta.get("peak_rss")
-    return {
-        "spill": names,
-        "bytes": saved,
-        "per_attr": per_attr,
-        "unknown": unknown,
-        "reads": reads,
-        "node_bytes_before": before,
-        "node_bytes_after": before - saved,
-        "node_bytes_ratio": ((before - saved) / before) if before else None,
-        "peak_rss": peak if isinstance(peak, int) else None,
-        "peak_rss_after_estimate": (peak - saved) if isinstance(peak, int) else None,
-    }

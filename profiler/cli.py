@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from . import __version__, exitcodes
 from .cmdline import Parser, UsageError, split_scons_args
@@ -49,13 +50,32 @@ def _show_scons_args(p: argparse.ArgumentParser) -> None:
     p.usage = usage.replace("%", "%%") + " [-- SCONS_ARGS]"
 
 
-def _unrecognized(command: str | None, extra: list[str]) -> UsageError:
-    """Options argparse did not know; for commands that run SCons, say where SCons options go."""
+def _unrecognized(parser: argparse.ArgumentParser, command: str | None, extra: list[str]) -> UsageError:
+    """Options argparse did not know; for commands that run SCons, say where SCons' own options go (with the
+    command's positional arguments, so the hint can be followed), and that an option neither knows is unknown."""
     words = " ".join(extra)
-    if command in {m.NAME for m in _commands() if m.SCONS_ARGS}:
-        return UsageError(f"unrecognized arguments: {words} "
-                          f"(SCons arguments go after --: dagprof {command} [options] -- {words})")
-    return UsageError(f"unrecognized arguments: {words}")
+    if command not in {m.NAME for m in _commands() if m.SCONS_ARGS}:
+        return UsageError(f"unrecognized arguments: {words}")
+    from .builds.scons_state import is_scons_option
+
+    # a word that is no option (a target, VAR=value, an option's value) is an SCons argument too
+    unknown = [w for w in extra if w.startswith("-") and not is_scons_option(w)]
+    scons = [w for w in extra if w not in unknown]
+    notes = []
+    if unknown:
+        neither = f"{'an option' if len(unknown) == 1 else 'options'} of neither dagprof {command} nor SCons"
+        notes.append(f"{' '.join(unknown)}: {neither}" if scons else neither)
+    if scons:
+        sub = _subparsers(parser).choices[command]
+        positionals = [a.metavar or a.dest.upper() for a in sub._actions if not a.option_strings]
+        usage = " ".join([f"dagprof {command} [options]", *map(str, positionals), "--", *scons])
+        notes.append(f"SCons arguments go after --: {usage}")
+    return UsageError(f"unrecognized arguments: {words} ({'; '.join(notes)})")
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> Any:
+    """The parser's subcommand action (its .choices maps each command name to its parser)."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as e:  # --help, --version
             return int(e.code or 0)
         if extra:
-            raise _unrecognized(getattr(args, "command", None), extra)
+            raise _unrecognized(parser, getattr(args, "command", None), extra)
         if not args.command:
             parser.print_help()
             return exitcodes.USAGE

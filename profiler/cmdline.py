@@ -49,13 +49,20 @@ def out_path(path: str, what: str) -> str:
     return path
 
 
+PIPE_WIDTH = 1 << 15  # columns of a console that is not a terminal: wide enough that no cell is cut
+
+
 def console() -> Any:
-    """A rich console for tables on stdout, at least 120 columns wide (tables stay readable in a pipe)."""
+    """A rich console for tables on stdout: on a terminal at least 120 columns wide; otherwise (a pipe, a CI
+    log) so wide that tables keep their natural width and lines are never wrapped or cut ("223.7 K…")."""
     from rich.console import Console
 
     # emoji=False: no ":name:" in a class or attribute name is taken for an emoji, and rich does not load
     # its emoji table (~0.6 MiB) into a profiled build at its peak
-    return Console(soft_wrap=False, width=max(120, Console().width), emoji=False)
+    probe = Console()
+    if probe.is_terminal:
+        return Console(soft_wrap=False, width=max(120, probe.width), emoji=False)
+    return Console(soft_wrap=True, width=PIPE_WIDTH, emoji=False)
 
 
 def make_introspector(adapter: Any, detail: Sequence[str] = (), interval_s: float = 0.1, **components: bool) -> Any:

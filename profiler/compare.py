@@ -260,13 +260,15 @@ def _median(values: list) -> float | None:
     return statistics.median(nums) if nums else None
 
 
-def summarize(variants: dict[str, dict[str, list]]) -> dict[str, Any]:
+def summarize(variants: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Add each variant's medians and return the store/plain ratios of the medians (the renderer's shape)."""
     return ratios_by_variant(variants).get("store", {})
 
 
-def ratios_by_variant(variants: dict[str, dict[str, list]]) -> dict[str, dict[str, float]]:
-    """Each variant's medians (added in place) and, for every variant but plain, its ratios to plain."""
+def ratios_by_variant(variants: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each variant's medians (added in place) and, for every variant but plain, its ratios to plain.
+
+    A variant is metric -> per-run values (lists); "median" (metric -> value) is added here."""
     for v in variants.values():
         v["median"] = {k: _median(v[k]) for k in METRICS if isinstance(v.get(k), list) and _median(v[k]) is not None}
     base = variants["plain"]["median"]
@@ -297,6 +299,7 @@ class Comparison:
         self.logdir = os.path.join(self.state.tmp, "logs")
         os.makedirs(self.logdir)
         self.count = 0
+        self.dag_note: str | None = None  # why the DAG cache never answered its warm-up builds
 
     def steps(self) -> int:
         """How many build processes this comparison runs (for a progress bar; the DAG-cache warm-up may
@@ -366,7 +369,7 @@ class Comparison:
         notes = list(s.notes)
         try:
             self.prepare()
-            variants: dict[str, dict[str, list]] = {name: {k: [] for k in TIMED} for name in names}
+            variants: dict[str, dict[str, Any]] = {name: {k: [] for k in TIMED} for name in names}
             variants["store"].update({k: [] for k in STORE_STATS})
             if s.dagcache:
                 variants["dagcache"]["answered"] = []
@@ -414,7 +417,7 @@ class Comparison:
             if stopped:
                 notes.append("store stopped spilling: " + "; ".join(sorted(stopped)))
             if s.dagcache:
-                if getattr(self, "dag_note", None):
+                if self.dag_note:
                     notes.append(self.dag_note)
                 missed = variants["dagcache"]["answered"].count(False)
                 if missed:

@@ -39,7 +39,7 @@ def _x(ratio: float | None) -> str:
 
 def headlines(result: dict[str, Any]) -> dict[str, str]:
     """One sentence per comparison part, from the medians (the tables hold the details)."""
-    from .units import fmt_bytes
+    from dagstore.units import fmt_bytes
 
     v = {n: d.get("median") or {} for n, d in result["variants"].items()}
     r = result.get("ratios_by_variant") or {}
@@ -71,24 +71,18 @@ def headlines(result: dict[str, Any]) -> dict[str, str]:
 
 def show_story(console: Any, memory: dict[str, Any], result: dict[str, Any]) -> None:
     """The three parts in the terminal."""
-    from rich.table import Table
+    from dagstore.units import fmt_bytes
 
     from .report.compare import render_compare, subset
     from .report.tables import fmt_int
-    from .units import fmt_bytes
+    from .report.text import findings_table
 
     console.print()
     console.print("[bold]1. where the memory goes[/bold] (profile of the null build, dagprof profile)")
     console.print(f"node data: {fmt_bytes(memory['node_bytes'])} in {fmt_int(memory['nodes'])} objects; "
                   "by class: " + ", ".join(f"{c['cls']} {fmt_bytes(c['total'])}" for c in memory["classes"]))
-    t = Table(box=None, header_style="bold cyan", title=f"top {len(memory['findings'])} of "
-              f"{memory['findings_total']} findings (estimated bytes saved)", title_justify="left")
-    for col in ("saves", "kind", "where", "advice"):
-        t.add_column(col, justify="right" if col == "saves" else "left", no_wrap=col != "advice")
-    for f in memory["findings"]:
-        where = "all candidates" if f["cls"] == "*" else f["cls"] + (f".{f['attr']}" if f.get("attr") else "")
-        t.add_row(fmt_bytes(f["bytes"]), f["kind"], where, f["message"])
-    console.print(t)
+    console.print(findings_table(memory["findings"], title=f"top {len(memory['findings'])} of "
+                                 f"{memory['findings_total']} findings (estimated bytes saved)"))
     lines = headlines(result)
     console.print()
     console.print("[bold]2. what the attribute store saves[/bold] (null build, store's first build: "

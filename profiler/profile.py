@@ -127,6 +127,7 @@ class Profile:
         d = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(prefix=".dagprof-", dir=d)
         try:
+            os.fchmod(fd, 0o666 & ~umask())  # a file the user asked for: the mode open() would give (not 0600)
             with os.fdopen(fd, "wb") as f:
                 f.write(self.dumps())
             os.replace(tmp, path)
@@ -136,6 +137,20 @@ class Profile:
             except OSError:
                 pass
             raise
+
+
+def umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc/self/status), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load(path: str | os.PathLike) -> Profile:

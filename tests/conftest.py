@@ -40,7 +40,9 @@ if sys.path[:1] != [IMPORT_PATH]:
 
 def _env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = IMPORT_PATH + os.pathsep + env.get("PYTHONPATH", "")
+    # no empty entry when PYTHONPATH is unset: Python reads one as the current directory, and a process
+    # started in the checkout would then import `profiler` (the folder), which no user can
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (IMPORT_PATH, env.get("PYTHONPATH")) if p)
     env.pop("SCONSFLAGS", None)
     return env
 

@@ -17,6 +17,7 @@ from dagstore.backends import (
     Store,
     StoreBusy,
     StoreDamaged,
+    StoreError,
     StoreFull,
     StoreMismatch,
     open_store,
@@ -122,6 +123,17 @@ def test_lmdb_persists_across_reopen(tmp_path) -> None:
         assert s.get_meta(OPEN_MARK)["pid"] == os.getpid()
     with LMDBStore(path) as s:  # no expectations: any writer versions are accepted
         assert len(s) == 2
+
+
+def test_a_closed_lmdb_store_says_so(tmp_path) -> None:
+    """Use after close() is the store's own error (callers stop spilling on StoreError), not a crash on None."""
+    s = LMDBStore(tmp_path / ".dagstore", expect=EXPECT)
+    s.put_many([(b"k", b"v")])
+    s.close()
+    for use in (lambda: s.get(b"k"), lambda: s.put_many([(b"k2", b"v")]), lambda: len(s), lambda: s.stats(),
+                lambda: list(s.items()), lambda: s.get_meta("x")):
+        with pytest.raises(StoreError, match="is closed"):
+            use()
 
 
 def test_lmdb_map_grows_when_full(tmp_path) -> None:

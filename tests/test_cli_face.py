@@ -1,13 +1,19 @@
 """The command line as people expect it: --version, `[-- SCONS_ARGS]` in usage lines, a hint for SCons
 options given before `--`, `dagprof check`, one "dagprof: ..." per message, and dagprof's own exit codes
 apart from SCons' (docs/usage.md). Real processes."""
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+from conftest import _env
 from report_fixtures import full_profile
 
 from dagprof import __version__, exitcodes
-from dagprof.exitcodes import BAD_INPUT, BUDGET, USAGE
+from dagprof.exitcodes import BAD_INPUT, BUDGET, INTERRUPTED, NOT_EQUIVALENT, USAGE
 
 SCONS_CODES = {0, 1, 2}  # SCons' own; 128+N for a signal
 
@@ -48,18 +54,41 @@ def test_check_help_is_the_equivalence_checker(tmp_path, dagprof):
     assert "edits.json:" in p.stdout
 
 
-@pytest.mark.parametrize("args,shown", [
-    (["build", "-Q"], "-Q"),
-    (["build", "-j2"], "-j2"),
-    (["profile", "-Q", "-j2"], "-Q -j2"),
-    (["compare", "--debug=explain"], "--debug=explain"),
+@pytest.mark.parametrize("args,shown,usage", [
+    (["build", "-Q"], "-Q", "dagprof build [options] -- -Q"),
+    (["build", "-j2"], "-j2", "dagprof build [options] -- -j2"),
+    (["build", "-j", "2", "all"], "-j 2 all", "dagprof build [options] -- -j 2 all"),  # a value, a target
+    (["profile", "-Q", "-j2"], "-Q -j2", "dagprof profile [options] -- -Q -j2"),
+    (["compare", "--debug=explain"], "--debug=explain", "dagprof compare [options] -- --debug=explain"),
+    (["check", "p", "-j2"], "-j2", "dagprof check [options] PROJECT -- -j2"),  # its positional argument too
 ])
-def test_scons_option_before_the_separator_gets_a_hint(tmp_path, dagprof, args, shown):
+def test_scons_option_before_the_separator_gets_a_hint(tmp_path, dagprof, args, shown, usage):
     p = dagprof(args, tmp_path)
     assert p.returncode == USAGE
-    command = args[0]
-    assert _one_line(p) == (f"dagprof: unrecognized arguments: {shown} "
-                            f"(SCons arguments go after --: dagprof {command} [options] -- {shown})")
+    assert _one_line(p) == f"dagprof: unrecognized arguments: {shown} (SCons arguments go after --: {usage})"
+
+
+def test_the_check_hint_can_be_followed(tmp_path, dagprof):
+    """The hint names PROJECT where `dagprof check` needs it: filled in, the command runs (and passes)."""
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "SConstruct").write_text("Command('out', [], 'echo hi > $TARGET')\n")
+    hint = _one_line(dagprof(["check", "p", "-Q"], tmp_path)).split("SCons arguments go after --: ")[1][:-1]
+    words = hint.split()
+    assert words[:3] == ["dagprof", "check", "[options]"]
+    followed = [("p" if w == "PROJECT" else w) for w in words[3:]]
+    p = dagprof(["check", *followed], tmp_path)
+    assert p.returncode == 0 and "EQUIVALENT" in p.stdout, (followed, p.stdout, p.stderr)
+
+
+@pytest.mark.parametrize("args,line", [
+    (["build", "--frob"], "--frob (an option of neither dagprof build nor SCons)"),
+    (["profile", "--frob", "--zork=1"], "--frob --zork=1 (options of neither dagprof profile nor SCons)"),
+    (["build", "-Q", "--frob"], "-Q --frob (--frob: an option of neither dagprof build nor SCons; "
+                                "SCons arguments go after --: dagprof build [options] -- -Q)"),
+])
+def test_an_option_neither_knows_is_not_called_an_scons_option(tmp_path, dagprof, args, line):
+    p = dagprof(args, tmp_path)
+    assert p.returncode == USAGE and _one_line(p) == "dagprof: unrecognized arguments: " + line
 
 
 def test_unknown_option_of_a_command_without_scons_args_has_no_hint(tmp_path, dagprof):
@@ -121,3 +150,81 @@ def test_build_without_sconstruct_ends_with_scons_message(tmp_path, scons, dagpr
     assert p.returncode == plain.returncode == 2
     assert "No SConstruct file found" in p.stderr and "None" not in p.stderr, p.stderr
     assert p.stderr.strip().splitlines()[-1] == plain.stderr.strip().splitlines()[-1]
+
+
+def test_check_of_a_project_that_builds_differently_under_dagprof(tmp_path, dagprof):
+    """`dagprof check` exits NOT_EQUIVALENT (69) when the store build differs from plain SCons.
+
+    How the difference is made: check's own options (--store, --edits, --ignore, SCons arguments) apply to
+    both sides alike, so none of them can honestly make one side differ. This SConstruct looks at the process
+    that reads it and writes `dagprof` when run by `dagprof build` (SCons in-process) and `scons` otherwise: a
+    deterministic difference of outputs and messages, as a real store bug would make, which check must report."""
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "SConstruct").write_text(
+        "import sys\n"
+        "runner = 'dagprof' if 'dagprof' in sys.modules else 'scons'\n"
+        "Command('runner.txt', [], 'echo %s > $TARGET' % runner)\n")
+    p = dagprof(["check", "p", "--", "-Q"], tmp_path)
+    assert p.returncode == NOT_EQUIVALENT, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    assert "output runner.txt: bytes differ" in p.stdout and "NOT EQUIVALENT" in p.stdout.splitlines()[-1]
+
+
+def test_interrupted_compare_exits_130_with_one_line(tmp_path):
+    """SIGINT (Ctrl-C) while `dagprof compare` waits for a build: exit INTERRUPTED (130), one line, no traceback."""
+    started = tmp_path / "started"
+    (tmp_path / "SConstruct").write_text(
+        f"Command('out', [], 'touch {started} && sleep 60 && echo hi > $TARGET')\n")
+    # SIGINT as the shell delivers it to a foreground command: handled (a background job would inherit it ignored)
+    p = subprocess.Popen([sys.executable, "-m", "dagprof", "compare", "--runs", "1", "--", "-Q"], cwd=tmp_path,
+                         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists():  # the first build is running: compare is waiting for it
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.05)
+        os.kill(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # whatever it started, should anything be left
+        except ProcessLookupError:
+            pass
+    assert p.returncode == INTERRUPTED, (out, err)
+    assert err.strip() == "dagprof: interrupted" and "Traceback" not in err, err
+
+
+def test_profile_without_sconstruct_says_so_in_one_line(tmp_path, scons, dagprof):
+    """No report, no spill advice and no profile of a build that never started: SCons' message, one line, its code."""
+    plain = scons(["-Q"], tmp_path)
+    p = dagprof(["profile", "--", "-Q"], tmp_path)
+    assert p.returncode == plain.returncode == 2
+    assert p.stdout == "" and "No SConstruct file found" in p.stderr
+    ours = [ln for ln in p.stderr.splitlines() if ln.startswith("dagprof:")]
+    assert len(ours) == 1 and "exit 2" in ours[0], p.stderr
+    assert not (tmp_path / "profile.dagprof").exists()
+
+
+def test_budget_with_what_if_is_a_usage_error(tmp_path, dagprof):
+    full_profile().save(tmp_path / "p.dagprof")
+    p = dagprof(["report", "p.dagprof", "--what-if", "spill=File.binfo", "--budget", "0"], tmp_path)
+    assert p.returncode == USAGE and "--budget" in _one_line(p) and "--what-if" in _one_line(p)
+    assert p.stdout == ""
+
+
+def test_files_the_user_asked_for_get_the_umask_mode(tmp_path, dagprof):
+    """A profile and an HTML report written by one command get the same mode: what the umask leaves of 0666."""
+    import os
+    import stat
+
+    full_profile().save(tmp_path / "p.dagprof")
+    old = os.umask(0o027)
+    try:
+        p = dagprof(["report", "p.dagprof", "--html", "r.html"], tmp_path)
+        assert p.returncode == 0, p.stderr
+        full_profile().save(tmp_path / "q.dagprof")
+    finally:
+        os.umask(old)
+    for name in ("r.html", "q.dagprof"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name

@@ -11,7 +11,7 @@ import os, sys, json
 os.chdir(sys.argv[1])
 import SCons.Node, SCons.Node.FS, SCons.Node.Alias, SCons.Node.Python, SCons.Taskmaster, SCons.SConsign
 import SCons.Script.Main, SCons.Script.SConscript
-from profiler.builds import scons as adapter
+from dagprof.builds import scons as adapter
 from dagstore.spill import GUARD_TYPES, Marker
 
 owners = [SCons.Node.Node, SCons.Node.FS.Base, SCons.Node.FS.File, SCons.Node.FS.Dir, SCons.Node.FS.Entry,

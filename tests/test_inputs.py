@@ -11,6 +11,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dagstore.inputs import RACY_NS, InputRecorder, check, file_state, same_file
 
@@ -479,3 +481,14 @@ def test_checker_process_imports_nothing_heavy(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        cwd=tmp_path, check=True)
     assert p.stdout.splitlines() == [str([None] * len(records)), "[]"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["", ".", "..", "a", "b.c", ".h", "x..y", "/", "//"]), min_size=1, max_size=6),
+       st.booleans())
+def test_abs_is_normpath_of_the_absolute_path(parts, absolute):
+    """The recorder's shortcut for already normal paths names every file exactly as os.path.normpath would."""
+    path = ("/" if absolute else "") + "/".join(parts)
+    rec = InputRecorder()
+    expect = os.path.normpath(os.path.join("/base", path)) if path else None
+    assert rec._abs(path, cwd="/base") == expect

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"dagprof": ROOT / "profiler", "dagstore": ROOT / "dagstore"}  # pyproject's package-dir
 ADAPTER = "dagprof.builds"
 # the profiler core: no SCons, no command line, no renderer (docs/architecture.md)
-CORE = ("access", "sizing", "tracker", "cycles", "detail", "introspect", "rss", "units", "profile", "analyze",
+CORE = ("access", "sizing", "tracker", "cycles", "detail", "introspect", "rss", "profile", "analyze",
         "whatif", "diff", "classpatch", "gcscan")
 
 
@@ -149,6 +150,31 @@ def test_the_core_imports_no_renderer_and_no_command_line():
                   if d.startswith(("dagprof.report", "dagprof.commands", "dagprof.builds"))
                   or d in ("dagprof.cli", "dagprof.cmdline")}
         assert not upward, (name, upward)
+
+
+def test_the_type_check_covers_every_module():
+    """pyproject's mypy file list names every module: a new module is checked from the start."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        files = tomllib.load(f)["tool"]["mypy"]["files"]
+    checked = set()
+    for path in files:
+        parts = list(Path(path).relative_to("build/import-names").with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        checked.add(".".join(parts))
+    assert checked <= set(MODULES), sorted(checked - set(MODULES))
+    assert checked == set(MODULES), sorted(set(MODULES) - checked)
+
+
+def test_one_reader_of_the_peak_rss():
+    """The process's peak RSS is read by profiler/rss.py only (own_hwm); nothing else calls getrusage or reads
+    ru_maxrss (measure.py's trampoline is a string run in another process, not code of this one)."""
+    readers = set()
+    for m, p in MODULES.items():
+        for node in ast.walk(ast.parse(p.read_text(), str(p))):
+            if isinstance(node, ast.Attribute) and node.attr in ("getrusage", "ru_maxrss"):
+                readers.add(m)
+    assert readers == {"dagprof.rss"}, sorted(readers)
 
 
 # What only the adapter may spell out: SCons' files, options, environment, modules and message formats. Searched in

@@ -50,6 +50,17 @@ def test_the_checkout_is_not_importable_as_profiler(tmp_path):
     assert p.returncode == 1 and "No module named 'profiler'" in p.stderr
 
 
+def test_a_process_started_in_the_checkout_cannot_import_profiler(tmp_path, monkeypatch):
+    """Started from the checkout (as the tests' own processes are) with PYTHONPATH unset: the folder
+    profiler/ must not be importable through the test environment (only `python -c`'s own current
+    directory, here moved away, could find it)."""
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    code = f"import os; os.chdir({str(tmp_path)!r}); import profiler"
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                       check=False)
+    assert p.returncode == 1 and "No module named 'profiler'" in p.stderr, p.stderr
+
+
 def _copy_checkout(dst: Path) -> Path:
     """The sources only: no build/, compiled extensions, caches or VCS data."""
     shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(

@@ -387,3 +387,13 @@ def test_reuse_bookkeeping_is_bounded_and_forgotten_at_safe_points(tmp_path):
         sp.reload_all(done + sources)
         sp.restore()
         store.close()
+
+
+def test_summary_line_words_bytes_as_every_dagprof_figure():
+    """The store's one line uses the one byte formatter (binary units, as the reports), not decimal MB."""
+    from dagstore.spill import summary_line
+
+    sec = {"backend": "lmdb", "path": "/p", "spilled_attrs": 3, "spilled_bytes": 3 * 2**20 // 2, "collapsed": 0,
+           "reloads": 1, "reuse_hits": 0, "refused": 0}
+    assert summary_line(sec) == ("dagstore: lmdb store at /p: spilled 3 values (1.5 MiB), collapsed 0 empty "
+                                 "containers, 1 reloads, 0 reused from the previous build, 0 refused")

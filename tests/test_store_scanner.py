@@ -66,7 +66,7 @@ def test_scanner_signature_follows_what_decides_the_names():
     import SCons.Scanner
     import SCons.Scanner.C
 
-    from profiler.builds.scons import scanner_signature
+    from dagprof.builds.scons import scanner_signature
 
     c1, c2 = scanner_signature(SCons.Scanner.C.CScanner()), scanner_signature(SCons.Scanner.C.CScanner())
     assert c1 is not None and c1 == c2                                   # SCons' own scanner: characterised

@@ -6,7 +6,7 @@
 - scons_store.py    what is safe to collapse/spill/reuse, stamps, the codec, StoreHooks
 - scons_scanner.py  scanner_signature (when a file's stored include names may be reused)
 - scons_enable.py   enable_store(), the one line for an SConstruct
-- scons_state.py    the .sconsign layout and `--debug=explain` output, for compare and check
+- scons_state.py    the .sconsign layout and `--debug=explain` output, for compare and check; SCons' option names
 - scons_dag.py      the DAG cache (answer without SCons; record after a build)
 
 Callers import this module (`from dagprof.builds import scons as adapter`); the names below are the

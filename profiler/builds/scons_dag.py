@@ -13,9 +13,12 @@ import os
 import sys
 import time
 
+from ..exitcodes import VERIFY_MISMATCH  # no imports of its own: the answer path stays os/sys
+
 # typing is only for annotations here: importing it costs the DAG cache's answer ~1.5 MiB (with re)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 # SCons options after which an up-to-date build may be answered from the snapshot: they change
@@ -228,6 +231,7 @@ class DagRecorder:
         self.subprocess_output = False
         self.build_inputs: Any = None
         self.building = False  # SCons is building (Configure's tasks while reading SConscripts are not)
+        self._per_task: Any = None  # what on_node_done uses, looked up once: (Node, up_to_date, digest)
         self.snapshot: dict | None = None
         self.record_error: str | None = None
         self.result: dict[str, Any] = {}
@@ -246,6 +250,10 @@ class DagRecorder:
         from . import scons as adapter
 
         self.building = name == adapter.PHASE_BUILD
+        if self.building and self._per_task is None:
+            import SCons.Node
+
+            self._per_task = (SCons.Node.Node, SCons.Node.up_to_date, _target_digester())
         if name == adapter.PHASE_READ and self.store_path is None:
             from dagstore.dagcache import DagCache
 
@@ -303,9 +311,8 @@ class DagRecorder:
         """Per finished task (before the store spills or evicts anything of it: READS_DONE_NODES)."""
         if not self.building:
             return  # Configure's own tasks run while SConscripts are read: they are read-phase work
-        import SCons.Node
-
-        node_cls, up_to_date, examined = SCons.Node.Node, SCons.Node.up_to_date, self.examined
+        node_cls, up_to_date, digest = self._per_task
+        examined, targets = self.examined, self.targets
         for n in nodes:
             if not isinstance(n, node_cls):
                 continue
@@ -317,7 +324,7 @@ class DagRecorder:
             if n.always_build:
                 self._refuse(f"AlwaysBuild target {n}")
             if n.has_builder():
-                self.targets[_node_name(n)] = _target_digest(n)
+                targets[_node_name(n)] = digest(n)
 
     def _refuse(self, why: str) -> None:
         if len(self.unanswerable) < 3:
@@ -351,14 +358,18 @@ class DagRecorder:
         root = fs.Top.get_abspath().rstrip("/") + "/"
         build_inputs = self.build_inputs
 
+        packer = dc.record_packer()
+        cut = len(root)
+
         def pack(rec: list) -> bytes:  # paths under the top directory are stored relative to it
             if rec[0].startswith(root):
-                rec[0] = rec[0][len(root):]
-            return dc.pack_record(rec)
+                rec[0] = rec[0][cut:]
+            return packer(rec)
 
         hash_name = SCons.Util.get_hash_format() or SCons.Util.get_current_hash_algorithm_used() or "md5"
         read_inputs = self.inputs.file_paths()
-        forget_probe = self.inputs.forget_probe
+        node_paths: list[str] = []   # files the build opened that are nodes: their own records check them
+        checked_kind: list[str] = []  # stat probes of these: the node records check as much
         content_deciders = _content_deciders()
         rehash = True
         nodes: list[bytes] = []  # packed at once: a list of 7 objects per node would cost 3x the memory
@@ -372,8 +383,7 @@ class DagRecorder:
                 if name in (".", ".."):
                     continue
                 path = n.get_abspath()
-                if build_inputs is not None:
-                    build_inputs.forget_file(path)  # a node: its own record checks it
+                node_paths.append(path)
                 if isinstance(n, FS.Dir):
                     stack.append(n)
                     try:
@@ -382,7 +392,7 @@ class DagRecorder:
                         listed = False
                     rec = dc.node_record(path, dc.listing_digest(path) if listed else None)
                     if rec[1] == dc.DIR:
-                        forget_probe(path)  # an exists()/isdir() of it: the node record checks as much
+                        checked_kind.append(path)  # an exists()/isdir() of it
                     nodes.append(pack(rec))
                     continue
                 if not isinstance(n, FS.Base):
@@ -415,8 +425,12 @@ class DagRecorder:
                 elif rec[1] == "m" and id(n) in self.examined and n.has_builder():
                     self._refuse(f"target {n} was not written by its command")
                 if rec[1] in (dc.FILE, dc.MISSING, dc.KIND):
-                    forget_probe(path)
+                    checked_kind.append(path)
                 nodes.append(pack(rec))
+        self.inputs.forget_probes(checked_kind)
+        if build_inputs is not None:
+            build_inputs.forget_files(node_paths)
+        del node_paths, checked_kind
         for name in sorted(os.listdir(root)):
             if _is_sconsign(name):  # SCons' record of the last build: another build changes it
                 path = root + name
@@ -499,23 +513,33 @@ def _node_name(node: Any) -> str:
     return get() if get is not None else str(node)
 
 
-def _target_digest(node: Any) -> bytes:
-    """What SCons' decision for a target rests on besides file contents: its command and explicit inputs."""
+def _target_digester() -> Callable[[Any], bytes]:
+    """_target_digest with its lookups done once (it runs for every target of every build)."""
     from SCons.Node import FS
 
     from dagstore.hashes import new_hash
 
-    # an Alias' "command" is its children's contents
-    binfo = getattr(node, "binfo", None) if isinstance(node, FS.Base) else None
-    actsig = getattr(binfo, "bactsig", "") if binfo is not None else ""
-    parts = [str(actsig or "")]
-    parts += sorted(_node_name(s) for s in (node.sources or ()))
-    parts.append("|")
-    parts += sorted(_node_name(s) for s in (node.depends or ()))
-    return new_hash("sha256", "\0".join(parts).encode("utf-8", "surrogateescape")).digest()[:16]
+    fs_base, sha256 = FS.Base, new_hash("sha256")
+
+    def digest(node: Any) -> bytes:
+        """What SCons' decision for a target rests on besides file contents: its command and explicit inputs."""
+        # an Alias' "command" is its children's contents
+        binfo = getattr(node, "binfo", None) if isinstance(node, fs_base) else None
+        actsig = getattr(binfo, "bactsig", "") if binfo is not None else ""
+        parts = [str(actsig or "")]
+        parts += sorted(_node_name(s) for s in (node.sources or ()))
+        parts.append("|")
+        parts += sorted(_node_name(s) for s in (node.depends or ()))
+        h = sha256.copy()
+        h.update("\0".join(parts).encode("utf-8", "surrogateescape"))
+        return h.digest()[:16]
+
+    return digest
 
 
-EXIT_VERIFY_MISMATCH = 67  # docs/usage.md: --dag-cache verify found the cache would have answered wrongly
+def _target_digest(node: Any) -> bytes:
+    """What SCons' decision for a target rests on besides file contents: its command and explicit inputs."""
+    return _target_digester()(node)
 
 
 def would_answer(args: list[str], store_path: str) -> Any:
@@ -541,5 +565,5 @@ def after_build(recorder: DagRecorder, exit_code: int, predicted: Any, summary: 
     if predicted is not None and predicted.up_to_date and (exit_code != 0 or not recorder.built_nothing):
         print("dagprof: DAG cache verify: the cache would have answered 'up to date' but SCons rebuilt "
               f"{recorder.first_built or 'something'}", file=sys.stderr)
-        return EXIT_VERIFY_MISMATCH
+        return VERIFY_MISMATCH
     return None

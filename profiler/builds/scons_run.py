@@ -3,13 +3,13 @@ reported, and one profiled build on top of it (profile_build)."""
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..rss import own_hwm
 from .scons_nodes import PHASE_BUILD, PHASE_READ, PHASE_SCONSIGN, PHASE_STARTUP, live_nodes, node_classes, scons_version
 from .scons_store import KEEP_ATTRS, SCONS_READS, store_candidates
 from .scons_wrap import WRAPPER_FILE, call_as_script, hidden, hook_safe_points
@@ -144,7 +144,7 @@ def run_scons(
         if phases:
             phases[-1]["end_s"] = end
         # the build's own peak, before anything dagprof does afterwards (sizing) can raise it
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = own_hwm()
         try:
             if before_exit is not None:
                 before_exit()
@@ -250,6 +250,7 @@ def profile_build(
             for h in hooks:
                 if hasattr(h, "close"):
                     h.close()
+    cand = store_candidates()
     meta = {
         "tool_version": __version__,
         "scons_version": scons_version(),
@@ -263,7 +264,9 @@ def profile_build(
         "started": started,
         "machine": machine_description(),
         "fast_counters": recorder.fast,
-        "spillable": {c: list(a) for c, a in store_candidates().spill.items()},
+        "spillable": {c: list(a) for c, a in cand.spill.items()},
+        "spill_collapse": {c: list(a) for c, a in cand.collapse.items() if a},  # collapsed under every plan
+        "spill_reuse": {c: list(a) for c, a in cand.reuse.items() if a},  # spilled right after a scan (whatif)
         "spill_keep": dict(KEEP_ATTRS),  # never chosen by the one rule for "cold" (dagstore.policy)
         "scons_reads": dict(SCONS_READS),  # what SCons' code reads in some builds: never advised away
         "late_phases": [PHASE_BUILD, PHASE_SCONSIGN],  # for the one rule of "cold" (dagstore.policy)

@@ -1,8 +1,9 @@
 """What SCons leaves on disk and prints, for the engines that run whole builds side by side: the .sconsign
 files a comparison saves and restores (`dagprof compare`), the `--debug=explain` lines the equivalence check
-reads (`dagprof check`), where SCons looks for the SConstruct, and how plain SCons is started.
+reads (`dagprof check`), where SCons looks for the SConstruct, how plain SCons is started, and which words
+are SCons' own options (for the command line's hint).
 
-Plain files and strings only: importing this module does not import SCons.
+Plain files and strings only: importing this module does not import SCons (is_scons_option does, when called).
 """
 from __future__ import annotations
 
@@ -88,3 +89,23 @@ def explained(stdout: str) -> dict[str, list[str]]:
         else:
             current = None
     return out
+
+
+def is_scons_option(word: str) -> bool:
+    """Is `word` one of SCons' own command-line options (`-Q`, `-j2`, `--debug=explain`, an abbreviation
+    such as `--deb`)? Asks SCons' option parser, so the answer follows the installed SCons. Options an
+    SConstruct adds with AddOption are unknown until it is read: False for them."""
+    if not word.startswith("-") or word in ("-", "--"):
+        return False
+    import optparse
+
+    from SCons.Script.SConsOptions import Parser
+
+    parser = Parser("")
+    if not word.startswith("--"):
+        return parser.has_option(word[:2])  # `-j2`, `-Qs`: the first letter is the option
+    try:
+        parser._match_long_opt(word.partition("=")[0])
+    except optparse.BadOptionError:  # unknown, or an ambiguous abbreviation
+        return False
+    return True

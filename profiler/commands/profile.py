@@ -1,6 +1,7 @@
 """`dagprof profile`: run an SCons build in-process and record where its memory goes."""
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ..cmdline import UsageError, add_command, make_introspector, out_path
@@ -61,13 +62,19 @@ def run(args: Any, scons_args: list[str]) -> int:
     profile = adapter.profile_build(scons_args, readers=args.readers, introspector=introspector)
     global RAN_SCONS
     RAN_SCONS = True
+    code = int(profile.meta.get("exit_code", 0) or 0)
+    if code and adapter.PHASE_READ not in profile.phase_names():
+        # SCons stopped before reading any SConscript (no SConstruct, a bad option): it said why on stderr;
+        # there is no build to report on, as `dagprof build` prints nothing of its own then
+        print(f"dagprof: SCons stopped before reading an SConstruct (exit {code}); nothing profiled, no profile "
+              "written", file=sys.stderr)
+        return code
     profile.save(out)
     status = show(profile, args)
     if not args.json:
         print(f"profile written to {out}")
-    code = profile.meta.get("exit_code", 0)
     if code:
-        return int(code)
+        return code
     if baseline is not None:
         verdict = gate_against_baseline(baseline, profile, args)
         if verdict:

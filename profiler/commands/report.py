@@ -67,6 +67,9 @@ def run(args: Any, scons_args: list[str]) -> int:
     if args.what_if is not None:
         from ..whatif import SpecError, parse_spec
 
+        if args.budget is not None:  # the budget is on the report's findings, which --what-if does not show
+            raise UsageError("--budget applies to the report's findings and cannot be combined with --what-if")
+
         try:
             changes = parse_spec(args.what_if)
         except SpecError as e:

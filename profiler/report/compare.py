@@ -23,7 +23,7 @@ from rich.text import Text
 
 from dagprof.report import svg
 from dagprof.report.tables import fmt_int
-from dagprof.units import fmt_bytes
+from dagstore.units import fmt_bytes
 
 # (key, label, unit, lower_is_better)
 METRICS = (
@@ -115,8 +115,8 @@ def compare_rows(result: dict, keys: tuple[str, ...] | None = None) -> list[dict
             if r is None and a and b is not None:
                 r = b / a
             ratios[n] = r
-        row = {"key": key, "label": label, "unit": unit, "lower_is_better": lower_better,
-               "ratio": ratios.get(names[1]), "ratios": ratios}
+        row: dict[str, Any] = {"key": key, "label": label, "unit": unit, "lower_is_better": lower_better,
+                               "ratio": ratios.get(names[1]), "ratios": ratios}
         for n in names:
             row[n] = medians[n]
             row[f"{n}_runs"] = _runs(variants[n], key)

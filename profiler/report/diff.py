@@ -17,7 +17,7 @@ from rich.text import Text
 from dagprof.profile import Profile
 from dagprof.report import svg
 from dagprof.report.tables import fmt_int
-from dagprof.units import fmt_bytes
+from dagstore.units import fmt_bytes
 
 OLD_COLOUR, NEW_COLOUR = "#999999", "#3366cc"
 TOP_ATTRS = 20
@@ -149,8 +149,8 @@ def render_text(d: dict[str, Any], console: Console, g: dict[str, Any] | None = 
         for kind in ("classes", "attrs"):
             names = d[word][kind]
             if names:
-                shown = ", ".join(names[:12]) + (f", … ({len(names) - 12} more)" if len(names) > 12 else "")
-                console.print(f"{word} ({'classes' if kind == 'classes' else 'attributes'}): {shown}")
+                listed = ", ".join(names[:12]) + (f", … ({len(names) - 12} more)" if len(names) > 12 else "")
+                console.print(f"{word} ({'classes' if kind == 'classes' else 'attributes'}): {listed}")
     if g is not None:
         console.print()
         for line in gate_lines(g):

@@ -18,7 +18,7 @@ from dagprof.analyze import findings_of
 from dagprof.profile import Profile
 from dagprof.report import svg, tables
 from dagprof.report.tables import fmt_int
-from dagprof.units import fmt_bytes
+from dagstore.units import fmt_bytes
 
 SERIES = (("RSS", "#3366cc", 1), ("RSS anon", "#dc3912", 2), ("RSS file", "#109618", 3))
 TOP_ATTR_BARS = 30

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-from dagprof.units import fmt_bytes
+from dagstore.units import fmt_bytes
 
 PALETTE = ["#3366cc", "#dc3912", "#109618", "#ff9900", "#990099", "#0099c6", "#dd4477", "#66aa00"]
 
@@ -168,7 +168,7 @@ def bar_chart(chart_id: str, bars: Sequence[tuple[str, float, Sequence[tuple[flo
                    f'{escape(label)}</text>')
         out.append(f'<rect x="{label_w}" y="{y}" width="{max(w, 0.5):.1f}" height="{bar_h}" '
                    f'fill="{PALETTE[0]}"><title>{escape(label)}: {int(value):,} bytes</title></rect>')
-        x = label_w
+        x = float(label_w)
         for seg_v, colour, seg_name in segments:
             sw = pw * seg_v / vmax
             if sw <= 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dagprof.profile import AccessRow, Profile
-from dagprof.units import fmt_bytes as fmt_bytes  # re-exported; its home is units.py (the core uses it too)
+from dagstore.units import fmt_bytes as fmt_bytes  # re-exported; its home is dagstore/units.py
 
 
 def class_attrs(profile: Profile) -> dict[str, list[str]]:
@@ -48,10 +48,10 @@ def access_summary(profile: Profile, top: int = 8) -> list[dict[str, Any]]:
     cells: dict[tuple[str, str, str], AccessRow] = {(r.cls, r.attr, r.phase): r for r in profile.access}
     out = []
     for cls, attrs in class_attrs(profile).items():
-        rows = []
+        rows: list[dict[str, Any]] = []
         for attr in attrs:
             t = totals.get((cls, attr)) or AccessRow(cls, attr, "*", 0, 0, 0, -1)
-            per_phase = {}
+            per_phase: dict[str, list[int]] = {}
             for ph in phases:
                 c = cells.get((cls, attr, ph))
                 per_phase[ph] = [c.reads, c.writes, c.deletes] if c else [0, 0, 0]

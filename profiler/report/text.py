@@ -14,7 +14,7 @@ from rich.text import Text
 from dagprof.profile import Profile
 from dagprof.report import tables
 from dagprof.report.tables import fmt_int
-from dagprof.units import fmt_bytes
+from dagstore.units import fmt_bytes
 
 SECTIONS = ("meta", "phases", "access", "sizes", "counts", "lifetimes", "monitor", "snapshots",
             "cycles", "findings", "store")
@@ -96,7 +96,10 @@ def render(profile: Profile, console: Console, sections: set[str] | None = None,
 
 
 def _heading(console: Console, text: str) -> None:
-    console.rule(f"[bold]{text}[/bold]", align="left")
+    from rich.rule import Rule
+
+    # at most 120 columns: a console writing to a pipe is as wide as its longest table (dagprof.cmdline.console)
+    console.print(Rule(f"[bold]{text}[/bold]", align="left"), width=min(console.width, 120))
 
 
 def _render_access(profile: Profile, console: Console, top: int = 8) -> bool:
@@ -125,7 +128,7 @@ def _render_meta(profile: Profile, console: Console) -> bool:
                                                                   ("scons_version", "SCons"),
                                                                   ("python_version", "Python")) if m.get(k))),
         ("wall time", f"{m['wall_s']:.2f} s" if isinstance(m.get("wall_s"), (int, float)) else None),
-        ("peak RSS", (fmt_bytes(m["peak_rss"]) + " (the kernel's high-water mark of the build, getrusage)")
+        ("peak RSS", (fmt_bytes(m["peak_rss"]) + " (the kernel's high-water mark of the build)")
          if isinstance(m.get("peak_rss"), (int, float)) else None),
         ("exit code", m.get("exit_code")),
         ("store", m.get("store") or ("none" if "store" in m else None)),
@@ -174,9 +177,9 @@ def _render_sizes(profile: Profile, console: Console, top_attrs: int = 12) -> bo
     if extra:
         console.print("[dim]" + "; ".join(extra) + "[/dim]")
     t = Table(box=None, header_style="bold cyan")
-    for col, j in (("class", "left"), ("instances", "right"), ("total bytes", "right"), ("", "right"),
-                   ("shallow", "right"), ("bytes/instance", "right")):
-        t.add_column(col, justify=j)
+    t.add_column("class")
+    for col in ("instances", "total bytes", "", "shallow", "bytes/instance"):
+        t.add_column(col, justify="right")
     for c in rows:
         t.add_row(c["cls"], fmt_int(c["count"]), fmt_int(c["total"]), fmt_bytes(c["total"]),
                   fmt_int(c["shallow"]), fmt_int(c["per_instance"]))
@@ -334,6 +337,18 @@ def _render_cycles(profile: Profile, console: Console) -> bool:
     return True
 
 
+def findings_table(findings: list[dict[str, Any]], title: str | None = None) -> Table:
+    """The findings as one table, for the report and the demo alike (bytes exact and human, kind, where, advice)."""
+    t = Table(box=None, header_style="bold cyan", title=title, title_justify="left")
+    for col in ("bytes", "", "kind", "where", "advice"):
+        t.add_column(col, justify="right" if col in ("bytes", "") else "left",
+                     no_wrap=col != "advice", overflow="fold")
+    for f in findings:
+        where = "all candidates" if f["cls"] == "*" else f["cls"] + (f".{f['attr']}" if f.get("attr") else "")
+        t.add_row(fmt_int(f["bytes"]), fmt_bytes(f["bytes"]), f["kind"], where, f["message"])
+    return t
+
+
 def _render_findings(profile: Profile, console: Console, limit: int = 30) -> bool:
     from dagprof.analyze import estimated_saving, findings_of
 
@@ -342,14 +357,7 @@ def _render_findings(profile: Profile, console: Console, limit: int = 30) -> boo
     if not found:
         console.print("[dim]no findings[/dim]\n")
         return True
-    t = Table(box=None, header_style="bold cyan")
-    for col in ("bytes", "", "kind", "where", "advice"):
-        t.add_column(col, justify="right" if col in ("bytes", "") else "left",
-                     no_wrap=col != "advice", overflow="fold")
-    for f in found[:limit]:
-        where = "all candidates" if f["cls"] == "*" else f["cls"] + (f".{f['attr']}" if f.get("attr") else "")
-        t.add_row(fmt_int(f["bytes"]), fmt_bytes(f["bytes"]), f["kind"], where, f["message"])
-    console.print(t)
+    console.print(findings_table(found[:limit]))
     if len(found) > limit:
         rest = found[limit:]
         console.print(f"[dim]… {len(rest)} more findings ({fmt_bytes(sum(f['bytes'] for f in rest))}); "

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from dagprof.units import fmt_bytes
+from dagstore.units import fmt_bytes
 
 
 def render_text(est: dict[str, Any], console: Console) -> None:
@@ -23,7 +23,11 @@ def render_text(est: dict[str, Any], console: Console) -> None:
             b = r["per_attr"].get(name)
             shared = " (counted under an earlier change)" if name in r["shared"] else ""
             note = " (not sized)" if b is None else shared
-            t.add_row(r["kind"] if first else "", name + note, fmt_bytes(b or 0), "", "")
+            sp = (r.get("spill") or {}).get(name)
+            if sp is not None and sp["why"] != "spilled" and not note:
+                note = f" ({sp['why']})"
+            t.add_row(r["kind"] if first else "", name + note, fmt_bytes(b or 0),
+                      f"{sp['reloads']:,}" if sp is not None else "", "")
             first = False
         if len(r["targets"]) > 1 or r["kind"] == "spill":
             t.add_row("", f"[bold]{r['kind']} total[/bold]", f"[bold]{fmt_bytes(r['bytes'])}[/bold]",
@@ -39,7 +43,8 @@ def render_text(est: dict[str, Any], console: Console) -> None:
                          if est["peak_rss"] is not None else ""))
     if est["reloads"] or any(r["kind"] == "spill" for r in est["changes"]):
         console.print(f"reload latency {est['reload_latency_s'] * 1e6:.1f} us ({est['reload_latency_source']}); "
-                      "reloads are the recorded reads from the evaluate phase on, an upper bound")
+                      "reloads: the recorded reads after the values' safe points (profiler/whatif.py); "
+                      f"every read from the build phase on, the upper bound: {est['reloads_upper']:,}")
     for note in est["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}")
 

@@ -1,7 +1,9 @@
-"""How dagprof writes a quantity for people: the one byte formatter, used by the core, renderers and benches.
+"""How a quantity is written for people: the one byte formatter, used by the store's summary line, dagprof's
+core, its renderers and the benches.
 
-Why not in report/: the analyzer (profiler core) words its findings with it, and the core must not
-depend on a renderer.
+Why here: dagstore is the lowest layer (it imports no dagprof), so the store's own summary line and every
+dagprof module can use the one formatter. Why not in dagprof's report/: the analyzer (profiler core) words
+its findings with it, and the core must not depend on a renderer.
 """
 from __future__ import annotations
 
