@@ -21,6 +21,7 @@ process itself also samples /proc. Figures returned:
     seen at a sample; it matters for parallel builds (-j) and costs a /proc scan per sample.
   * ``wall_s``, ``user_s``, ``sys_s``: measured by the wrapper, so Python start-up is not included.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,11 +60,23 @@ from dagstore.units import fmt_bytes  # noqa: E402  (the one byte formatter; ben
 
 T = TypeVar("T")
 
-__all__ = ["REPO_ROOT", "IMPORT_PATH", "machine_description", "run_measured", "median", "alternate", "print_table",
-           "print_header", "fmt_bytes", "fmt_ratio", "scons_command"]
+__all__ = [
+    "REPO_ROOT",
+    "IMPORT_PATH",
+    "machine_description",
+    "run_measured",
+    "median",
+    "alternate",
+    "print_table",
+    "print_header",
+    "fmt_bytes",
+    "fmt_ratio",
+    "scons_command",
+]
 
 
 # ---- measured runs ------------------------------------------------------------------------------
+
 
 def _vm_hwm(proc_dir_fd: int) -> int | None:
     """VmHWM of the process behind a /proc/PID directory handle, in bytes; None once it has exited."""
@@ -72,6 +85,7 @@ def _vm_hwm(proc_dir_fd: int) -> int | None:
 
 def _tree_rss(pid: int) -> int:
     import psutil
+
     try:
         top = psutil.Process(pid)
         procs = [top] + top.children(recursive=True)
@@ -130,8 +144,14 @@ class _Sampler:
             os.close(self.proc_dir)
 
 
-def run_measured(cmd: Sequence[str], cwd: str | os.PathLike, env: Mapping[str, str] | None = None,
-                 poll_s: float = 0.02, sample_tree: bool = False, capture: bool = False) -> dict[str, Any]:
+def run_measured(
+    cmd: Sequence[str],
+    cwd: str | os.PathLike,
+    env: Mapping[str, str] | None = None,
+    poll_s: float = 0.02,
+    sample_tree: bool = False,
+    capture: bool = False,
+) -> dict[str, Any]:
     """Run one command and return its wall time, exit code and peak RSS figures (see module doc)."""
     if not cmd:
         raise ValueError("run_measured needs a command")
@@ -139,11 +159,16 @@ def run_measured(cmd: Sequence[str], cwd: str | os.PathLike, env: Mapping[str, s
     sink = out if out is not None else subprocess.DEVNULL
     r, w = os.pipe()
     try:
-        wrapper = subprocess.Popen([sys.executable, "-S", "-c", TRAMPOLINE, str(w), *cmd], cwd=cwd,
-                                   env=dict(env) if env is not None else None, pass_fds=(w,),
-                                   stdin=subprocess.DEVNULL, stdout=sink,
-                                   stderr=subprocess.STDOUT if capture else subprocess.DEVNULL,
-                                   start_new_session=True)
+        wrapper = subprocess.Popen(
+            [sys.executable, "-S", "-c", TRAMPOLINE, str(w), *cmd],
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            pass_fds=(w,),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT if capture else subprocess.DEVNULL,
+            start_new_session=True,
+        )
     finally:
         os.close(w)
     sampler = None
@@ -170,9 +195,9 @@ def run_measured(cmd: Sequence[str], cwd: str | os.PathLike, env: Mapping[str, s
         "cmd": list(cmd),
         "wall_s": data["wall_s"],
         "exit_code": data["exit_code"],
-        "peak_rss": data["maxrss_kib"] * 1024,      # largest single process of the tree (KiB on Linux)
+        "peak_rss": data["maxrss_kib"] * 1024,  # largest single process of the tree (KiB on Linux)
         "self_peak_rss": (sampler.self_peak or None) if sampler else None,
-        "floor_rss": data["floor_kib"] * 1024,      # peak_rss can never read below this
+        "floor_rss": data["floor_kib"] * 1024,  # peak_rss can never read below this
         "user_s": data["user_s"],
         "sys_s": data["sys_s"],
     }
@@ -221,6 +246,7 @@ def scons_command(*args: str) -> list[str]:
 
 # ---- repetition and statistics ------------------------------------------------------------------
 
+
 def median(values: Iterable[float]) -> float:
     """Median of repeated measurements: robust to the one run a neighbour's job slowed down."""
     values = list(values)
@@ -248,6 +274,7 @@ def alternate(n: int, variants: Mapping[str, Callable[[], T]]) -> dict[str, list
 
 # ---- printing -----------------------------------------------------------------------------------
 
+
 def fmt_ratio(value: float | None, baseline: float | None) -> str:
     """value/baseline as '0.82x'; '-' when either side is missing or the baseline is zero."""
     if value is None or not baseline:
@@ -268,13 +295,16 @@ def _cell(v: Any) -> str:
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], file=None) -> None:
     """Aligned plain-text table (numbers right-aligned) that reads the same in a log or a doc."""
     cells = [[_cell(v) for v in row] for row in rows]
-    numeric = [all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) or row[i] is None
-                   for row in rows) if rows else False for i in range(len(headers))]
+    numeric = [
+        all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) or row[i] is None for row in rows)
+        if rows
+        else False
+        for i in range(len(headers))
+    ]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w)
-                         for v, w, num in zip(values, widths, numeric)).rstrip()
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
 
     print(line(list(headers)), file=file)
     print("  ".join("-" * w for w in widths), file=file)

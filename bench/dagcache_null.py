@@ -7,6 +7,7 @@ kept by `bench/scaling.py --keep --dir DIR`); every dagprof run is checked to be
 
 Usage: python bench/dagcache_null.py DIR/p20000 [--runs 7] [--pycache-prefix DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,25 +22,33 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("project")
     ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--pycache-prefix", help="also measure the cache with byte code compiled into this directory "
-                                             "(PYTHONPYCACHEPREFIX; the checkout has no __pycache__ when "
-                                             "PYTHONDONTWRITEBYTECODE is set, as on this machine)")
+    ap.add_argument(
+        "--pycache-prefix",
+        help="also measure the cache with byte code compiled into this directory "
+        "(PYTHONPYCACHEPREFIX; the checkout has no __pycache__ when "
+        "PYTHONDONTWRITEBYTECODE is set, as on this machine)",
+    )
     a = ap.parse_args(argv)
     env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("SCONSFLAGS", None)
     env.pop("MAKEFLAGS", None)
     cmds = commands(1)
-    variants = {"make": lambda: run_measured(cmds["make"], cwd=a.project, env=env, capture=True),
-                "dagcache": lambda: run_measured(cmds["dagcache"], cwd=a.project, env=env, capture=True)}
+    variants = {
+        "make": lambda: run_measured(cmds["make"], cwd=a.project, env=env, capture=True),
+        "dagcache": lambda: run_measured(cmds["dagcache"], cwd=a.project, env=env, capture=True),
+    }
     if a.pycache_prefix:
         env_pyc = dict(env, PYTHONPYCACHEPREFIX=a.pycache_prefix)
         warm = dict(env_pyc)
         warm.pop("PYTHONDONTWRITEBYTECODE", None)
         _expect_cached(run_measured(cmds["dagcache"], cwd=a.project, env=warm, capture=True), "byte-code warm-up")
-        variants["dagcache (byte code)"] = lambda: run_measured(cmds["dagcache"], cwd=a.project, env=env_pyc,
-                                                                capture=True)
-    print_header(f"null build: make vs dagprof build answered from the DAG cache, median of {a.runs} alternated runs",
-                 " | ".join(" ".join(cmds[k]) for k in ("make", "dagcache")) + f"    (cwd: {a.project})")
+        variants["dagcache (byte code)"] = lambda: run_measured(
+            cmds["dagcache"], cwd=a.project, env=env_pyc, capture=True
+        )
+    print_header(
+        f"null build: make vs dagprof build answered from the DAG cache, median of {a.runs} alternated runs",
+        " | ".join(" ".join(cmds[k]) for k in ("make", "dagcache")) + f"    (cwd: {a.project})",
+    )
     res = alternate(a.runs, variants)
     for name, rs in res.items():
         for r in rs:
@@ -52,8 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, rs in res.items():
         rss, wall = median(_peak(r) for r in rs), median(r["wall_s"] for r in rs)
         walls = sorted(r["wall_s"] for r in rs)
-        rows.append([name, fmt_bytes(rss), f"{rss / mk_rss:.2f}x", round(wall, 3), f"{wall / mk_wall:.2f}x",
-                     f"{walls[0]:.3f}-{walls[-1]:.3f}"])
+        rows.append(
+            [
+                name,
+                fmt_bytes(rss),
+                f"{rss / mk_rss:.2f}x",
+                round(wall, 3),
+                f"{wall / mk_wall:.2f}x",
+                f"{walls[0]:.3f}-{walls[-1]:.3f}",
+            ]
+        )
     print_table(rows, ["variant", "peak RSS", "vs make", "wall s", "vs make", "wall min-max"])
     print(f"load at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0

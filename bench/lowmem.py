@@ -6,6 +6,7 @@ its null build is measured `--runs` times against the baseline, alternately (med
 
 Usage: python bench/lowmem.py [--files 5000] [--runs 3] [--dir DIR] [--only NAME,...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,7 @@ def configure(root: str, proj, name: str, originals: dict[str, str]) -> list[str
             f.write(line)
     if one_lib:
         with open(os.path.join(root, "src", "SConscript"), "w") as f:
-            f.write(ONE_LIB.format(sources="\n".join(p[len("src/"):] for p in proj.files)))
+            f.write(ONE_LIB.format(sources="\n".join(p[len("src/") :] for p in proj.files)))
     # the signature state is kept: the warm-up run records what a variant needs (SConsignFile(None)
     # finds no per-directory files and rebuilds everything once; the others rebuild nothing)
     return ["-Q", *args]
@@ -75,9 +76,11 @@ def main() -> int:
     env.pop("SCONSFLAGS", None)
     proj = generate(root, files=a.files)
     originals = {rel: open(os.path.join(root, rel)).read() for rel in ("SConstruct", "src/SConscript")}
-    print_header(f"null build of a {a.files}-file synthetic project ({proj.nodes_estimate:,} nodes est.; stand-in "
-                 f"compiler), one setting changed per variant, median of {a.runs} runs, each after a warm-up build",
-                 scons_command("-Q", "[variant args]"))
+    print_header(
+        f"null build of a {a.files}-file synthetic project ({proj.nodes_estimate:,} nodes est.; stand-in "
+        f"compiler), one setting changed per variant, median of {a.runs} runs, each after a warm-up build",
+        scons_command("-Q", "[variant args]"),
+    )
     results = {}
     for name in names:
         args = configure(root, proj, name, originals)
@@ -91,12 +94,24 @@ def main() -> int:
         bad = [r for r in runs if r["exit_code"] != 0 or "up to date" not in r["output"]]
         if bad:
             print(f"{name}: null build did work or failed: {bad[0]['output'][-300:]}", file=sys.stderr)
-        results[name] = {"peak": median(r["peak_rss"] for r in runs), "wall": median(r["wall_s"] for r in runs),
-                         "warm_wall": warm["wall_s"], "warm_peak": warm["peak_rss"]}
+        results[name] = {
+            "peak": median(r["peak_rss"] for r in runs),
+            "wall": median(r["wall_s"] for r in runs),
+            "warm_wall": warm["wall_s"],
+            "warm_peak": warm["peak_rss"],
+        }
         print(f"  {name}: {fmt_bytes(results[name]['peak'])}, {results[name]['wall']:.2f} s", file=sys.stderr)
     base = results["baseline"]
-    rows = [[n, fmt_bytes(r["peak"]), fmt_ratio(r["peak"], base["peak"]), round(r["wall"], 2),
-             fmt_ratio(r["wall"], base["wall"])] for n, r in results.items()]
+    rows = [
+        [
+            n,
+            fmt_bytes(r["peak"]),
+            fmt_ratio(r["peak"], base["peak"]),
+            round(r["wall"], 2),
+            fmt_ratio(r["wall"], base["wall"]),
+        ]
+        for n, r in results.items()
+    ]
     print_table(rows, ["variant", "peak RSS", "ratio", "wall s", "ratio"])
     if not a.dir:
         shutil.rmtree(root, ignore_errors=True)

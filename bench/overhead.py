@@ -13,6 +13,7 @@ that `dagprof profile` skips (entry.exit_without_teardown) and plain scons pays:
 --baseline CHECKOUT: also the last dagprof variant from another checkout (its build/import-names, which its
 tests/conftest.py makes), alternating with the others: before/after figures under the same load.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,14 +67,17 @@ def main() -> int:
 
         def only(*keep: str) -> list[str]:
             return [*base, *[o for o in off if o not in keep], "--", "-Q"]
-        cmds = {"plain": scons_command("-Q"),
-                "counters": [*base, "--no-introspect", "--", "-Q"],
-                "+tracker": only("--no-tracker"),
-                "+cycles": only("--no-cycles"),
-                "+monitor": only("--no-monitor"),
-                "+sizes": only("--no-sizes"),
-                "+sizes+dup": only("--no-sizes", "--no-dup-stats"),
-                "default": [*base[:-1], os.path.join(root, "overhead-default.dagprof"), "--", "-Q"]}
+
+        cmds = {
+            "plain": scons_command("-Q"),
+            "counters": [*base, "--no-introspect", "--", "-Q"],
+            "+tracker": only("--no-tracker"),
+            "+cycles": only("--no-cycles"),
+            "+monitor": only("--no-monitor"),
+            "+sizes": only("--no-sizes"),
+            "+sizes+dup": only("--no-sizes", "--no-dup-stats"),
+            "default": [*base[:-1], os.path.join(root, "overhead-default.dagprof"), "--", "-Q"],
+        }
     else:
         cmds = {"plain": scons_command("-Q"), "dagprof": [*dagprof, "--", "-Q"]}
     envs = {k: env for k in cmds}
@@ -81,7 +85,8 @@ def main() -> int:
 
     def writing(name: str) -> list[str]:  # the last variant's command, writing a profile of its own
         i = last_cmd.index("-o") + 1
-        return [*last_cmd[:i], os.path.join(root, f"overhead-{name}.dagprof"), *last_cmd[i + 1:]]
+        return [*last_cmd[:i], os.path.join(root, f"overhead-{name}.dagprof"), *last_cmd[i + 1 :]]
+
     if a.baseline:
         view = os.path.join(os.path.abspath(a.baseline), "build", "import-names")
         if not os.path.isdir(view):
@@ -93,8 +98,10 @@ def main() -> int:
         cli = "import sys; from dagprof.cli import main; sys.exit(main(sys.argv[1:]))"
         cmds[f"{last_name}, with teardown"] = [sys.executable, "-c", cli, *writing("teardown")[3:]]
         envs[f"{last_name}, with teardown"] = env
-    print_header(f"access-profiling overhead, {a.files}-file synthetic project, "
-                 f"null build, {a.runs} alternating runs", " | ".join(" ".join(c) for c in cmds.values()))
+    print_header(
+        f"access-profiling overhead, {a.files}-file synthetic project, null build, {a.runs} alternating runs",
+        " | ".join(" ".join(c) for c in cmds.values()),
+    )
     print(f"load before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     results = alternate(a.runs, {k: (lambda c=c, e=envs[k]: run_measured(c, cwd=root, env=e)) for k, c in cmds.items()})
     for name, runs in results.items():
@@ -105,10 +112,21 @@ def main() -> int:
     wall = {k: median(r["wall_s"] for r in v) for k, v in results.items()}
     rss = {k: median(r["peak_rss"] for r in v) for k, v in results.items()}
     cpu = {k: median(r["user_s"] + r["sys_s"] for r in v) for k, v in results.items()}
-    rows = [[k, wall[k], fmt_ratio(wall[k], wall["plain"]), fmt_ratio(cpu[k], cpu["plain"]), fmt_bytes(rss[k]),
-             fmt_bytes(rss[k] - rss["plain"]), " ".join(f"{r['wall_s']:.2f}" for r in results[k])] for k in cmds]
-    print_table(rows, ["variant", "median wall s", "wall/plain", "cpu/plain", "median peak RSS", "RSS - plain",
-                       "runs (wall s)"])
+    rows = [
+        [
+            k,
+            wall[k],
+            fmt_ratio(wall[k], wall["plain"]),
+            fmt_ratio(cpu[k], cpu["plain"]),
+            fmt_bytes(rss[k]),
+            fmt_bytes(rss[k] - rss["plain"]),
+            " ".join(f"{r['wall_s']:.2f}" for r in results[k]),
+        ]
+        for k in cmds
+    ]
+    print_table(
+        rows, ["variant", "median wall s", "wall/plain", "cpu/plain", "median peak RSS", "RSS - plain", "runs (wall s)"]
+    )
     print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if a.breakdown:  # the default variant writes a profile of its own (the runs rotate: none is always last)
         print_own_costs(os.path.join(root, "overhead-default.dagprof"), "default")
@@ -130,8 +148,9 @@ def print_own_costs(path: str, variant: str) -> None:
     if cycles:
         parts.append(f"cycle check {cycles.get('check_s', 0.0):.3f} s")
     if cost:
-        parts.append(f"monitor {cost['cpu_s']:.3f} s CPU, {cost['samples']} samples, "
-                     f"{fmt_bytes(cost['monitor_bytes'])}")
+        parts.append(
+            f"monitor {cost['cpu_s']:.3f} s CPU, {cost['samples']} samples, {fmt_bytes(cost['monitor_bytes'])}"
+        )
         parts.append(f"tracker tables {fmt_bytes(cost['tracker_bytes'])}")
         parts.append(f"finish() {cost['finish_s']:.3f} s in all")
     print(f"in-process, last {variant} run (its profile): " + "; ".join(parts))

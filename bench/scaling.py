@@ -25,6 +25,7 @@ make's sampled VmHWM when /usr/bin/time is missing.
 Usage: python bench/scaling.py [--sizes 1000,2000,5000,10000,20000] [--runs 1] [--dir DIR]
                                [--plot scaling.png] [--json out.json] [--markdown]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,7 @@ def _peak(r: dict) -> int:
     """make: GNU time's %M (else own sampled VmHWM); SCons: wait4 ru_maxrss (far above the wrapper's floor)."""
     for line in (r.get("output") or "").splitlines():
         if line.startswith(TIME_TAG):
-            return int(line[len(TIME_TAG):]) * 1024
+            return int(line[len(TIME_TAG) :]) * 1024
     own = r.get("self_peak_rss") or 0
     return own if r["peak_rss"] <= r["floor_rss"] else max(r["peak_rss"], own)
 
@@ -80,12 +81,15 @@ def _check(r: dict, what: str) -> None:
 def commands(jobs: int) -> dict[str, list[str]]:
     """The measured command lines, printed with the table."""
     dagprof = [sys.executable, "-m", "dagprof", "build"]
-    return {"make_full": ["make", f"-j{jobs}"], "scons_full": scons_command("-Q", f"-j{jobs}"),
-            "make": ([TIME, "-f", TIME_TAG + "%M", "make"] if os.access(TIME, os.X_OK) else ["make"]),
-            "scons": scons_command("-Q"),
-            "store": dagprof + ["--store", "lmdb", "--store-path", ATTR_STORE, "--dag-cache", "off", "--summary",
-                                "--", "-Q"],
-            "dagcache": dagprof + ["--store", "lmdb", "--summary", "--", "-Q"]}
+    return {
+        "make_full": ["make", f"-j{jobs}"],
+        "scons_full": scons_command("-Q", f"-j{jobs}"),
+        "make": ([TIME, "-f", TIME_TAG + "%M", "make"] if os.access(TIME, os.X_OK) else ["make"]),
+        "scons": scons_command("-Q"),
+        "store": dagprof
+        + ["--store", "lmdb", "--store-path", ATTR_STORE, "--dag-cache", "off", "--summary", "--", "-Q"],
+        "dagcache": dagprof + ["--store", "lmdb", "--summary", "--", "-Q"],
+    }
 
 
 def _answered(r: dict) -> bool:
@@ -139,8 +143,11 @@ def measure_size(n: int, root: str, runs: int, jobs: int, env: dict, log=print, 
     if _answered(confirm):
         raise SystemExit(f"scaling: the first dagprof build at {n} was answered from a cache that should not exist")
     _expect_cached(run_measured(cmds["dagcache"], cwd=root, env=env, capture=True), f"first cached build at {n}")
-    log(f"  {n} files: generated in {gen_s:.1f} s, full builds make {full_make['wall_s']:.1f} s, "
-        f"scons {full_scons['wall_s']:.1f} s (stand-in compiler)", file=sys.stderr)
+    log(
+        f"  {n} files: generated in {gen_s:.1f} s, full builds make {full_make['wall_s']:.1f} s, "
+        f"scons {full_scons['wall_s']:.1f} s (stand-in compiler)",
+        file=sys.stderr,
+    )
 
     def store_first() -> dict:
         shutil.rmtree(os.path.join(root, ATTR_STORE), ignore_errors=True)
@@ -154,9 +161,14 @@ def measure_size(n: int, root: str, runs: int, jobs: int, env: dict, log=print, 
         "scons+dagcache": lambda: run_measured(cmds["dagcache"], cwd=root, env=env, capture=True),
     }
     results = alternate(runs, variants)
-    out = {"files": n, "nodes": proj.nodes_estimate, "full_build_s": {"make": full_make["wall_s"],
-                                                                       "scons": full_scons["wall_s"]},
-           "full_build_cached_s": {"confirm": confirm["wall_s"]}, "systems": {}, "edit": {}}
+    out = {
+        "files": n,
+        "nodes": proj.nodes_estimate,
+        "full_build_s": {"make": full_make["wall_s"], "scons": full_scons["wall_s"]},
+        "full_build_cached_s": {"confirm": confirm["wall_s"]},
+        "systems": {},
+        "edit": {},
+    }
     for name, rs in results.items():
         for r in rs:
             if name.startswith("scons+store"):
@@ -165,11 +177,16 @@ def measure_size(n: int, root: str, runs: int, jobs: int, env: dict, log=print, 
                 _expect_cached(r, f"{name} null build at {n}")
             else:
                 _check(r, f"{name} null build at {n}")
-        if name == "make" and any("Nothing to be done" not in r["output"] and "is up to date" not in r["output"]
-                                  for r in rs):
+        if name == "make" and any(
+            "Nothing to be done" not in r["output"] and "is up to date" not in r["output"] for r in rs
+        ):
             raise SystemExit(f"scaling: make's null build at {n} did work: {rs[0]['output'][:200]}")
-        out["systems"][name] = {"peak_rss": median(_peak(r) for r in rs), "wall_s": median(r["wall_s"] for r in rs),
-                                "runs_peak_rss": [_peak(r) for r in rs], "runs_wall_s": [r["wall_s"] for r in rs]}
+        out["systems"][name] = {
+            "peak_rss": median(_peak(r) for r in rs),
+            "wall_s": median(r["wall_s"] for r in rs),
+            "runs_peak_rss": [_peak(r) for r in rs],
+            "runs_wall_s": [r["wall_s"] for r in rs],
+        }
     if edit:
         out["edit"] = measure_edit(proj, root, runs, cmds, env)
         out["edit_file"] = proj.files[len(proj.files) // 2]
@@ -199,9 +216,15 @@ def measure_edit(proj, root: str, runs: int, cmds: dict, env: dict) -> dict:
         return r
 
     results = alternate(runs, {name: (lambda name=name: edited(name)) for name in EDITS})
-    return {name: {"peak_rss": median(_peak(r) for r in rs), "wall_s": median(r["wall_s"] for r in rs),
-                   "runs_peak_rss": [_peak(r) for r in rs], "runs_wall_s": [r["wall_s"] for r in rs]}
-            for name, rs in results.items()}
+    return {
+        name: {
+            "peak_rss": median(_peak(r) for r in rs),
+            "wall_s": median(r["wall_s"] for r in rs),
+            "runs_peak_rss": [_peak(r) for r in rs],
+            "runs_wall_s": [r["wall_s"] for r in rs],
+        }
+        for name, rs in results.items()
+    }
 
 
 def rows_of(results: list[dict]) -> list[list]:
@@ -211,8 +234,17 @@ def rows_of(results: list[dict]) -> list[list]:
         make = res["systems"]["make"]["peak_rss"]
         for name in SYSTEMS:
             s = res["systems"][name]
-            rows.append([res["files"], res["nodes"], name, fmt_bytes(s["peak_rss"]), f"{s['peak_rss'] / make:.2f}x",
-                         int(s["peak_rss"] / res["nodes"]), round(s["wall_s"], 2)])
+            rows.append(
+                [
+                    res["files"],
+                    res["nodes"],
+                    name,
+                    fmt_bytes(s["peak_rss"]),
+                    f"{s['peak_rss'] / make:.2f}x",
+                    int(s["peak_rss"] / res["nodes"]),
+                    round(s["wall_s"], 2),
+                ]
+            )
     return rows
 
 
@@ -226,8 +258,16 @@ def cache_rows(results: list[dict]) -> list[list]:
     rows = []
     for res in results:
         s, mk, sc = (res["systems"][k] for k in ("scons+dagcache", "make", "scons"))
-        rows.append([res["files"], fmt_bytes(s["peak_rss"]), f"{s['peak_rss'] / mk['peak_rss']:.2f}x",
-                     round(s["wall_s"], 3), f"{s['wall_s'] / mk['wall_s']:.2f}x", f"{s['wall_s'] / sc['wall_s']:.3f}x"])
+        rows.append(
+            [
+                res["files"],
+                fmt_bytes(s["peak_rss"]),
+                f"{s['peak_rss'] / mk['peak_rss']:.2f}x",
+                round(s["wall_s"], 3),
+                f"{s['wall_s'] / mk['wall_s']:.2f}x",
+                f"{s['wall_s'] / sc['wall_s']:.3f}x",
+            ]
+        )
     return rows
 
 
@@ -240,15 +280,25 @@ def edit_rows(results: list[dict]) -> list[list]:
         base = res["edit"]["scons"]
         for name in EDITS:
             e = res["edit"][name]
-            rows.append([res["files"], name, fmt_bytes(e["peak_rss"]), f"{e['peak_rss'] / base['peak_rss']:.3f}x",
-                         round(e["wall_s"], 2), f"{e['wall_s'] / base['wall_s']:.3f}x"])
+            rows.append(
+                [
+                    res["files"],
+                    name,
+                    fmt_bytes(e["peak_rss"]),
+                    f"{e['peak_rss'] / base['peak_rss']:.3f}x",
+                    round(e["wall_s"], 2),
+                    f"{e['wall_s'] / base['wall_s']:.3f}x",
+                ]
+            )
     return rows
 
 
 def markdown(rows: list[list], headers: list[str] = HEADERS, text_cols: tuple[int, ...] = (2,)) -> str:
     """The same table as Markdown, for docs/scaling.md."""
-    lines = ["| " + " | ".join(headers) + " |",
-             "|" + "|".join("---" if i in text_cols else "---:" for i in range(len(headers))) + "|"]
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" if i in text_cols else "---:" for i in range(len(headers))) + "|",
+    ]
     for r in rows:
         lines.append("| " + " | ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in r) + " |")
     return "\n".join(lines)
@@ -304,9 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(base, exist_ok=True)
     env = bench_env(from_source=a.from_source)
     cmds = commands(a.jobs)
-    print_header(f"null-build peak RSS vs project size, median of {a.runs} alternated run(s); "
-                 "compiler: stand-in (tools/stubcc writes outputs, compiles nothing)",
-                 " | ".join(" ".join(cmds[k]) for k in ("make", "scons", "store", "dagcache")))
+    print_header(
+        f"null-build peak RSS vs project size, median of {a.runs} alternated run(s); "
+        "compiler: stand-in (tools/stubcc writes outputs, compiles nothing)",
+        " | ".join(" ".join(cmds[k]) for k in ("make", "scons", "store", "dagcache")),
+    )
     print(bytecode_note(env))
     results = []
     try:
@@ -323,9 +375,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(base, ignore_errors=True)
     rows = rows_of(results)
     print_table(rows, HEADERS)
-    print("full builds (before measuring): " + ", ".join(
-        f"{r['files']}: make {r['full_build_s']['make']:.1f} s, scons {r['full_build_s']['scons']:.1f} s"
-        for r in results))
+    print(
+        "full builds (before measuring): "
+        + ", ".join(
+            f"{r['files']}: make {r['full_build_s']['make']:.1f} s, scons {r['full_build_s']['scons']:.1f} s"
+            for r in results
+        )
+    )
     print("scons+store (1st): the store removed before the run; (2nd): the store kept from the previous store build")
     print("scons+dagcache: dagprof build answered from the confirmed DAG snapshot (every run checked for the line)")
     print("peak B/node: peak RSS / SCons node count (nodes_estimate; the same DAG for all systems)")
@@ -349,8 +405,17 @@ def main(argv: list[str] | None = None) -> int:
             print(markdown(erows, HEADERS_EDIT, (1,)))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"machine": machine_description(), "date": time.strftime("%Y-%m-%d"), "runs": a.runs,
-                       "commands": {k: " ".join(v) for k, v in cmds.items()}, "results": results}, f, indent=2)
+            json.dump(
+                {
+                    "machine": machine_description(),
+                    "date": time.strftime("%Y-%m-%d"),
+                    "runs": a.runs,
+                    "commands": {k: " ".join(v) for k, v in cmds.items()},
+                    "results": results,
+                },
+                f,
+                indent=2,
+            )
     if a.plot:
         m = machine_description().split(" | ")
         try:

@@ -7,6 +7,7 @@ Sizing runs on synthetic objects shaped like SCons nodes (slotted, many small li
 references to each other and to a shared environment) and on a real SCons FS tree of File nodes built
 in-process. Times are medians; CPU time is printed next to wall time because this VM is shared.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,28 @@ class Env:
 class FakeNode:
     """Slotted like SCons.Node.FS.File: many small containers, strings and references to other nodes."""
 
-    __slots__ = ("name", "abspath", "dir", "env", "sources", "depends", "implicit", "waiting_parents",
-                 "waiting_s_e", "side_effects", "_memo", "ninfo", "state", "ref_count", "includes",
-                 "builder", "executor", "_tags", "cached", "precious")
+    __slots__ = (
+        "name",
+        "abspath",
+        "dir",
+        "env",
+        "sources",
+        "depends",
+        "implicit",
+        "waiting_parents",
+        "waiting_s_e",
+        "side_effects",
+        "_memo",
+        "ninfo",
+        "state",
+        "ref_count",
+        "includes",
+        "builder",
+        "executor",
+        "_tags",
+        "cached",
+        "precious",
+    )
 
     def __init__(self, i: int, parent: FakeNode | None, env: Env) -> None:
         self.name = f"file{i}.c"
@@ -108,8 +128,18 @@ def bench_sizing(n: int, repeat: int, scons: bool) -> None:
         wall, cpu, sec = time_sizing(nodes, (Env,), repeat, dup)
         base_wall = base_wall or wall
         total = sum(c["total"] for c in sec["classes"].values())
-        rows.append([f"synthetic{' +dup' if dup else ''}", len(nodes), wall, fmt_ratio(wall, base_wall), cpu,
-                     int(len(nodes) / wall), fmt_bytes(total), fmt_bytes(sec["self_bytes"])])
+        rows.append(
+            [
+                f"synthetic{' +dup' if dup else ''}",
+                len(nodes),
+                wall,
+                fmt_ratio(wall, base_wall),
+                cpu,
+                int(len(nodes) / wall),
+                fmt_bytes(total),
+                fmt_bytes(sec["self_bytes"]),
+            ]
+        )
     del nodes
     if scons:
         with tempfile.TemporaryDirectory() as tmp:
@@ -117,12 +147,24 @@ def bench_sizing(n: int, repeat: int, scons: bool) -> None:
             for dup in (False, True):
                 wall, cpu, sec = time_sizing(objs, boundary, repeat, dup)
                 total = sum(c["total"] for c in sec["classes"].values())
-                rows.append([f"SCons File+Dir{' +dup' if dup else ''}", len(objs), wall, fmt_ratio(wall, base_wall),
-                             cpu, int(len(objs) / wall), fmt_bytes(total), fmt_bytes(sec["self_bytes"])])
+                rows.append(
+                    [
+                        f"SCons File+Dir{' +dup' if dup else ''}",
+                        len(objs),
+                        wall,
+                        fmt_ratio(wall, base_wall),
+                        cpu,
+                        int(len(objs) / wall),
+                        fmt_bytes(total),
+                        fmt_bytes(sec["self_bytes"]),
+                    ]
+                )
             del objs
     print_table(rows, ["variant", "objects", "wall_s", "ratio", "cpu_s", "nodes/s", "sized", "self_bytes"])
-    print(f"median of {repeat}; '+dup' adds the distinct/dup_bytes statistics (equality keys per value); "
-          "target: 100k nodes <= 10 s")
+    print(
+        f"median of {repeat}; '+dup' adds the distinct/dup_bytes statistics (equality keys per value); "
+        "target: 100k nodes <= 10 s"
+    )
 
 
 def bench_tracker(n: int, repeat: int) -> None:
@@ -155,8 +197,10 @@ def bench_tracker(n: int, repeat: int) -> None:
         finally:
             tr.restore()
     p, h = median(plain), median(hooked)
-    print_table([["plain", n, p, fmt_ratio(p, p), "-"], ["tracked", n, h, fmt_ratio(h, p), freed]],
-                ["variant", "File nodes", "wall_s", "ratio", "freed seen"])
+    print_table(
+        [["plain", n, p, fmt_ratio(p, p), "-"], ["tracked", n, h, fmt_ratio(h, p), freed]],
+        ["variant", "File nodes", "wall_s", "ratio", "freed seen"],
+    )
     print(f"create {n} File nodes in-process, drop them, gc.collect(); median of {repeat} alternated runs")
 
 
@@ -173,12 +217,22 @@ def bench_monitor(seconds: float) -> None:
         m.stop()
         sec = m.section()
         cost = sec["cost"]
-        rows.append([interval, cost["samples"], cost["cpu_s"], cost["cpu_s"] / max(cost["samples"], 1) * 1e6,
-                     f"{100 * cost['cpu_s'] / seconds:.2f}%", fmt_bytes(cost["self_bytes"]),
-                     int(cost["self_bytes"] / max(cost["samples"], 1))])
+        rows.append(
+            [
+                interval,
+                cost["samples"],
+                cost["cpu_s"],
+                cost["cpu_s"] / max(cost["samples"], 1) * 1e6,
+                f"{100 * cost['cpu_s'] / seconds:.2f}%",
+                fmt_bytes(cost["self_bytes"]),
+                int(cost["self_bytes"] / max(cost["samples"], 1)),
+            ]
+        )
     print_table(rows, ["interval_s", "samples", "cpu_s", "us/sample", "cpu share", "self_bytes", "bytes/sample"])
-    print(f"{seconds:.0f} s of busy main thread per interval; "
-          "a sample = /proc/self/status RSS + a counts dict of 8 classes")
+    print(
+        f"{seconds:.0f} s of busy main thread per interval; "
+        "a sample = /proc/self/status RSS + a counts dict of 8 classes"
+    )
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ Usage: python bench/store.py [--files 5000] [--runs 3] [--dir DIR] [--spill auto
 costs and a reuse hit saves the scan (issue 13).
 "first" = a store build starting from an empty store; "second" = the next one (values reused).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,9 +76,24 @@ def main() -> int:
             return 1
     store_dir = os.path.join(root, ".dagstore")
     prof = os.path.join(root, "bench-store.dagprof")
+
     def build_cmd(spill):  # the DAG cache would answer a null build without SCons: off, to measure the store
-        return [sys.executable, "-m", "dagprof", "build", "--store", "lmdb", "--dag-cache", "off", "--spill", spill,
-                "-o", prof, "--", "-Q"]
+        return [
+            sys.executable,
+            "-m",
+            "dagprof",
+            "build",
+            "--store",
+            "lmdb",
+            "--dag-cache",
+            "off",
+            "--spill",
+            spill,
+            "-o",
+            prof,
+            "--",
+            "-Q",
+        ]
 
     build = build_cmd(a.spill)
     stats: dict[str, list[dict]] = {"first": [], "second": [], "none": []}
@@ -95,17 +111,28 @@ def main() -> int:
         stats[which].append(r["store"])
         return r
 
-    print_header(f"node store vs plain SCons, {a.files}-file synthetic project, null build, {a.runs} alternating "
-                 f"rounds (plain, store first build, store second build)",
-                 " ".join(scons_command("-Q")) + " | " + " ".join(build))
+    print_header(
+        f"node store vs plain SCons, {a.files}-file synthetic project, null build, {a.runs} alternating "
+        f"rounds (plain, store first build, store second build)",
+        " ".join(scons_command("-Q")) + " | " + " ".join(build),
+    )
     print(bytecode_note(env))
     plain(), store("second"), store("none")  # unmeasured: byte code written, the store as a round leaves it
     for v in stats.values():
         v.clear()
     # a round is: plain, first (empty store), second (warm store): "second" always follows a "first"
     # "none": a warm store, --spill none (collapse and reuse only): the plan's measured saving is none - second
-    rounds = alternate(a.runs, {"round": lambda: {"plain": plain(), "first": store("first"),
-                                                   "second": store("second"), "none": store("none")}})["round"]
+    rounds = alternate(
+        a.runs,
+        {
+            "round": lambda: {
+                "plain": plain(),
+                "first": store("first"),
+                "second": store("second"),
+                "none": store("none"),
+            }
+        },
+    )["round"]
     res = {k: [r[k] for r in rounds] for k in ("plain", "first", "second", "none")}
     for name, runs in res.items():
         bad = [r for r in runs if r["exit_code"] != 0]
@@ -118,31 +145,55 @@ def main() -> int:
     for k in ("plain", "first", "second", "none"):
         anon = median(r["meta"].get("peak_rss_anon", 0) for r in res[k]) if k != "plain" else None
         filer = median(r["meta"].get("peak_rss_file", 0) for r in res[k]) if k != "plain" else None
-        rows.append([k, fmt_bytes(rss[k]), f"{rss[k] / rss['plain']:.3f}", fmt_bytes(anon), fmt_bytes(filer),
-                     wall[k], f"{wall[k] / wall['plain']:.3f}", " ".join(f"{r['wall_s']:.1f}" for r in res[k])])
-    print_table(rows, ["variant", "peak RSS", "RSS ratio", "peak anon", "peak file", "wall s", "wall ratio",
-                       "runs (wall s)"])
+        rows.append(
+            [
+                k,
+                fmt_bytes(rss[k]),
+                f"{rss[k] / rss['plain']:.3f}",
+                fmt_bytes(anon),
+                fmt_bytes(filer),
+                wall[k],
+                f"{wall[k] / wall['plain']:.3f}",
+                " ".join(f"{r['wall_s']:.1f}" for r in res[k]),
+            ]
+        )
+    print_table(
+        rows, ["variant", "peak RSS", "RSS ratio", "peak anon", "peak file", "wall s", "wall ratio", "runs (wall s)"]
+    )
     for which in ("first", "second"):
         s = stats[which][-1]
         tput = s["spilled_attrs"] / s["spill_time_s"] if s.get("spill_time_s") else 0
         reload_us = 1e6 * s["reload_time_s"] / s["reloads"] if s.get("reloads") else 0
-        print(f"{which}: spilled {s['spilled_attrs']} values ({fmt_bytes(s['spilled_bytes'])}), collapsed "
-              f"{s['collapsed']}, reloads {s['reloads']} (mean {reload_us:.1f} us), reuse hits {s['reuse_hits']}, "
-              f"refused {s['refused']}, spill throughput {tput:,.0f} attrs/s (incl. safe-point walk)")
-    print(f"peak RSS ratio store/plain: first {rss['first'] / rss['plain']:.3f}, second "
-          f"{rss['second'] / rss['plain']:.3f}")
-    print(f"wall ratio store/plain: first {wall['first'] / wall['plain']:.3f}, second "
-          f"{wall['second'] / wall['plain']:.3f}")
+        print(
+            f"{which}: spilled {s['spilled_attrs']} values ({fmt_bytes(s['spilled_bytes'])}), collapsed "
+            f"{s['collapsed']}, reloads {s['reloads']} (mean {reload_us:.1f} us), reuse hits {s['reuse_hits']}, "
+            f"refused {s['refused']}, spill throughput {tput:,.0f} attrs/s (incl. safe-point walk)"
+        )
+    print(
+        f"peak RSS ratio store/plain: first {rss['first'] / rss['plain']:.3f}, second "
+        f"{rss['second'] / rss['plain']:.3f}"
+    )
+    print(
+        f"wall ratio store/plain: first {wall['first'] / wall['plain']:.3f}, second "
+        f"{wall['second'] / wall['plain']:.3f}"
+    )
     sec = stats["second"][-1]
     per = sec.get("per_attr") or {}
-    predicted = sum(v.get("bytes", 0) * max(0, v.get("spilled", 0) - v.get("reloads", 0)) / v["spilled"]
-                    for v in per.values() if v.get("spilled"))
+    predicted = sum(
+        v.get("bytes", 0) * max(0, v.get("spilled", 0) - v.get("reloads", 0)) / v["spilled"]
+        for v in per.values()
+        if v.get("spilled")
+    )
     print(f"plan (second build): {(sec.get('plan') or {}).get('line')}")
-    print(f"warm vs fresh store peak RSS: {fmt_bytes(rss['second'])} vs {fmt_bytes(rss['first'])} "
-          f"(ratio {rss['second'] / rss['first']:.3f})")
+    print(
+        f"warm vs fresh store peak RSS: {fmt_bytes(rss['second'])} vs {fmt_bytes(rss['first'])} "
+        f"(ratio {rss['second'] / rss['first']:.3f})"
+    )
     measured = rss["none"] - rss["second"]
-    print(f"plan's saving: measured {fmt_bytes(measured)} (peak RSS --spill none minus the plan, warm store both); "
-          f"encoded bytes spilled and not reloaded {fmt_bytes(int(predicted))}")
+    print(
+        f"plan's saving: measured {fmt_bytes(measured)} (peak RSS --spill none minus the plan, warm store both); "
+        f"encoded bytes spilled and not reloaded {fmt_bytes(int(predicted))}"
+    )
     spec = (sec.get("plan") or {}).get("spill")
     if spec:  # the report's estimate (dagprof.whatif): a sized --spill none profile + the plan's spill counts
         from dagprof.whatif import estimate, parse_spec
@@ -154,8 +205,12 @@ def main() -> int:
             p.sections.setdefault("store", {})["per_attr"] = per
             w = estimate(p, parse_spec(f"spill={spec}"))
             ratio = f"; measured/predicted {measured / w['bytes']:.2f}" if w["bytes"] else ""
-            print(f"plan's saving predicted by the report's rule: {fmt_bytes(w['bytes'])} ("
-                  + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in w["changes"][0]["per_attr"].items()) + ")" + ratio)
+            print(
+                f"plan's saving predicted by the report's rule: {fmt_bytes(w['bytes'])} ("
+                + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in w["changes"][0]["per_attr"].items())
+                + ")"
+                + ratio
+            )
     print("reload p50 latency and raw spill throughput of the store itself: python bench/store_micro.py")
     return 0
 

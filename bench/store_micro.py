@@ -9,6 +9,7 @@ Values are shaped like SCons node attributes: lists of include paths, _memo dict
 objects (real SCons class, registered with the codec), tuples and sets of strings, lists of node
 references. Rounds alternate the backends; figures are medians over rounds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,7 @@ def make_values(n: int, rng: random.Random) -> tuple[list[tuple[bytes, object]],
     ninfo = None
     try:
         import SCons.Node.FS as FS
+
         codec.register(FS.FileNodeInfo)
         ninfo = FS.FileNodeInfo
     except ImportError:
@@ -52,12 +54,17 @@ def make_values(n: int, rng: random.Random) -> tuple[list[tuple[bytes, object]],
     def one(i: int) -> tuple[str, object]:
         kind = i % 6
         if kind == 0:
-            return "includes", [f"include/sub{rng.randrange(40)}/header{rng.randrange(500)}.h"
-                                for _ in range(rng.randrange(3, 20))]
+            return "includes", [
+                f"include/sub{rng.randrange(40)}/header{rng.randrange(500)}.h" for _ in range(rng.randrange(3, 20))
+            ]
         if kind == 1:
-            return "_memo", {"get_contents": None, "stat": (33188, 1700000000 + i, 4096 + i),
-                             "get_found_includes": {f"k{j}": [f"inc{j}.h"] for j in range(3)},
-                             "exists": True, "rexists": True}
+            return "_memo", {
+                "get_contents": None,
+                "stat": (33188, 1700000000 + i, 4096 + i),
+                "get_found_includes": {f"k{j}": [f"inc{j}.h"] for j in range(3)},
+                "exists": True,
+                "rexists": True,
+            }
         if kind == 2 and ninfo is not None:
             ni = ninfo()
             ni.csig, ni.timestamp, ni.size = f"{rng.getrandbits(128):032x}", 1700000000 + i, 1000 + i
@@ -81,7 +88,7 @@ def spill(store, codec: Codec, pairs, batch: int) -> dict[str, float]:
     nbytes = 0
     for start in range(0, len(pairs), batch):
         t0 = time.perf_counter()
-        items = [(k, codec.encode(v)) for k, v in pairs[start:start + batch]]
+        items = [(k, codec.encode(v)) for k, v in pairs[start : start + batch]]
         t1 = time.perf_counter()
         nbytes += store.put_many(items)
         t_put += time.perf_counter() - t1
@@ -122,16 +129,26 @@ def print_kinds(pairs, codec: Codec) -> None:
         runs = {"check": [], "nocheck": [], "decode": []}
         blobs = [codec.encode(v) for v in values]
         for _ in range(3):  # alternate, keep the best: the host is shared
-            for name, fn, items in (("check", codec.encode, values), ("nocheck", fast.encode, values),
-                                    ("decode", codec.decode, blobs)):
+            for name, fn, items in (
+                ("check", codec.encode, values),
+                ("nocheck", fast.encode, values),
+                ("decode", codec.decode, blobs),
+            ):
                 t0 = time.perf_counter()
                 for x in items:
                     fn(x)
                 runs[name].append((time.perf_counter() - t0) / len(items) * 1e6)
-        rows.append([kind, len(values), round(min(runs["check"]), 2), round(min(runs["nocheck"]), 2),
-                     round(min(runs["decode"]), 2), round(sum(map(len, blobs)) / len(blobs), 1)])
-    print_table(rows, ["value kind", "count", "encode us", "encode us (check_native=False)",
-                       "decode us", "mean bytes"])
+        rows.append(
+            [
+                kind,
+                len(values),
+                round(min(runs["check"]), 2),
+                round(min(runs["nocheck"]), 2),
+                round(min(runs["decode"]), 2),
+                round(sum(map(len, blobs)) / len(blobs), 1),
+            ]
+        )
+    print_table(rows, ["value kind", "count", "encode us", "encode us (check_native=False)", "decode us", "mean bytes"])
 
 
 def main() -> int:
@@ -149,16 +166,22 @@ def main() -> int:
 
     results: dict[str, list[dict]] = {"memory": [], "lmdb": []}
     for rnd in range(args.rounds):
-        for name in (("memory", "lmdb") if rnd % 2 else ("lmdb", "memory")):  # alternate who goes first
+        for name in ("memory", "lmdb") if rnd % 2 else ("lmdb", "memory"):  # alternate who goes first
             tmp = tempfile.mkdtemp(prefix="dagstore-bench-", dir=args.dir)
             store = MemoryStore() if name == "memory" else LMDBStore(os.path.join(tmp, ".dagstore"))
             try:
                 r = spill(store, codec, pairs, args.batch)
                 both, get_only = reload(store, codec, keys)
                 st = store.stats()
-                r.update(p50=pct(both, 0.5), p99=pct(both, 0.99), get_p50=pct(get_only, 0.5),
-                         get_p99=pct(get_only, 0.99), file_bytes=st["file_bytes"], used=st["used_bytes"],
-                         grows=st.get("map_grows", 0))
+                r.update(
+                    p50=pct(both, 0.5),
+                    p99=pct(both, 0.99),
+                    get_p50=pct(get_only, 0.5),
+                    get_p99=pct(get_only, 0.99),
+                    file_bytes=st["file_bytes"],
+                    used=st["used_bytes"],
+                    grows=st.get("map_grows", 0),
+                )
                 results[name].append(r)
             finally:
                 store.close()
@@ -171,8 +194,11 @@ def main() -> int:
     rows = []
     for label, key, fmt in [
         ("spill values/s (encode+put_many)", None, lambda nm: n / (med(nm, "encode_s") + med(nm, "put_s"))),
-        ("spill MB/s (encoded bytes)", None,
-         lambda nm: med(nm, "bytes") / 1e6 / (med(nm, "encode_s") + med(nm, "put_s"))),
+        (
+            "spill MB/s (encoded bytes)",
+            None,
+            lambda nm: med(nm, "bytes") / 1e6 / (med(nm, "encode_s") + med(nm, "put_s")),
+        ),
         ("  encode s (all values)", "encode_s", None),
         ("  put_many s (all batches)", "put_s", None),
         ("reload p50 us (get+decode)", "p50", None),
@@ -183,13 +209,17 @@ def main() -> int:
         mem = fmt("memory") if fmt else med("memory", key)
         lm = fmt("lmdb") if fmt else med("lmdb", key)
         rows.append([label, round(mem, 2), round(lm, 2), round(lm / mem, 2) if mem else None])
-    print(f"values: {n} ({fmt_bytes(med('lmdb', 'bytes'))} encoded, mean {med('lmdb', 'bytes') / n:.0f} B "
-          f"incl. key), batch {args.batch}, reloads {len(keys)}, rounds {args.rounds} (medians)")
+    print(
+        f"values: {n} ({fmt_bytes(med('lmdb', 'bytes'))} encoded, mean {med('lmdb', 'bytes') / n:.0f} B "
+        f"incl. key), batch {args.batch}, reloads {len(keys)}, rounds {args.rounds} (medians)"
+    )
     print_table(rows, ["figure", "MemoryStore", "LMDBStore", "lmdb/memory"])
     print()
     print_kinds(pairs, codec)
-    print(f"LMDB data.mdb {fmt_bytes(med('lmdb', 'file_bytes'))}, map grown {int(med('lmdb', 'grows'))} times "
-          f"from 64 MiB; reloads read pages already in the page cache (warm)")
+    print(
+        f"LMDB data.mdb {fmt_bytes(med('lmdb', 'file_bytes'))}, map grown {int(med('lmdb', 'grows'))} times "
+        f"from 64 MiB; reloads read pages already in the page cache (warm)"
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ Nothing here imports SCons; the adapter supplies node keys and the resolver.
 The names below load on first use (PEP 562): the DAG cache's answer imports dagstore.dagcache alone
 and must not pay for the store's backends and codec.
 """
+
 from __future__ import annotations
 
 # typing is only for annotations here: importing it costs the DAG cache's answer ~1.5 MiB (with re)
@@ -14,16 +15,40 @@ if TYPE_CHECKING:
     from typing import Any
 
 _FROM = {
-    **{name: "dagstore.backends" for name in (
-        "SCHEMA_VERSION", "LMDBStore", "MemoryStore", "Store", "StoreBusy", "StoreDamaged", "StoreError",
-        "StoreFull", "StoreMismatch", "open_store", "set_aside")},
+    **{
+        name: "dagstore.backends"
+        for name in (
+            "SCHEMA_VERSION",
+            "LMDBStore",
+            "MemoryStore",
+            "Store",
+            "StoreBusy",
+            "StoreDamaged",
+            "StoreError",
+            "StoreFull",
+            "StoreMismatch",
+            "open_store",
+            "set_aside",
+        )
+    },
     **{name: "dagstore.codec" for name in ("Codec", "CodecError", "Refused")},
 }
 
 __all__ = [
-    "Codec", "CodecError", "Refused",
-    "SCHEMA_VERSION", "Store", "MemoryStore", "LMDBStore", "open_store", "set_aside",
-    "StoreError", "StoreBusy", "StoreDamaged", "StoreMismatch", "StoreFull",
+    "Codec",
+    "CodecError",
+    "Refused",
+    "SCHEMA_VERSION",
+    "Store",
+    "MemoryStore",
+    "LMDBStore",
+    "open_store",
+    "set_aside",
+    "StoreError",
+    "StoreBusy",
+    "StoreDamaged",
+    "StoreMismatch",
+    "StoreFull",
 ]
 
 

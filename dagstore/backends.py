@@ -6,6 +6,7 @@ one transaction: after a crash the store holds every batch that returned, and no
 that did not. Every way the store can fail to open is a distinct exception with a one-line message;
 `open_store` turns them into "use a fresh store" or "build without the store" plus a warning.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -22,8 +23,17 @@ import lmdb
 import msgpack
 
 __all__ = [
-    "SCHEMA_VERSION", "Store", "MemoryStore", "LMDBStore", "StoreError", "StoreBusy", "StoreDamaged",
-    "StoreMismatch", "StoreFull", "open_store", "set_aside",
+    "SCHEMA_VERSION",
+    "Store",
+    "MemoryStore",
+    "LMDBStore",
+    "StoreError",
+    "StoreBusy",
+    "StoreDamaged",
+    "StoreMismatch",
+    "StoreFull",
+    "open_store",
+    "set_aside",
 ]
 
 SCHEMA_VERSION = 1
@@ -142,8 +152,15 @@ class MemoryStore:
                 yield k, v
 
     def stats(self) -> dict[str, Any]:
-        return {"backend": self.backend, "path": None, "entries": len(self._data),
-                "used_bytes": self._bytes, "map_size": None, "file_bytes": 0, **self._counters}
+        return {
+            "backend": self.backend,
+            "path": None,
+            "entries": len(self._data),
+            "used_bytes": self._bytes,
+            "map_size": None,
+            "file_bytes": 0,
+            **self._counters,
+        }
 
     def close(self) -> None:
         self._data.clear()
@@ -157,8 +174,9 @@ def _checked_batch(items: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     batch: dict[bytes, bytes] = {}
     for k, v in items:
         if type(k) is not bytes or type(v) is not bytes or not k:
-            raise TypeError(f"store keys and values must be bytes and keys non-empty, got "
-                            f"{type(k).__name__} -> {type(v).__name__}")
+            raise TypeError(
+                f"store keys and values must be bytes and keys non-empty, got {type(k).__name__} -> {type(v).__name__}"
+            )
         batch[k] = v
     return batch
 
@@ -218,10 +236,19 @@ class LMDBStore:
 
     backend = "lmdb"
 
-    def __init__(self, path: str | os.PathLike, *, map_size: int = 64 * MiB, max_map_size: int = 16 * GiB,
-                 readahead: bool = False, sync: bool = False, metasync: bool = True,
-                 schema: int = SCHEMA_VERSION, expect: dict[str, str] | None = None,
-                 lock_timeout: float = 0.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        map_size: int = 64 * MiB,
+        max_map_size: int = 16 * GiB,
+        readahead: bool = False,
+        sync: bool = False,
+        metasync: bool = True,
+        schema: int = SCHEMA_VERSION,
+        expect: dict[str, str] | None = None,
+        lock_timeout: float = 0.0,
+    ) -> None:
         self.path = os.fspath(path)
         self.max_map_size = max(max_map_size, map_size)
         self.sync = sync
@@ -241,16 +268,26 @@ class LMDBStore:
             raise
 
     # ---- open and check -------------------------------------------------------------------
-    def _open(self, map_size: int, readahead: bool, sync: bool, metasync: bool, schema: int,
-              expect: dict[str, str]) -> None:
+    def _open(
+        self, map_size: int, readahead: bool, sync: bool, metasync: bool, schema: int, expect: dict[str, str]
+    ) -> None:
         data_file = os.path.join(self.path, "data.mdb")
         existed = os.path.exists(data_file)
         if existed and os.path.getsize(data_file) == 0:
             # lmdb.open would initialise it in place: refuse first, so set_aside keeps the file as it was
             raise StoreDamaged(f"store {self.path} is damaged: data.mdb is empty")
         try:
-            self.env = lmdb.open(self.path, subdir=True, map_size=map_size, max_dbs=4, readahead=readahead,
-                                 sync=sync, metasync=metasync, lock=True, create=True)
+            self.env = lmdb.open(
+                self.path,
+                subdir=True,
+                map_size=map_size,
+                max_dbs=4,
+                readahead=readahead,
+                sync=sync,
+                metasync=metasync,
+                lock=True,
+                create=True,
+            )
             self._check_extent(data_file)
             self._values = self.env.open_db(b"values")
             self._meta = self.env.open_db(b"meta")
@@ -264,8 +301,11 @@ class LMDBStore:
         if header is None:
             if existed:  # data file without our header: not ours, or a crash before the first commit
                 raise StoreDamaged(f"store {self.path} has no header record")
-            header = {"schema": schema, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                      "versions": dict(expect)}
+            header = {
+                "schema": schema,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "versions": dict(expect),
+            }
             self._write_meta({HEADER: header})
         if not isinstance(header, dict) or header.get("schema") != schema:
             found = header.get("schema") if isinstance(header, dict) else header
@@ -366,15 +406,17 @@ class LMDBStore:
             except lmdb.MapFullError:
                 size = env.info()["map_size"]
                 if size >= self.max_map_size:
-                    raise StoreFull(f"store {self.path} is full: {what} did not fit in the "
-                                    f"{self.max_map_size} byte maximum map") from None
+                    raise StoreFull(
+                        f"store {self.path} is full: {what} did not fit in the {self.max_map_size} byte maximum map"
+                    ) from None
                 env.set_mapsize(min(size * 2, self.max_map_size))
                 self._counters["map_grows"] += 1
             except (lmdb.Error, OSError) as e:
                 # A full disk reaches us as EIO (LMDB turns a short pwrite into EIO), ENOSPC, EDQUOT or
                 # EFBIG; the transaction was aborted either way, so the caller keeps the batch.
-                raise StoreFull(f"cannot write {what} to store {self.path}: {_lmdb_reason(e)} "
-                                f"({_free_bytes(self.path)} bytes free)") from None
+                raise StoreFull(
+                    f"cannot write {what} to store {self.path}: {_lmdb_reason(e)} ({_free_bytes(self.path)} bytes free)"
+                ) from None
 
     def delete_many(self, keys: Iterable[bytes]) -> int:
         ks = [self._key(k) for k in keys]
@@ -424,10 +466,15 @@ class LMDBStore:
         with env.begin(db=self._values) as txn:
             st = txn.stat(self._values)
         data_file = os.path.join(self.path, "data.mdb")
-        return {"backend": self.backend, "path": self.path, "entries": st["entries"],
-                "map_size": info["map_size"], "used_bytes": (info["last_pgno"] + 1) * st["psize"],
-                "file_bytes": os.path.getsize(data_file) if os.path.exists(data_file) else 0,
-                **self._counters}
+        return {
+            "backend": self.backend,
+            "path": self.path,
+            "entries": st["entries"],
+            "map_size": info["map_size"],
+            "used_bytes": (info["last_pgno"] + 1) * st["psize"],
+            "file_bytes": os.path.getsize(data_file) if os.path.exists(data_file) else 0,
+            **self._counters,
+        }
 
     def __len__(self) -> int:
         with self._open_env().begin(db=self._values) as txn:
@@ -536,8 +583,9 @@ def set_aside(path: str | os.PathLike) -> str:
     return new
 
 
-def open_store(kind: str, path: str | os.PathLike | None = None, expect: dict[str, str] | None = None,
-               **options: Any) -> tuple[Store | None, str | None]:
+def open_store(
+    kind: str, path: str | os.PathLike | None = None, expect: dict[str, str] | None = None, **options: Any
+) -> tuple[Store | None, str | None]:
     """The store to build with, and a one-line warning; (None, warning) means build without a store.
 
     kind: "lmdb", "memory" or "none". A damaged or mismatched LMDB store is set aside and a fresh
@@ -566,11 +614,14 @@ def open_store(kind: str, path: str | os.PathLike | None = None, expect: dict[st
     except OSError as e:
         return None, f"dagstore: {problem}; cannot set it aside ({_os_reason(e)}); building without the store"
     try:
-        return (LMDBStore(path, expect=expect, **options),
-                f"dagstore: {problem}; set aside as {moved}, starting a fresh store")
+        return (
+            LMDBStore(path, expect=expect, **options),
+            f"dagstore: {problem}; set aside as {moved}, starting a fresh store",
+        )
     except (StoreError, OSError, lmdb.Error) as e:
-        return None, (f"dagstore: {problem}; set aside as {moved}; a fresh store failed too ({e}); "
-                      "building without the store")
+        return None, (
+            f"dagstore: {problem}; set aside as {moved}; a fresh store failed too ({e}); building without the store"
+        )
 
 
 def _os_reason(e: BaseException) -> str:

@@ -15,6 +15,7 @@ memory. Types that msgpack would pack silently as something else (bytearray and 
 bytes, ExtType and Timestamp as raw ext) are refused too, so decode(encode(v)) is always `v`
 with the same types.
 """
+
 from __future__ import annotations
 
 import threading
@@ -114,8 +115,13 @@ class Codec:
     # make_codec does): Spiller.own_memory() counts them, Spiller.forget_node_refs() clears them
     node_refs: dict[str, object] | None = None
 
-    def __init__(self, resolve_node: Callable[[str], object] | None = None,
-                 node_key: Callable[[object], str | None] | None = None, *, check_native: bool = True) -> None:
+    def __init__(
+        self,
+        resolve_node: Callable[[str], object] | None = None,
+        node_key: Callable[[object], str | None] | None = None,
+        *,
+        check_native: bool = True,
+    ) -> None:
         """check_native=False skips the walk that refuses bytearray/memoryview/ExtType/Timestamp inside
         lists and dicts (a third to a half of encode time for nested values); only for callers that
         know their values never hold those types, since msgpack would silently change their type."""
@@ -133,9 +139,13 @@ class Codec:
         self._tags: dict[type, str] = {}
 
     # ---- registry -------------------------------------------------------------------------
-    def register(self, cls: type, tag: str | Callable | None = None,
-                 to_state: Callable[[Any], Any] | None = None,
-                 from_state: Callable[[Any], Any] | None = None) -> str:
+    def register(
+        self,
+        cls: type,
+        tag: str | Callable | None = None,
+        to_state: Callable[[Any], Any] | None = None,
+        from_state: Callable[[Any], Any] | None = None,
+    ) -> str:
         """Let instances of exactly `cls` be encoded through their state; returns the stable tag.
 
         Forms: register(cls), register(cls, "tag"), register(cls, to_state, from_state),
@@ -160,6 +170,7 @@ class Codec:
                 obj = cls.__new__(cls)
                 obj.__setstate__(state)
                 return obj
+
         assert from_state is not None  # both were given, or both defaulted just above
         old = self._by_tag.get(tag)
         if old is not None and old[0] is not cls:
@@ -197,8 +208,9 @@ class Codec:
             raise Refused(f"cannot encode {_type_name(value)}: {e}") from None
 
     def _new_packer(self) -> msgpack.Packer:
-        return msgpack.Packer(default=self._default, strict_types=True, use_bin_type=True,
-                              unicode_errors=_UNICODE_ERRORS)
+        return msgpack.Packer(
+            default=self._default, strict_types=True, use_bin_type=True, unicode_errors=_UNICODE_ERRORS
+        )
 
     def _pack_nested(self, value: object) -> bytes:
         tls = self._tls
@@ -240,8 +252,12 @@ class Codec:
                 keys.sort()
                 # `None not in keys` leaves every key a str; mypy cannot narrow a list's items (and a cast
                 # or a check per key would cost every set of nodes encoded)
-                return self._pack_nested([_ext(EXT_NODE, k.encode("utf-8", _UNICODE_ERRORS))  # type: ignore[union-attr]
-                                          for k in keys])
+                return self._pack_nested(
+                    [
+                        _ext(EXT_NODE, k.encode("utf-8", _UNICODE_ERRORS))  # type: ignore[union-attr]
+                        for k in keys
+                    ]
+                )
         self._check(list(obj))
         members = [self._pack_nested(m) for m in obj]
         members.sort()
@@ -276,8 +292,14 @@ class Codec:
             raise CodecError(f"cannot decode {len(blob)}-byte value: {detail}") from None
 
     def _unpack(self, data: bytes) -> Any:  # whatever the blob holds (msgpack is untyped)
-        return msgpack.unpackb(data, ext_hook=self._ext_hook, raw=False, strict_map_key=False,
-                               use_list=True, unicode_errors=_UNICODE_ERRORS)
+        return msgpack.unpackb(
+            data,
+            ext_hook=self._ext_hook,
+            raw=False,
+            strict_map_key=False,
+            use_list=True,
+            unicode_errors=_UNICODE_ERRORS,
+        )
 
     def _ext_hook(self, code: int, data: bytes) -> object:
         if code == EXT_TUPLE:

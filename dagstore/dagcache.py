@@ -20,6 +20,7 @@ starting build marks it "building" first, so a killed build never leaves one tha
 snapshot answers only while its inputs key is trusted and its graph digest is the trusted one; two
 recordings with the same inputs and different graphs turn the cache off until reset.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,15 @@ _MAP_SIZE = 1 << 30  # a sparse file: only written pages take disk space
 FILE, MISSING, DIR, OTHER, STATE, KIND = "f", "m", "d", "o", "s", "k"
 
 
-_DAMAGE = (lmdb.CorruptedError, lmdb.InvalidError, lmdb.VersionMismatchError, lmdb.PageNotFoundError,
-           lmdb.BadValsizeError, lmdb.BadTxnError, lmdb.DiskError)
+_DAMAGE = (
+    lmdb.CorruptedError,
+    lmdb.InvalidError,
+    lmdb.VersionMismatchError,
+    lmdb.PageNotFoundError,
+    lmdb.BadValsizeError,
+    lmdb.BadTxnError,
+    lmdb.DiskError,
+)
 
 
 class _Moved(Exception):
@@ -191,8 +199,17 @@ def _open_env(path: str, readonly: bool) -> lmdb.Environment | None:
         return None
     if not readonly:
         os.makedirs(path, exist_ok=True)
-    return lmdb.open(path, map_size=_MAP_SIZE, subdir=True, readonly=readonly, max_dbs=0,
-                     metasync=True, sync=True, readahead=False, create=not readonly)
+    return lmdb.open(
+        path,
+        map_size=_MAP_SIZE,
+        subdir=True,
+        readonly=readonly,
+        max_dbs=0,
+        metasync=True,
+        sync=True,
+        readahead=False,
+        create=not readonly,
+    )
 
 
 def inputs_key(invocation: dict, records: Iterable[list]) -> bytes:
@@ -211,6 +228,7 @@ def _identity(record: list) -> list:
 
 
 # ---- node records --------------------------------------------------------------------------------
+
 
 def node_record(path: str, sig: str | None) -> list:
     """A node's state now: kind, stamp, and the content signature the build tool recorded (or None)."""
@@ -262,8 +280,9 @@ def check_node(rec: list, hash_name: str, recorded_at_ns: int, rehash: bool = Tr
     if kind in (FILE, STATE):
         if not _stat.S_ISREG(st.st_mode):
             return f"{path} is no longer a file"
-        same_stamp = (st.st_size == rec[2] and st.st_mtime_ns == rec[3] and st.st_ino == rec[4]
-                      and st.st_ctime_ns == rec[5])
+        same_stamp = (
+            st.st_size == rec[2] and st.st_mtime_ns == rec[3] and st.st_ino == rec[4] and st.st_ctime_ns == rec[5]
+        )
         if same_stamp and kind == FILE and rec[3] < recorded_at_ns - RACY_NS:
             return None
         # a racily clean stamp proves nothing: compare contents. A differing stamp is settled by
@@ -286,6 +305,7 @@ def check_node(rec: list, hash_name: str, recorded_at_ns: int, rehash: bool = Tr
 
 
 # ---- writing -------------------------------------------------------------------------------------
+
 
 class DagCache:
     """The snapshot of one store: invalidate at build start, record at a successful end, answer."""
@@ -361,16 +381,30 @@ class DagCache:
 
     def disabled(self) -> dict | None:
         """Why the cache turned itself off for this project, or None."""
+
         def read(txn: lmdb.Transaction) -> dict | None:
             blob = txn.get(b"X")
             return _unpack(blob) if blob is not None else None
 
         return self._read(read)
 
-    def record(self, invocation: dict, input_records: list[list], nodes: list[bytes | list], *, hash_name: str,
-               recorded_at_ns: int, dag_digest: str, dag_targets: dict[str, bytes], built_nothing: bool,
-               answerable: bool, reason: str, output: list[tuple[int, bytes]] | None,
-               rehash: bool = True, root: str = "") -> dict:
+    def record(
+        self,
+        invocation: dict,
+        input_records: list[list],
+        nodes: list[bytes | list],
+        *,
+        hash_name: str,
+        recorded_at_ns: int,
+        dag_digest: str,
+        dag_targets: dict[str, bytes],
+        built_nothing: bool,
+        answerable: bool,
+        reason: str,
+        output: list[tuple[int, bytes]] | None,
+        rehash: bool = True,
+        root: str = "",
+    ) -> dict:
         """Write the snapshot of a build that exited 0, in one transaction; returns the new header.
 
         built_nothing: the build tool found everything up to date (it confirms these inputs);
@@ -394,11 +428,14 @@ class DagCache:
                 off_reason = None
                 if disabled is None:  # the same inputs, another graph: something untracked decides
                     if old and old.get("inputs_key") == key and old.get("dag") not in (None, dag_digest):
-                        off_reason = ("two builds with the same SConscript inputs gave different build graphs "
-                                      "or commands")
+                        off_reason = (
+                            "two builds with the same SConscript inputs gave different build graphs or commands"
+                        )
                     elif trust is not None and trust.get("dag") != dag_digest:
-                        off_reason = ("a build confirmed up to date and this one read the same inputs but made a "
-                                      "different build graph")
+                        off_reason = (
+                            "a build confirmed up to date and this one read the same inputs but made a "
+                            "different build graph"
+                        )
                 if off_reason is not None:
                     target = self._differing_target(txn, old, dag_targets) if old else None
                     newly_off = {"reason": off_reason, "target": target}
@@ -417,18 +454,31 @@ class DagCache:
             # 3. trust and the header last: the snapshot answers only once all of it is written
             with env.begin(write=True) as txn:
                 if built_nothing and answerable and output is not None and disabled is None:
-                    trust = {"dag": dag_digest, "output": [[fd, bytes(b)] for fd, b in output],
-                             "confirmed_ns": time.time_ns()}
+                    trust = {
+                        "dag": dag_digest,
+                        "output": [[fd, bytes(b)] for fd, b in output],
+                        "confirmed_ns": time.time_ns(),
+                    }
                     txn.put(b"T" + key, _pack(trust))
                 if disabled is not None:
                     answerable, reason = False, "the DAG cache is off for this project"
                 elif answerable and trust is None:
                     answerable, reason = False, "not yet confirmed up to date by SCons with these inputs"
                 header = {
-                    "format": FORMAT, "state": "valid", "invocation": invocation, "inputs_key": key,
-                    "dag": dag_digest, "hash": hash_name, "recorded_at_ns": recorded_at_ns,
-                    "inputs": len(input_records), "nodes": len(nodes), "targets": len(dag_targets),
-                    "answerable": bool(answerable), "reason": reason, "rehash": bool(rehash), "root": root,
+                    "format": FORMAT,
+                    "state": "valid",
+                    "invocation": invocation,
+                    "inputs_key": key,
+                    "dag": dag_digest,
+                    "hash": hash_name,
+                    "recorded_at_ns": recorded_at_ns,
+                    "inputs": len(input_records),
+                    "nodes": len(nodes),
+                    "targets": len(dag_targets),
+                    "answerable": bool(answerable),
+                    "reason": reason,
+                    "rehash": bool(rehash),
+                    "root": root,
                     "output": trust["output"] if (answerable and trust) else None,
                 }
                 txn.put(b"H", _pack(header))

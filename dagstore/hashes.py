@@ -1,5 +1,6 @@
 """Hash objects without OpenSSL where CPython has its own: `import hashlib` maps libcrypto (~3.5 MiB of
 resident memory), which is a sixth of what the DAG cache's whole answer may cost. Same digests."""
+
 from __future__ import annotations
 
 # typing is only for annotations here: importing it costs the DAG cache's answer ~1.5 MiB (with re)

@@ -35,6 +35,7 @@ Records are plain lists (msgpack-able), the first element a one-character tag; c
 record returns None when unchanged, else a one-line reason. check() and file_state() need only the
 standard library, so a fresh process can check a recording without importing anything heavy.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -55,8 +56,8 @@ if TYPE_CHECKING:
 RACY_NS = 2_000_000_000  # a file state this close to its recording time is re-hashed (git's rule)
 
 # Bits per path in the recorder's tables.
-_READ, _WRITE = 1, 2                 # files
-_FOLLOW, _NOFOLLOW = 1, 2            # probes: stat/access vs lstat
+_READ, _WRITE = 1, 2  # files
+_FOLLOW, _NOFOLLOW = 1, 2  # probes: stat/access vs lstat
 _READ_MODES = frozenset(("r", "rb", "rt", "br", "tr"))
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
@@ -70,10 +71,10 @@ _ENV_METHODS = ("__getitem__", "__setitem__", "__delitem__", "__iter__", "__len_
 _ENV_ORIG = {name: _Environ.__dict__[name] for name in _ENV_METHODS}
 _MISSING = object()
 
-_ACTIVE: InputRecorder | None = None   # the one started recorder, read by the hook and wrappers
-_HOOKED = False                        # audit hooks cannot be removed: install once per process
+_ACTIVE: InputRecorder | None = None  # the one started recorder, read by the hook and wrappers
+_HOOKED = False  # audit hooks cannot be removed: install once per process
 _START_LOCK = allocate_lock()
-_tl = _local()                        # .quiet: this thread is the recorder itself, do not record
+_tl = _local()  # .quiet: this thread is the recorder itself, do not record
 
 
 class _Quiet:
@@ -130,7 +131,7 @@ def file_state(path: str, hash_name: str) -> list:
     try:
         st, digest = _digest_file(path, hash_name)
     except OSError:
-        pass                       # unreadable: stat-only state; a differing stat is a change
+        pass  # unreadable: stat-only state; a differing stat is a change
     return ["file", st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, digest]
 
 
@@ -213,7 +214,7 @@ def _show(path: str) -> str:
     except OSError:
         return path
     if path.startswith(cwd + os.sep):
-        return path[len(cwd) + 1:]
+        return path[len(cwd) + 1 :]
     return path
 
 
@@ -255,7 +256,7 @@ def check(record: list, hash_name: str = "md5") -> str | None:
                 return None
             return "environment changed"
         if tag == "x":
-            return None                  # its dependencies are the "f" records made for it
+            return None  # its dependencies are the "f" records made for it
         if tag == "!":
             return f"recording incomplete: {record[1]}"
     return f"unknown input record {tag!r}"
@@ -283,18 +284,18 @@ class InputRecorder:
         self._ignore_exact = frozenset(prefixes)
         self._ignore_under = tuple(p.rstrip(os.sep) + os.sep for p in prefixes)
         self._lock = allocate_lock()
-        self._files: dict[str, int] = {}        # path -> _READ|_WRITE
+        self._files: dict[str, int] = {}  # path -> _READ|_WRITE
         self._dirs: set[str] = set()
-        self._probes: dict[str, int] = {}       # path -> _FOLLOW|_NOFOLLOW
-        self._env: dict[str, str | None] = {}   # name -> value at first read
-        self._env_set: set[str] = set()         # names the phase set/deleted itself
-        self._env_start: dict[str, str] = {}    # the environment when the phase started
+        self._probes: dict[str, int] = {}  # path -> _FOLLOW|_NOFOLLOW
+        self._env: dict[str, str | None] = {}  # name -> value at first read
+        self._env_set: set[str] = set()  # names the phase set/deleted itself
+        self._env_start: dict[str, str] = {}  # the environment when the phase started
         self._whole_env = False
-        self._execs: dict[tuple, list] = {}     # (cwd, *argv) -> ["x", argv, exe]
+        self._execs: dict[tuple, list] = {}  # (cwd, *argv) -> ["x", argv, exe]
         self._errors: list[str] = []
-        self._patched: list[tuple] = []         # (owner, name, original or _MISSING)
+        self._patched: list[tuple] = []  # (owner, name, original or _MISSING)
         self._support_sets: list[tuple[set, object]] = []
-        self.opens_only = False                 # start(opens_only=True): files opened, nothing else
+        self.opens_only = False  # start(opens_only=True): files opened, nothing else
 
     # -- start/stop ------------------------------------------------------------------------------
 
@@ -317,7 +318,7 @@ class InputRecorder:
             if opens_only:
                 _ACTIVE = self
                 return
-            self._env_start = dict(os.environ)    # before the wrappers: not an observation
+            self._env_start = dict(os.environ)  # before the wrappers: not an observation
             self._patch(os, "stat", _w_stat)
             self._patch(os, "lstat", _w_lstat)
             self._patch(os, "access", _w_access)
@@ -333,9 +334,8 @@ class InputRecorder:
             import functools
 
             functools.update_wrapper(wrapper, original)  # type: ignore[arg-type]
-            for sup in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks,
-                        os.supports_effective_ids):
-                if original in sup and wrapper not in sup:   # `os.stat in os.supports_*` unchanged
+            for sup in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks, os.supports_effective_ids):
+                if original in sup and wrapper not in sup:  # `os.stat in os.supports_*` unchanged
                     sup.add(wrapper)  # type: ignore[arg-type]
                     self._support_sets.append((sup, wrapper))
         setattr(owner, name, wrapper)
@@ -424,7 +424,7 @@ class InputRecorder:
         p = _fspath(path)
         if p is None:
             return
-        old = self._probes.get(p)           # fast path: an absolute path seen before
+        old = self._probes.get(p)  # fast path: an absolute path seen before
         if old is not None and old & bit:
             return
         p = self._abs(p)
@@ -473,12 +473,11 @@ class InputRecorder:
         """A subprocess: its executable and every argv word naming a file become file inputs."""
         if isinstance(argv, (str, bytes, os.PathLike)):
             argv = [argv]
-        words = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a)
-                 for a in (argv or [])]  # type: ignore[attr-defined]
+        words = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a) for a in (argv or [])]  # type: ignore[attr-defined]
         cwd_s = _fspath(cwd) if cwd is not None else None
         if cwd_s is not None:
             cwd_s = os.path.join(os.getcwd(), cwd_s)
-        key = (cwd_s or os.getcwd(), *words)     # the same argv elsewhere names other files
+        key = (cwd_s or os.getcwd(), *words)  # the same argv elsewhere names other files
         if key in self._execs:
             return
         exe_s = _fspath(exe) if exe is not None else (words[0] if words else None)
@@ -541,7 +540,7 @@ class InputRecorder:
         with _Quiet():
             if whole_env:
                 out.append(["E", _env_digest(self._env_start, hash_name)])
-            else:                           # the whole environment covers each variable
+            else:  # the whole environment covers each variable
                 out.extend(["e", k, v] for k, v in sorted(env.items()))
             recorded_at = time.time_ns()
             file_recs: list[list] = []
@@ -550,13 +549,12 @@ class InputRecorder:
                 state = file_state(path, hash_name)
                 if files[path] & _WRITE:
                     if state[0] == "missing":
-                        continue            # written and gone: a temporary file, not an input
+                        continue  # written and gone: a temporary file, not an input
                     file_recs.append(["o", path, state + [recorded_at]])
                 else:
                     file_recs.append(["f", path, state + [recorded_at]])
                 covered.add(path)
-            out.extend(["p", p, _probe_kind(p, bits)] for p, bits in sorted(probes.items())
-                       if p not in covered)
+            out.extend(["p", p, _probe_kind(p, bits)] for p, bits in sorted(probes.items()) if p not in covered)
             out.extend(["d", d, _list_digest(d, hash_name)] for d in sorted(dirs))
             out.extend(file_recs)
             out.extend(execs)
@@ -600,12 +598,20 @@ class InputRecorder:
         """Counts per record kind, for reports (before records(): writes count as "o")."""
         with self._lock:
             written = sum(1 for b in self._files.values() if b & _WRITE)
-            return {"f": len(self._files) - written, "o": written, "d": len(self._dirs),
-                    "p": len(self._probes), "e": len(self._env), "E": int(self._whole_env),
-                    "x": len(self._execs), "!": len(self._errors)}
+            return {
+                "f": len(self._files) - written,
+                "o": written,
+                "d": len(self._dirs),
+                "p": len(self._probes),
+                "e": len(self._env),
+                "E": int(self._whole_env),
+                "x": len(self._execs),
+                "!": len(self._errors),
+            }
 
 
 # -- the audit hook (installed once, a no-op while no recorder is active) --------------------------
+
 
 def _on_exec_popen(rec: InputRecorder, args: tuple) -> None:
     """subprocess.Popen: (executable, args, cwd, env)."""
@@ -643,7 +649,7 @@ def _audit(event: str, args: tuple) -> None:
     handler = _EVENTS.get(event)
     if handler is None or getattr(_tl, "quiet", False) or (rec.opens_only and event != "open"):
         return
-    _tl.quiet = True                 # the handler's own stat/which/environ use is not an input
+    _tl.quiet = True  # the handler's own stat/which/environ use is not an input
     try:
         handler(rec, args)
     except Exception as exc:  # noqa: BLE001 - a hook that raises would abort the program's own call
@@ -653,6 +659,7 @@ def _audit(event: str, args: tuple) -> None:
 
 
 # -- wrappers (installed by start(), removed by stop()) --------------------------------------------
+
 
 def _observe_probe(args: tuple, kwargs: dict, bit: int) -> None:
     """Record a probe from a wrapped call's arguments, never raising."""
@@ -742,6 +749,7 @@ def _e_whole(name: str):
         if rec is not None:
             rec._whole_env = True
         return original(self, *args)
+
     whole.__name__ = whole.__qualname__ = name
     return whole
 

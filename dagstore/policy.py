@@ -37,6 +37,7 @@ Reuse is not spilling: attributes the adapter declares reusable (SCons: `File.in
 under a stable key for the next build and stay in memory (`Spiller.record`), under every plan,
 `none` included; they are spilled only when the plan names them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,12 +64,12 @@ class PolicyError(ValueError):
 class Candidates:
     """What the adapter declares safe: attributes that may be spilled after an object's safe point."""
 
-    spill: dict[str, tuple[str, ...]]          # class name -> attributes safe to spill
-    collapse: dict[str, tuple[str, ...]]       # class name -> attributes whose empty containers collapse
-    reuse: dict[str, tuple[str, ...]]          # class name -> content-derived attributes reused across builds
-    default_cold: dict[str, tuple[str, ...]]   # what `auto` spills when no previous profile exists
-    all_attrs: dict[str, tuple[str, ...]]      # every attribute of every class (to validate --spill)
-    late_phases: tuple[str, ...] = ()          # phases after objects reach their safe points
+    spill: dict[str, tuple[str, ...]]  # class name -> attributes safe to spill
+    collapse: dict[str, tuple[str, ...]]  # class name -> attributes whose empty containers collapse
+    reuse: dict[str, tuple[str, ...]]  # class name -> content-derived attributes reused across builds
+    default_cold: dict[str, tuple[str, ...]]  # what `auto` spills when no previous profile exists
+    all_attrs: dict[str, tuple[str, ...]]  # every attribute of every class (to validate --spill)
+    late_phases: tuple[str, ...] = ()  # phases after objects reach their safe points
     keep: dict[str, str] = field(default_factory=dict)  # attribute -> why `auto` never spills it (shared, re-read)
 
 
@@ -80,7 +81,7 @@ class Plan:
     collapse: dict[str, tuple[str, ...]] = field(default_factory=dict)
     reuse: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = "none"
-    why: dict[str, str] = field(default_factory=dict)      # "Cls.attr" in the plan -> why it is there
+    why: dict[str, str] = field(default_factory=dict)  # "Cls.attr" in the plan -> why it is there
     dropped: dict[str, str] = field(default_factory=dict)  # "Cls.attr" left out by the cost model -> why
     reuse_note: str = ""  # the measured cost of reuse against the scans it saves (reuse_verdict)
 
@@ -89,8 +90,14 @@ class Plan:
         return spill_spec(self.spill)
 
     def as_dict(self) -> dict:
-        return {"source": self.source, "spill": self.spill_spec(), "why": dict(self.why),
-                "dropped": dict(self.dropped), "reuse": spill_spec(self.reuse), "reuse_note": self.reuse_note}
+        return {
+            "source": self.source,
+            "spill": self.spill_spec(),
+            "why": dict(self.why),
+            "dropped": dict(self.dropped),
+            "reuse": spill_spec(self.reuse),
+            "reuse_note": self.reuse_note,
+        }
 
 
 def spill_spec(spill: Mapping[str, Sequence[str]]) -> str:
@@ -126,16 +133,19 @@ def parse_spill(spec: str, candidates: Candidates) -> dict[str, tuple[str, ...]]
 MAX_LATE_READS_PER_WRITE = 2.0
 KEEP_BELOW = 0.1
 DROP_ABOVE = 0.5
-BYTES_PER_US = 2.0      # a spill must free at least this many bytes per microsecond of build time it costs
-SPILL_US = 20.0         # cost of spilling one value when not measured (bench/store_micro.py: encode 14-18 + put 4)
-RELOAD_US = 10.0        # cost of one reload when not measured (bench/store_micro.py: get + decode ~7)
+BYTES_PER_US = 2.0  # a spill must free at least this many bytes per microsecond of build time it costs
+SPILL_US = 20.0  # cost of spilling one value when not measured (bench/store_micro.py: encode 14-18 + put 4)
+RELOAD_US = 10.0  # cost of one reload when not measured (bench/store_micro.py: get + decode ~7)
 
 
-def latency(spill_time_s: float = 0.0, spilled: int = 0, reload_time_s: float = 0.0,
-            reloads: int = 0) -> dict[str, float]:
+def latency(
+    spill_time_s: float = 0.0, spilled: int = 0, reload_time_s: float = 0.0, reloads: int = 0
+) -> dict[str, float]:
     """Measured per-value costs of a build's store ({"spill_us", "reload_us"}); defaults where nothing was measured."""
-    return {"spill_us": 1e6 * spill_time_s / spilled if spilled and spill_time_s > 0 else SPILL_US,
-            "reload_us": 1e6 * reload_time_s / reloads if reloads and reload_time_s > 0 else RELOAD_US}
+    return {
+        "spill_us": 1e6 * spill_time_s / spilled if spilled and spill_time_s > 0 else SPILL_US,
+        "reload_us": 1e6 * reload_time_s / reloads if reloads and reload_time_s > 0 else RELOAD_US,
+    }
 
 
 def latency_of_section(sec: Mapping | None) -> dict[str, float]:
@@ -143,12 +153,17 @@ def latency_of_section(sec: Mapping | None) -> dict[str, float]:
     sec = sec or {}
     if "spill_us" in sec:
         return {"spill_us": float(sec["spill_us"]), "reload_us": float(sec.get("reload_us") or RELOAD_US)}
-    return latency(float(sec.get("spill_time_s") or 0), int(sec.get("spilled_attrs") or 0),
-                   float(sec.get("reload_time_s") or 0), int(sec.get("reloads") or 0))
+    return latency(
+        float(sec.get("spill_time_s") or 0),
+        int(sec.get("spilled_attrs") or 0),
+        float(sec.get("reload_time_s") or 0),
+        int(sec.get("reloads") or 0),
+    )
 
 
-def spill_verdict(spilled: int, reloads: int, nbytes: int | None,
-                  lat: Mapping[str, float] | None = None) -> tuple[bool, str]:
+def spill_verdict(
+    spilled: int, reloads: int, nbytes: int | None, lat: Mapping[str, float] | None = None
+) -> tuple[bool, str]:
     """The cost model (module docstring, step 4): (worth spilling, one-line reason) from the last build's spills."""
     lat = lat or latency()
     rate = reloads / spilled if spilled else 0.0
@@ -181,11 +196,17 @@ def expected_fraction(entry: Sequence[int] | Mapping | None, held: int = 0) -> f
     return max(0.0, spilled - reloads) / seen
 
 
-def cold_attributes(rows: Iterable[AccessStats], spillable: Mapping[str, Sequence[str]] | None,
-                    late_phases: Sequence[str] = (), history: Mapping[str, Sequence[int]] | None = None,
-                    max_reads_per_write: float = MAX_LATE_READS_PER_WRITE, lat: Mapping[str, float] | None = None,
-                    keep: Mapping[str, str] | None = None, why: dict[str, str] | None = None,
-                    dropped: dict[str, str] | None = None) -> dict[str, tuple[str, ...]]:
+def cold_attributes(
+    rows: Iterable[AccessStats],
+    spillable: Mapping[str, Sequence[str]] | None,
+    late_phases: Sequence[str] = (),
+    history: Mapping[str, Sequence[int]] | None = None,
+    max_reads_per_write: float = MAX_LATE_READS_PER_WRITE,
+    lat: Mapping[str, float] | None = None,
+    keep: Mapping[str, str] | None = None,
+    why: dict[str, str] | None = None,
+    dropped: dict[str, str] | None = None,
+) -> dict[str, tuple[str, ...]]:
     """THE rule for "cold" (module docstring): per class, the attributes to spill, in `spillable`'s order.
 
     spillable: class -> attributes safe to spill; None means every attribute in the rows (a profile
@@ -224,17 +245,23 @@ def cold_attributes(rows: Iterable[AccessStats], spillable: Mapping[str, Sequenc
     return adjust_with_history(out, history, spillable, lat=lat, why=why, dropped=dropped)
 
 
-def cold_from_stats(rows: Iterable[AccessStats], candidates: Candidates,
-                    max_reads_per_write: float = MAX_LATE_READS_PER_WRITE) -> dict[str, tuple[str, ...]]:
+def cold_from_stats(
+    rows: Iterable[AccessStats], candidates: Candidates, max_reads_per_write: float = MAX_LATE_READS_PER_WRITE
+) -> dict[str, tuple[str, ...]]:
     """`cold_attributes` over what the adapter declares safe, without history."""
     return cold_attributes(rows, candidates.spill, candidates.late_phases, None, max_reads_per_write)
 
 
-def adjust_with_history(cold: dict[str, tuple[str, ...]], history: Mapping[str, Sequence[int]] | None,
-                        candidates: Candidates | Mapping[str, Sequence[str]], keep_below: float = KEEP_BELOW,
-                        drop_above: float = DROP_ABOVE, lat: Mapping[str, float] | None = None,
-                        why: dict[str, str] | None = None,
-                        dropped: dict[str, str] | None = None) -> dict[str, tuple[str, ...]]:
+def adjust_with_history(
+    cold: dict[str, tuple[str, ...]],
+    history: Mapping[str, Sequence[int]] | None,
+    candidates: Candidates | Mapping[str, Sequence[str]],
+    keep_below: float = KEEP_BELOW,
+    drop_above: float = DROP_ABOVE,
+    lat: Mapping[str, float] | None = None,
+    why: dict[str, str] | None = None,
+    dropped: dict[str, str] | None = None,
+) -> dict[str, tuple[str, ...]]:
     """What the last build's spills taught, through the cost model (`spill_verdict`): an attribute that
     was rarely reloaded and freed more than it cost stays (or becomes) cold; one that did not is dropped.
 
@@ -306,23 +333,39 @@ def reuse_verdict(cost: Mapping | None) -> tuple[bool, str]:
     return hit_us < scan_us, said
 
 
-def choose(spec: str, candidates: Candidates, previous: Sequence[AccessStats] | None = None,
-           history: dict[str, Sequence[int]] | None = None, lat: Mapping[str, float] | None = None,
-           reuse: Mapping | None = None) -> Plan:
+def choose(
+    spec: str,
+    candidates: Candidates,
+    previous: Sequence[AccessStats] | None = None,
+    history: dict[str, Sequence[int]] | None = None,
+    lat: Mapping[str, float] | None = None,
+    reuse: Mapping | None = None,
+) -> Plan:
     """Turn `--spill none|auto|Cls.attr,...` into a Plan (empty containers always collapse; reusable
     attributes are recorded for the next build, `none` included: recording is not spilling, unless the
     measured `reuse` cost (reuse_cost) says a hit costs more than the scan it saves)."""
     spec = (spec or "auto").strip()
     keep, note = reuse_verdict(reuse)
-    plan = Plan(collapse=dict(candidates.collapse),
-                reuse={c: a for c, a in candidates.reuse.items() if a} if keep else {}, reuse_note=note)
+    plan = Plan(
+        collapse=dict(candidates.collapse),
+        reuse={c: a for c, a in candidates.reuse.items() if a} if keep else {},
+        reuse_note=note,
+    )
     if spec == "none":
         plan.source = "none"
         return plan
     if spec == "auto":
         if previous:
-            plan.spill = cold_attributes(previous, candidates.spill, candidates.late_phases, history, lat=lat,
-                                         keep=candidates.keep, why=plan.why, dropped=plan.dropped)
+            plan.spill = cold_attributes(
+                previous,
+                candidates.spill,
+                candidates.late_phases,
+                history,
+                lat=lat,
+                keep=candidates.keep,
+                why=plan.why,
+                dropped=plan.dropped,
+            )
             plan.source = "auto: previous build's access profile" + (" and reload rates" if history else "")
         else:
             plan.spill = dict(candidates.default_cold)
@@ -331,8 +374,11 @@ def choose(spec: str, candidates: Candidates, previous: Sequence[AccessStats] | 
     else:
         plan.spill = parse_spill(spec, candidates)
         plan.source = "explicit --spill"
-        plan.why = {f"{c}.{a}": "explicit" + (f"; {candidates.keep[a]}" if a in candidates.keep else "")
-                    for c, attrs in plan.spill.items() for a in attrs}
+        plan.why = {
+            f"{c}.{a}": "explicit" + (f"; {candidates.keep[a]}" if a in candidates.keep else "")
+            for c, attrs in plan.spill.items()
+            for a in attrs
+        }
     return plan
 
 
@@ -364,11 +410,13 @@ def plan_line(plan: Mapping, per_attr: Mapping[str, Mapping[str, int]] | None = 
         text += "; not spilled: " + "; ".join(f"{k} [{v}]" for k, v in sorted(dropped.items()))
     if not plan.get("reuse") and plan.get("reuse_note"):
         text += f"; reuse off: {plan['reuse_note']}"
-    reuse = [k for k in (plan.get("reuse") or "").split(",") if (per_attr.get(k) or {}).get("recorded")
-             or (per_attr.get(k) or {}).get("reuse_hits")]
+    reuse = [
+        k
+        for k in (plan.get("reuse") or "").split(",")
+        if (per_attr.get(k) or {}).get("recorded") or (per_attr.get(k) or {}).get("reuse_hits")
+    ]
     if reuse:
         rec = sum(int(per_attr[k].get("recorded") or 0) for k in reuse)
         hits = sum(int(per_attr[k].get("reuse_hits") or 0) for k in reuse)
-        text += (f"; reuse: {','.join(reuse)} kept in memory, {rec:,} recorded for the next build, "
-                 f"{hits:,} reused")
+        text += f"; reuse: {','.join(reuse)} kept in memory, {rec:,} recorded for the next build, {hits:,} reused"
     return f"dagstore: spill plan ({plan.get('source')}): {text}"

@@ -10,6 +10,7 @@ reads as None (not computed yet) is looked up under a stable key and used only w
 Nothing here knows SCons: the caller supplies the classes, the safe points, and (for reuse) a stable
 key and a stamp per object. The guard itself is C (`_fastguard.c`) with an identical Python twin.
 """
+
 from __future__ import annotations
 
 import struct
@@ -136,9 +137,9 @@ class SpillStats:
     record_time_s: float = 0.0
     reload_time_s: float = 0.0
     reuse_time_s: float = 0.0  # every reuse lookup (hits, misses, stale), to weigh against the scans they save
-    reuse_sampled: int = 0     # lookups left to a scan on purpose, to time the scan (scan_sample_every)
-    scans: int = 0             # scans the adapter timed (the work a reuse hit replaces) ...
-    scan_time_s: float = 0.0   # ... and their time
+    reuse_sampled: int = 0  # lookups left to a scan on purpose, to time the scan (scan_sample_every)
+    scans: int = 0  # scans the adapter timed (the work a reuse hit replaces) ...
+    scan_time_s: float = 0.0  # ... and their time
     flushes: int = 0
     stopped: str | None = None
     errors: dict[str, int] = field(default_factory=dict)  # store errors that cost a reuse or advice, by kind
@@ -147,8 +148,16 @@ class SpillStats:
     def attr(self, key: str) -> dict[str, int]:
         d = self.per_attr.get(key)
         if d is None:
-            d = self.per_attr[key] = {"spilled": 0, "bytes": 0, "reloads": 0, "collapsed": 0, "refused": 0,
-                                      "reuse_hits": 0, "small": 0, "recorded": 0}
+            d = self.per_attr[key] = {
+                "spilled": 0,
+                "bytes": 0,
+                "reloads": 0,
+                "collapsed": 0,
+                "refused": 0,
+                "reuse_hits": 0,
+                "small": 0,
+                "recorded": 0,
+            }
         return d
 
 
@@ -189,7 +198,7 @@ class Spiller:
         self._spill: dict[type, tuple[str, ...]] = {}
         self._collapse: dict[type, tuple[str, ...]] = {}
         self._reuse: set[str] = set()
-        self._pending: dict[bytes, bytes] = {}        # per-build values not yet written (scratch)
+        self._pending: dict[bytes, bytes] = {}  # per-build values not yet written (scratch)
         self._pending_reuse: dict[bytes, bytes] = {}  # reusable values not yet written (store)
         # reuse bookkeeping by id(): forgotten at each object's safe point, and never more than
         # `reuse_memory` entries (objects that never reach one, e.g. scanned sources, would grow it)
@@ -208,8 +217,9 @@ class Spiller:
         self._lookups = 0
 
     # ---- set-up ---------------------------------------------------------------------------------
-    def guard(self, cls: type, spill: Iterable[str] = (), collapse: Iterable[str] = (),
-              reuse: Iterable[str] = ()) -> None:
+    def guard(
+        self, cls: type, spill: Iterable[str] = (), collapse: Iterable[str] = (), reuse: Iterable[str] = ()
+    ) -> None:
         """Guard `cls`: spill these attributes, collapse these when empty, reuse these across builds."""
         spill, collapse, reuse = tuple(spill), tuple(collapse), tuple(reuse)
         names = list(dict.fromkeys(spill + collapse + reuse))
@@ -225,8 +235,7 @@ class Spiller:
                     break
             if target is _MISSING or not hasattr(type(target), "__set__"):
                 raise ValueError(f"{cls.__name__}.{name} is not a slot or data descriptor; it cannot be spilled")
-            g = self._guard_type(target, cls, name, Marker, self._reload,
-                                 self._reuse_value if name in reuse else None)
+            g = self._guard_type(target, cls, name, Marker, self._reload, self._reuse_value if name in reuse else None)
             self._saved.append((cls, name, current))
             setattr(cls, name, g)
             guards[name] = g
@@ -624,8 +633,11 @@ class Spiller:
         import sys
 
         gs = sys.getsizeof
-        pend = gs(self._pending) + gs(self._pending_reuse) + sum(
-            gs(k) + gs(v) for d in (self._pending, self._pending_reuse) for k, v in list(d.items()))
+        pend = (
+            gs(self._pending)
+            + gs(self._pending_reuse)
+            + sum(gs(k) + gs(v) for d in (self._pending, self._pending_reuse) for k, v in list(d.items()))
+        )
         reuse = gs(self._tried_reuse) + gs(self._reused_value) + 32 * (len(self._tried_reuse) + len(self._reused_value))
         refs = getattr(self.codec, "node_refs", None)
         ref_bytes = (gs(refs) + sum(gs(k) for k in list(refs))) if refs is not None else 0
@@ -633,10 +645,15 @@ class Spiller:
         caches = gs(self._collapse_cache) + gs(self._refused_streak)
         return {
             "bytes": pend + reuse + ref_bytes + stats + caches,
-            "pending_entries": len(self._pending) + len(self._pending_reuse), "pending_bytes": pend,
-            "tried_reuse": len(self._tried_reuse), "reused_values": len(self._reused_value),
-            "reuse_bytes": reuse, "node_refs": len(refs) if refs is not None else 0, "node_refs_bytes": ref_bytes,
-            "stats_bytes": stats, "cache_bytes": caches,
+            "pending_entries": len(self._pending) + len(self._pending_reuse),
+            "pending_bytes": pend,
+            "tried_reuse": len(self._tried_reuse),
+            "reused_values": len(self._reused_value),
+            "reuse_bytes": reuse,
+            "node_refs": len(refs) if refs is not None else 0,
+            "node_refs_bytes": ref_bytes,
+            "stats_bytes": stats,
+            "cache_bytes": caches,
         }
 
     def section(self, backend: str, path: str | None) -> dict[str, Any]:
@@ -644,15 +661,31 @@ class Spiller:
         s = self.stats
         return {
             "own_memory": self.own_memory(),
-            "backend": backend, "path": path, "spilled_attrs": s.spilled_attrs, "spilled_bytes": s.spilled_bytes,
-            "collapsed": s.collapsed, "reloads": s.reloads, "collapsed_reloads": s.collapsed_reloads,
-            "reuse_hits": s.reuse_hits, "reuse_misses": s.reuse_misses, "reuse_stale": s.reuse_stale,
-            "recorded": s.recorded, "refused": s.refused, "small": s.small, "spill_time_s": round(s.spill_time_s, 4),
-            "reload_time_s": round(s.reload_time_s, 4), "record_time_s": round(s.record_time_s, 4),
-            "reuse_time_s": round(s.reuse_time_s, 4), "reuse_sampled": s.reuse_sampled, "scans": s.scans,
+            "backend": backend,
+            "path": path,
+            "spilled_attrs": s.spilled_attrs,
+            "spilled_bytes": s.spilled_bytes,
+            "collapsed": s.collapsed,
+            "reloads": s.reloads,
+            "collapsed_reloads": s.collapsed_reloads,
+            "reuse_hits": s.reuse_hits,
+            "reuse_misses": s.reuse_misses,
+            "reuse_stale": s.reuse_stale,
+            "recorded": s.recorded,
+            "refused": s.refused,
+            "small": s.small,
+            "spill_time_s": round(s.spill_time_s, 4),
+            "reload_time_s": round(s.reload_time_s, 4),
+            "record_time_s": round(s.record_time_s, 4),
+            "reuse_time_s": round(s.reuse_time_s, 4),
+            "reuse_sampled": s.reuse_sampled,
+            "scans": s.scans,
             "scan_time_s": round(s.scan_time_s, 4),
-            "reuse_enabled": self.reuse_enabled, "flushes": s.flushes, "stopped": s.stopped,
-            "pending_in_memory": len(self._pending) + len(self._pending_reuse), "per_attr": s.per_attr,
+            "reuse_enabled": self.reuse_enabled,
+            "flushes": s.flushes,
+            "stopped": s.stopped,
+            "pending_in_memory": len(self._pending) + len(self._pending_reuse),
+            "per_attr": s.per_attr,
             "errors": dict(s.errors),
         }
 
@@ -683,10 +716,12 @@ def summary_line(sec: dict[str, Any]) -> str:
     extra = "".join(f"; {n} {what} errors" for what, n in sorted(errors.items()) if n)
     if sec.get("stopped"):
         extra += f"; stopped: {sec['stopped']}"
-    return (f"dagstore: {sec['backend']} store at {sec['path']}: spilled {sec['spilled_attrs']} values "
-            f"({fmt_bytes(sec['spilled_bytes'])}), "
-            f"collapsed {sec['collapsed']} empty containers, {sec['reloads']} reloads, "
-            f"{sec['reuse_hits']} reused from the previous build, {sec['refused']} refused{extra}")
+    return (
+        f"dagstore: {sec['backend']} store at {sec['path']}: spilled {sec['spilled_attrs']} values "
+        f"({fmt_bytes(sec['spilled_bytes'])}), "
+        f"collapsed {sec['collapsed']} empty containers, {sec['reloads']} reloads, "
+        f"{sec['reuse_hits']} reused from the previous build, {sec['refused']} refused{extra}"
+    )
 
 
 def has_problem(sec: dict[str, Any]) -> bool:

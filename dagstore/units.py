@@ -5,6 +5,7 @@ Why here: dagstore is the lowest layer (it imports no dagprof), so the store's o
 dagprof module can use the one formatter. Why not in dagprof's report/: the analyzer (profiler core) words
 its findings with it, and the core must not depend on a renderer.
 """
+
 from __future__ import annotations
 
 

@@ -8,6 +8,7 @@ The one line an SConstruct needs (run by plain `scons`):
 first use, from the SCons adapter. This folder is profiler/; pyproject maps the import name
 `dagprof` onto it (docs/architecture.md, "Import names").
 """
+
 __version__ = "0.1.0"
 __all__ = ["__version__", "enable_store"]
 

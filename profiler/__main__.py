@@ -1,4 +1,5 @@
 """`python -m dagprof` is `dagprof`, for environments where the console script is not on PATH."""
+
 import sys
 
 from .entry import main

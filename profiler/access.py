@@ -9,6 +9,7 @@ instances that read. `restore()` puts every class dict back exactly as it was.
 The hot path (wrapped data descriptors, i.e. every SCons Node slot) is the C type in
 `_fastcount.c`; `_PyCounter` is the identical pure-Python fallback used when the extension is not built.
 """
+
 from __future__ import annotations
 
 import threading

@@ -45,6 +45,7 @@ one fix can free, max(never_read, empty + max(duplicates, spill)); plus the grou
 findings (disjoint from the rest: each of their attributes is under `min_bytes`) and the cycles.
 `--budget` and the report's total use it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -77,8 +78,10 @@ def _times(n: int) -> str:
 
 def _sort(findings: list[dict]) -> list[dict]:
     """Biggest saving first; a stable tie order so two runs over one profile print the same list."""
-    return sorted(findings, key=lambda f: (-f["bytes"], KINDS.index(f["kind"]) if f["kind"] in KINDS else 99,
-                                          f["cls"], f["attr"] or ""))
+    return sorted(
+        findings,
+        key=lambda f: (-f["bytes"], KINDS.index(f["kind"]) if f["kind"] in KINDS else 99, f["cls"], f["attr"] or ""),
+    )
 
 
 def spill_plan(profile: Profile) -> dict[str, tuple[str, ...]]:
@@ -88,12 +91,24 @@ def spill_plan(profile: Profile) -> dict[str, tuple[str, ...]]:
     spillable = profile.meta.get("spillable")
     st = profile.sections.get("store") or {}
     per = st.get("per_attr") or {}
-    history = {k: [int(v.get("spilled") or 0), int(v.get("reloads") or 0), int(v.get("bytes") or 0),
-                   int(v.get("small") or 0) + int(v.get("refused") or 0)]
-               for k, v in per.items() if isinstance(v, dict) and (v.get("spilled") or v.get("small")
-                                                                    or v.get("refused"))}
-    return cold_attributes(profile.access, spillable, profile.meta.get("late_phases") or (), history or None,
-                           lat=latency_of_section(st) if st else None, keep=profile.meta.get("spill_keep") or None)
+    history = {
+        k: [
+            int(v.get("spilled") or 0),
+            int(v.get("reloads") or 0),
+            int(v.get("bytes") or 0),
+            int(v.get("small") or 0) + int(v.get("refused") or 0),
+        ]
+        for k, v in per.items()
+        if isinstance(v, dict) and (v.get("spilled") or v.get("small") or v.get("refused"))
+    }
+    return cold_attributes(
+        profile.access,
+        spillable,
+        profile.meta.get("late_phases") or (),
+        history or None,
+        lat=latency_of_section(st) if st else None,
+        keep=profile.meta.get("spill_keep") or None,
+    )
 
 
 def expected_bytes(profile: Profile, name: str) -> int:
@@ -147,24 +162,42 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
             reader = reads_by_code.get(attr)
             if reader:  # read by the tool's own code in other builds: never advise removing it (no saving)
                 if b >= min_bytes:
-                    f = _finding("never_read", cls, attr, 0,
-                                 f"{cls}.{attr} is written {_times(t.writes)} and never read in this build "
-                                 f"({_kib(b)}); keep it: {reader} reads it")
+                    f = _finding(
+                        "never_read",
+                        cls,
+                        attr,
+                        0,
+                        f"{cls}.{attr} is written {_times(t.writes)} and never read in this build "
+                        f"({_kib(b)}); keep it: {reader} reads it",
+                    )
                     f["read_by"] = reader
                     out.append(f)
             elif b >= min_bytes:
-                out.append(_finding("never_read", cls, attr, b,
-                                    f"{cls}.{attr} is written {_times(t.writes)} and never read in this build; "
-                                    "if no build reads it, it need not be stored"))
+                out.append(
+                    _finding(
+                        "never_read",
+                        cls,
+                        attr,
+                        b,
+                        f"{cls}.{attr} is written {_times(t.writes)} and never read in this build; "
+                        "if no build reads it, it need not be stored",
+                    )
+                )
             else:
                 small.setdefault(cls, []).append((attr, b))
     for cls, attrs in small.items():
         b = sum(n for _a, n in attrs)
         listed = ", ".join(a for a, _n in attrs[:12]) + (f", … ({len(attrs) - 12} more)" if len(attrs) > 12 else "")
         why = "sizes not recorded" if cls not in sizes else f"each under {_kib(min_bytes)}"
-        out.append(_finding("never_read", cls, None, b,
-                            f"{cls}: {len(attrs)} attributes are written and never read in this build ({why}): "
-                            f"{listed}"))
+        out.append(
+            _finding(
+                "never_read",
+                cls,
+                None,
+                b,
+                f"{cls}: {len(attrs)} attributes are written and never read in this build ({why}): {listed}",
+            )
+        )
 
     for cls, c in sizes.items():
         count = int(c.get("count") or 0)
@@ -172,17 +205,30 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
             empty, empty_b = int(a.get("empty") or 0), int(a.get("empty_bytes") or 0)
             if empty >= min_instances and empty_b >= min_bytes:
                 of = f" of {count:,}" if count else ""
-                out.append(_finding("empty_container", cls, attr, empty_b,
-                                    f"{empty:,}{of} {cls} instances hold an empty {attr}; "
-                                    f"create it lazily or share one immutable empty value"))
+                out.append(
+                    _finding(
+                        "empty_container",
+                        cls,
+                        attr,
+                        empty_b,
+                        f"{empty:,}{of} {cls} instances hold an empty {attr}; "
+                        f"create it lazily or share one immutable empty value",
+                    )
+                )
             dup = int(a.get("dup_bytes") or 0) - (empty_b if empty >= min_instances else 0)
             if dup >= min_bytes:
                 distinct = int(a.get("distinct") if a.get("distinct") is not None else -1)
                 held = int(a.get("set") or 0)
                 detail = f"{held:,} values, {distinct:,} distinct" if distinct >= 0 and held else "repeated values"
-                out.append(_finding("duplicate_values", cls, attr, dup,
-                                    f"{cls}.{attr} holds equal values many times ({detail}); "
-                                    "intern them or use a flyweight"))
+                out.append(
+                    _finding(
+                        "duplicate_values",
+                        cls,
+                        attr,
+                        dup,
+                        f"{cls}.{attr} holds equal values many times ({detail}); intern them or use a flyweight",
+                    )
+                )
 
     names = spill_candidates(profile)
     reads_by = {}
@@ -193,15 +239,30 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
         if b >= min_bytes:
             cls, attr = name.split(".", 1)
             r, w = reads_by.get(name, (0, 0))
-            out.append(_finding("spill_candidate", cls, attr, b,
-                                f"{name} is cold (read {r:,} times for {w:,} writes); spill it to disk",
-                                spill=name))
+            out.append(
+                _finding(
+                    "spill_candidate",
+                    cls,
+                    attr,
+                    b,
+                    f"{name} is cold (read {r:,} times for {w:,} writes); spill it to disk",
+                    spill=name,
+                )
+            )
     if names:
         total = sum(expected_bytes(profile, n) for n in names)
-        out.append(_finding("spill_candidate", "*", None, total,
-                            f"--spill auto picks {len(names)} cold attribute" + ("s" if len(names) > 1 else "")
-                            + f" ({_kib(total)} known): --spill {','.join(names)}",
-                            spill=",".join(names)))
+        out.append(
+            _finding(
+                "spill_candidate",
+                "*",
+                None,
+                total,
+                f"--spill auto picks {len(names)} cold attribute"
+                + ("s" if len(names) > 1 else "")
+                + f" ({_kib(total)} known): --spill {','.join(names)}",
+                spill=",".join(names),
+            )
+        )
 
     counts = profile.sections.get("counts") or {}
     cycles = profile.sections.get("cycles") or {}
@@ -212,9 +273,16 @@ def analyze(profile: Profile, min_bytes: int = MIN_BYTES, min_instances: int = M
         if not avg and (sizes.get(cls) or {}).get("count"):
             avg = int(sizes[cls].get("total") or 0) // int(sizes[cls]["count"])
         b = int(n) * avg
-        out.append(_finding("cycle", cls, None, b,
-                            f"{int(n):,} {cls} objects were found in reference cycles; they wait for the cyclic "
-                            f"garbage collector; break the cycle when they are released"))
+        out.append(
+            _finding(
+                "cycle",
+                cls,
+                None,
+                b,
+                f"{int(n):,} {cls} objects were found in reference cycles; they wait for the cyclic "
+                f"garbage collector; break the cycle when they are released",
+            )
+        )
     return _sort(out)
 
 
@@ -231,8 +299,10 @@ def estimated_saving(findings: list[dict]) -> int:
         kinds = per_attr.setdefault((f["cls"], f["attr"]), {})
         kinds[f["kind"]] = max(kinds.get(f["kind"], 0), b)
     for k in per_attr.values():  # (a never_read finding for what the tool's code reads carries 0 bytes)
-        total += max(k.get("never_read", 0),
-                     k.get("empty_container", 0) + max(k.get("duplicate_values", 0), k.get("spill_candidate", 0)))
+        total += max(
+            k.get("never_read", 0),
+            k.get("empty_container", 0) + max(k.get("duplicate_values", 0), k.get("spill_candidate", 0)),
+        )
     return total
 
 

@@ -4,6 +4,7 @@ The counters, the tracker's hooks and the SCons adapter all put things into clas
 must restore what the class's OWN __dict__ held (or remove the entry when it held nothing), so an
 inherited attribute is never copied down into a subclass.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -7,6 +7,7 @@ Exit codes: `profile` and `build` end with the build's own (SCons') exit code; d
 in exitcodes.py, apart from SCons' (docs/usage.md). Every error is one line "dagprof: ...", never a
 traceback.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -4,6 +4,7 @@ Why a module of its own: cli.py imports the command modules and the command modu
 nothing imports cli.py back (no circle). Kept light (argparse and os only): the DAG cache's fast path
 imports it before SCons could ever be.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,9 @@ def split_scons_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def add_command(subparsers: Any, name: str, help: str, example: str) -> argparse.ArgumentParser:
     """One subcommand's parser: its help as description, its example as epilog."""
-    p: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=help, epilog=example,
-                                                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help, description=help, epilog=example, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     return p
 
 
@@ -72,5 +74,10 @@ def make_introspector(adapter: Any, detail: Sequence[str] = (), interval_s: floa
     """
     from .introspect import Introspector
 
-    return Introspector(adapter.node_classes(), boundary=adapter.boundary_classes(), detail=list(detail),
-                        interval_s=interval_s, **components)
+    return Introspector(
+        adapter.node_classes(),
+        boundary=adapter.boundary_classes(),
+        detail=list(detail),
+        interval_s=interval_s,
+        **components,
+    )

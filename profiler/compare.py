@@ -27,6 +27,7 @@ How each figure is measured (the choices, documented in docs/low-memory-scons.md
     (``scons -c``) and removes .sconsign and the store. The user's own store directory is moved aside
     first and put back at the end.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,20 @@ MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
 DAG_ANSWERED = "dagprof: up to date from the DAG cache"
 TIMED = ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s", "floor_rss")
 STORES = ("lmdb", "memory")
-METRICS = ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s", "node_bytes", "nodes",
-           "spilled_attrs", "spilled_bytes", "collapsed", "reloads", "reuse_hits", "refused")
+METRICS = (
+    "peak_rss",
+    "peak_rss_anon",
+    "peak_rss_file",
+    "wall_s",
+    "node_bytes",
+    "nodes",
+    "spilled_attrs",
+    "spilled_bytes",
+    "collapsed",
+    "reloads",
+    "reuse_hits",
+    "refused",
+)
 STORE_STATS = ("spilled_attrs", "spilled_bytes", "collapsed", "reloads", "reuse_hits", "refused")
 STORE_DIR = ".dagstore"
 
@@ -86,15 +99,24 @@ class CompareSpec:
 
 # ---- measured runs ------------------------------------------------------------------------------
 
-def run_measured(cmd: Sequence[str], cwd: str, env: dict[str, str] | None = None,
-                 poll_s: float = 0.02, log: str | None = None) -> dict[str, Any]:
+
+def run_measured(
+    cmd: Sequence[str], cwd: str, env: dict[str, str] | None = None, poll_s: float = 0.02, log: str | None = None
+) -> dict[str, Any]:
     """Run one build process; wall time, exit code, ru_maxrss peak and sampled anon/file peaks."""
     r, w = os.pipe()
     sink = open(log, "wb") if log else subprocess.DEVNULL
     try:
-        wrapper = subprocess.Popen([sys.executable, "-S", "-c", TRAMPOLINE, str(w), *cmd], cwd=cwd, env=env,
-                                   pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        wrapper = subprocess.Popen(
+            [sys.executable, "-S", "-c", TRAMPOLINE, str(w), *cmd],
+            cwd=cwd,
+            env=env,
+            pass_fds=(w,),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     finally:
         os.close(w)
         if log:
@@ -119,13 +141,18 @@ def run_measured(cmd: Sequence[str], cwd: str, env: dict[str, str] | None = None
     data = json.loads(line)
     if "error" in data:
         raise CompareError(data["error"])
-    return {"wall_s": data["wall_s"], "exit_code": data["exit_code"], "peak_rss": data["maxrss_kib"] * 1024,
-            "floor_rss": data["floor_kib"] * 1024,
-            "peak_rss_anon": (sampler.peak("anon") or None) if sampler else None,
-            "peak_rss_file": (sampler.peak("file") or None) if sampler else None}
+    return {
+        "wall_s": data["wall_s"],
+        "exit_code": data["exit_code"],
+        "peak_rss": data["maxrss_kib"] * 1024,
+        "floor_rss": data["floor_kib"] * 1024,
+        "peak_rss_anon": (sampler.peak("anon") or None) if sampler else None,
+        "peak_rss_file": (sampler.peak("file") or None) if sampler else None,
+    }
 
 
 # ---- build state ------------------------------------------------------------------------------
+
 
 def _sconsign_files(top: str) -> list[str]:
     """SCons' state files under the top directory (the store's directory is not searched)."""
@@ -184,6 +211,7 @@ class BuildState:
 
 # ---- the comparison ---------------------------------------------------------------------------
 
+
 def _package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -195,8 +223,9 @@ def default_env() -> dict[str, str]:
     return env
 
 
-def dagprof_build_command(store: str, spill: str, out: str, scons_args: Sequence[str],
-                          sizes: bool = False) -> list[str]:
+def dagprof_build_command(
+    store: str, spill: str, out: str, scons_args: Sequence[str], sizes: bool = False
+) -> list[str]:
     """`dagprof build` in a fresh interpreter, writing a profile with the store's figures (no DAG cache)."""
     cmd = [sys.executable, "-m", "dagprof", "build", "--store", store, "--quiet-store", "-o", out]
     if store != "none":
@@ -307,8 +336,11 @@ class Comparison:
         s = self.spec
         plain = 0 if s.baseline else 1
         timed = (1 + plain + s.dagcache + s.make) * s.runs
-        prep = (1 if s.state != "full" and not s.baseline else 0) + (1 if s.state == "second" else 0) \
+        prep = (
+            (1 if s.state != "full" and not s.baseline else 0)
+            + (1 if s.state == "second" else 0)
             + (WARMUPS if s.dagcache else 0)
+        )
         cleans = (1 + plain + s.make) * (s.runs + s.sizes) if s.state == "full" else 0
         return timed + prep + ((1 + plain) if s.sizes else 0) + cleans
 
@@ -348,8 +380,9 @@ class Comparison:
         self.state.save("built")
         if s.state == "second":
             out = os.path.join(self.state.tmp, "warmup.dagprof")
-            self._run("warm-up store build (its store is kept)",
-                      dagprof_build_command(s.store, s.spill, out, s.scons_args))
+            self._run(
+                "warm-up store build (its store is kept)", dagprof_build_command(s.store, s.spill, out, s.scons_args)
+            )
             self.state.save("warm", with_store=True)  # store runs start from what the warm-up left
         if s.dagcache:
             self.state.restore("built", store=False)
@@ -374,8 +407,10 @@ class Comparison:
             if s.dagcache:
                 variants["dagcache"]["answered"] = []
             out = os.path.join(self.state.tmp, "store.dagprof")
-            cmds = {"plain": plain_command(s.scons_args),
-                    "store": dagprof_build_command(s.store, s.spill, out, s.scons_args)}
+            cmds = {
+                "plain": plain_command(s.scons_args),
+                "store": dagprof_build_command(s.store, s.spill, out, s.scons_args),
+            }
             if s.dagcache:
                 cmds["dagcache"] = dagcache_command(s.scons_args)
             if s.make:
@@ -405,8 +440,10 @@ class Comparison:
                         continue
                     sized = os.path.join(self.state.tmp, f"sizes-{name}.dagprof")
                     self._reset(name)
-                    self._run(f"{name} sizing pass (untimed)", dagprof_build_command(kind, s.spill, sized,
-                                                                                       s.scons_args, sizes=True))
+                    self._run(
+                        f"{name} sizing pass (untimed)",
+                        dagprof_build_command(kind, s.spill, sized, s.scons_args, sizes=True),
+                    )
                     figs = _profile_figures(sized)
                     variants[name]["node_bytes"] = [figs.get("node_bytes")]
                     variants[name]["nodes"] = [figs.get("nodes")]
@@ -421,29 +458,48 @@ class Comparison:
                     notes.append(self.dag_note)
                 missed = variants["dagcache"]["answered"].count(False)
                 if missed:
-                    notes.append(f"{missed} of {s.runs} dagcache runs were not answered from the DAG cache "
-                                 "(SCons ran): their figures are a normal store build's")
+                    notes.append(
+                        f"{missed} of {s.runs} dagcache runs were not answered from the DAG cache "
+                        "(SCons ran): their figures are a normal store build's"
+                    )
             for name in names:
                 v = variants[name]
                 if v["peak_rss"] and v["floor_rss"] and min(v["peak_rss"]) <= 1.1 * max(v["floor_rss"]):
                     own = (_median(v["peak_rss_anon"]) or 0) + (_median(v["peak_rss_file"]) or 0)
-                    own_text = (f"sampled anon+file RSS, {own / 2**20:.1f} MiB, is the process's own" if own
-                                else "it ended before the sampler saw it: its own RSS is below that")
-                    notes.append(f"{name}: its peak RSS is the measuring wrapper's own floor "
-                                 f"({max(v['floor_rss']) / 2**20:.1f} MiB); {own_text}")
+                    own_text = (
+                        f"sampled anon+file RSS, {own / 2**20:.1f} MiB, is the process's own"
+                        if own
+                        else "it ended before the sampler saw it: its own RSS is below that"
+                    )
+                    notes.append(
+                        f"{name}: its peak RSS is the measuring wrapper's own floor "
+                        f"({max(v['floor_rss']) / 2**20:.1f} MiB); {own_text}"
+                    )
             if s.make and s.state != "full" and not _has_make_deps(self.top):
-                notes.append("make: no dependency (.d) files in the tree, so Make's null build checked sources "
-                             "but not headers (build the tree with make once to give it its -MMD files)")
+                notes.append(
+                    "make: no dependency (.d) files in the tree, so Make's null build checked sources "
+                    "but not headers (build the tree with make once to give it its -MMD files)"
+                )
         finally:
             self.state.close()
         by_variant = ratios_by_variant(variants)
-        return {"argv": list(s.scons_args), "runs": s.runs, "machine": machine_description(),
-                "state": s.state, "store": s.store, "spill": s.spill, "cwd": self.top,
-                "commands": {k: " ".join(c) for k, c in cmds.items()},
-                "variants": variants, "ratios": by_variant.get("store", {}), "ratios_by_variant": by_variant,
-                "notes": notes,
-                "measured": "peak_rss: wait4 ru_maxrss; anon/file: /proc status sampled every 20 ms; "
-                            "node data: separate untimed --sizes pass", "date": time.strftime("%Y-%m-%d %H:%M")}
+        return {
+            "argv": list(s.scons_args),
+            "runs": s.runs,
+            "machine": machine_description(),
+            "state": s.state,
+            "store": s.store,
+            "spill": s.spill,
+            "cwd": self.top,
+            "commands": {k: " ".join(c) for k, c in cmds.items()},
+            "variants": variants,
+            "ratios": by_variant.get("store", {}),
+            "ratios_by_variant": by_variant,
+            "notes": notes,
+            "measured": "peak_rss: wait4 ru_maxrss; anon/file: /proc status sampled every 20 ms; "
+            "node data: separate untimed --sizes pass",
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+        }
 
 
 def _has_make_deps(top: str) -> bool:
@@ -470,8 +526,14 @@ def with_progress(spec: CompareSpec, title: str = "dagprof compare") -> dict[str
 
     console = Console(stderr=True)
     cmp = Comparison(spec)
-    with Bar(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-             console=console, transient=True) as bar:
+    with Bar(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(title, total=cmp.steps())
         first = [True]
 
@@ -488,6 +550,7 @@ def with_progress(spec: CompareSpec, title: str = "dagprof compare") -> dict[str
 
 
 # ---- checks before any build runs (the compare command turns a reason into a usage error) ---------
+
 
 def check_project(cwd: str, scons_args: Sequence[str]) -> str | None:
     """Why this directory cannot be compared (one line), or None; saves a failed up-front build."""

@@ -7,6 +7,7 @@ the unreachable objects in `gc.garbage` so they can be attributed and traced, af
 are restored and the garbage is released: freed by a second collection, or (the end-of-run check)
 left unreferenced for the next full collection, as it was before the check.
 """
+
 from __future__ import annotations
 
 import gc
@@ -114,8 +115,9 @@ class CycleWatch:
         }
 
 
-def find_cycles(classes: Iterable[type] = (), examples: int = 5, max_chain: int = 12,
-                free: bool = True) -> dict[str, Any]:
+def find_cycles(
+    classes: Iterable[type] = (), examples: int = 5, max_chain: int = 12, free: bool = True
+) -> dict[str, Any]:
     """Collect once with DEBUG_SAVEALL; count garbage, cyclic groups, tracked classes in them, chains.
 
     Must not leak: gc flags are restored, gc.garbage is cleared and no reference to the garbage
@@ -149,8 +151,9 @@ def find_cycles(classes: Iterable[type] = (), examples: int = 5, max_chain: int 
     return result
 
 
-def _analyse(garbage: list[Any], wanted: set[str], examples: int, max_chain: int,
-             use_c: bool | None = None) -> dict[str, Any]:
+def _analyse(
+    garbage: list[Any], wanted: set[str], examples: int, max_chain: int, use_c: bool | None = None
+) -> dict[str, Any]:
     # The reference edges inside the garbage are read from gc.get_referents when needed, not stored:
     # a list per parked object was the check's largest allocation (28k objects after a 5k-file build).
     # With the C extension the id -> index map is a sorted address array (24 instead of ~100 bytes an

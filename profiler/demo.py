@@ -9,13 +9,23 @@ with SCons, then tells three things, in the terminal and in one HTML page:
   3. a null build answered from the DAG cache, side by side with plain SCons and GNU Make (peak RSS,
      wall time, ratios), all measured alternately by `dagprof compare`'s machinery.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 TOP_FINDINGS = 5
-STORE_KEYS = ("peak_rss", "peak_rss_anon", "node_bytes", "nodes", "bytes_per_node", "wall_s", "spilled_attrs",
-              "spilled_bytes", "reloads")
+STORE_KEYS = (
+    "peak_rss",
+    "peak_rss_anon",
+    "node_bytes",
+    "nodes",
+    "bytes_per_node",
+    "wall_s",
+    "spilled_attrs",
+    "spilled_bytes",
+    "reloads",
+)
 NULL_KEYS = ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s")
 
 
@@ -25,9 +35,13 @@ def memory_story(profile: Any) -> dict[str, Any]:
     from .report import tables
 
     classes = tables.class_sizes(profile)
-    return {"classes": classes[:4], "node_bytes": sum(c["total"] for c in classes),
-            "nodes": sum(c["count"] for c in classes), "findings": findings_of(profile)[:TOP_FINDINGS],
-            "findings_total": len(findings_of(profile))}
+    return {
+        "classes": classes[:4],
+        "node_bytes": sum(c["total"] for c in classes),
+        "nodes": sum(c["count"] for c in classes),
+        "findings": findings_of(profile)[:TOP_FINDINGS],
+        "findings_total": len(findings_of(profile)),
+    }
 
 
 def _x(ratio: float | None) -> str:
@@ -46,20 +60,26 @@ def headlines(result: dict[str, Any]) -> dict[str, str]:
     out = {}
     st, pl = v["store"], v["plain"]
     if st.get("node_bytes") and pl.get("node_bytes"):
-        store = (f"node data left in memory: {fmt_bytes(pl['node_bytes'])} -> {fmt_bytes(st['node_bytes'])} "
-                 f"({_x(r['store'].get('node_bytes'))}); ")
+        store = (
+            f"node data left in memory: {fmt_bytes(pl['node_bytes'])} -> {fmt_bytes(st['node_bytes'])} "
+            f"({_x(r['store'].get('node_bytes'))}); "
+        )
     else:
         store = ""
-    out["store"] = store + (f"peak RSS {fmt_bytes(pl['peak_rss'])} -> {fmt_bytes(st['peak_rss'])} "
-                            f"({r['store']['peak_rss']:.2f}x), wall {pl['wall_s']:.2f} s -> {st['wall_s']:.2f} s "
-                            f"({r['store']['wall_s']:.2f}x)")
+    out["store"] = store + (
+        f"peak RSS {fmt_bytes(pl['peak_rss'])} -> {fmt_bytes(st['peak_rss'])} "
+        f"({r['store']['peak_rss']:.2f}x), wall {pl['wall_s']:.2f} s -> {st['wall_s']:.2f} s "
+        f"({r['store']['wall_s']:.2f}x)"
+    )
     parts = [f"plain SCons {pl['wall_s']:.2f} s, {fmt_bytes(pl['peak_rss'])}"]
     if "dagcache" in v:
         d, rd = v["dagcache"], r["dagcache"]
         answered = result["variants"]["dagcache"].get("answered") or []
-        parts.append(f"DAG cache {d['wall_s']:.2f} s, {fmt_bytes(d['peak_rss'])} "
-                     f"({1 / rd['wall_s']:.0f}x faster, {rd['peak_rss']:.2f}x the RSS; "
-                     f"answered without SCons in {sum(answered)} of {len(answered)} runs)")
+        parts.append(
+            f"DAG cache {d['wall_s']:.2f} s, {fmt_bytes(d['peak_rss'])} "
+            f"({1 / rd['wall_s']:.0f}x faster, {rd['peak_rss']:.2f}x the RSS; "
+            f"answered without SCons in {sum(answered)} of {len(answered)} runs)"
+        )
     if "make" in v:
         m = v["make"]
         own = (m.get("peak_rss_anon") or 0) + (m.get("peak_rss_file") or 0)
@@ -79,20 +99,30 @@ def show_story(console: Any, memory: dict[str, Any], result: dict[str, Any]) -> 
 
     console.print()
     console.print("[bold]1. where the memory goes[/bold] (profile of the null build, dagprof profile)")
-    console.print(f"node data: {fmt_bytes(memory['node_bytes'])} in {fmt_int(memory['nodes'])} objects; "
-                  "by class: " + ", ".join(f"{c['cls']} {fmt_bytes(c['total'])}" for c in memory["classes"]))
-    console.print(findings_table(memory["findings"], title=f"top {len(memory['findings'])} of "
-                                 f"{memory['findings_total']} findings (estimated bytes saved)"))
+    console.print(
+        f"node data: {fmt_bytes(memory['node_bytes'])} in {fmt_int(memory['nodes'])} objects; "
+        "by class: " + ", ".join(f"{c['cls']} {fmt_bytes(c['total'])}" for c in memory["classes"])
+    )
+    console.print(
+        findings_table(
+            memory["findings"],
+            title=f"top {len(memory['findings'])} of {memory['findings_total']} findings (estimated bytes saved)",
+        )
+    )
     lines = headlines(result)
     console.print()
-    console.print("[bold]2. what the attribute store saves[/bold] (null build, store's first build: "
-                  "dagprof build --store lmdb --dag-cache off)")
+    console.print(
+        "[bold]2. what the attribute store saves[/bold] (null build, store's first build: "
+        "dagprof build --store lmdb --dag-cache off)"
+    )
     render_compare(subset(result, ["plain", "store"]), console, keys=STORE_KEYS, footer=False)
     console.print(lines["store"], soft_wrap=True)
     console.print()
     names = [n for n in ("plain", "dagcache", "make") if n in result["variants"]]
-    console.print("[bold]3. null build: the DAG cache vs plain SCons vs GNU Make[/bold] "
-                  "(dagprof build, answered from the snapshot a previous build confirmed)")
+    console.print(
+        "[bold]3. null build: the DAG cache vs plain SCons vs GNU Make[/bold] "
+        "(dagprof build, answered from the snapshot a previous build confirmed)"
+    )
     render_compare(subset(result, names), console, keys=NULL_KEYS)
     console.print(lines["null"], soft_wrap=True)
     for note in result.get("notes") or []:
@@ -100,8 +130,9 @@ def show_story(console: Any, memory: dict[str, Any], result: dict[str, Any]) -> 
     console.print()
 
 
-def write_demo_html(path: str, info: Any, fulls: list[str], memory: dict[str, Any], result: dict[str, Any],
-                    total: float, args: Any) -> None:
+def write_demo_html(
+    path: str, info: Any, fulls: list[str], memory: dict[str, Any], result: dict[str, Any], total: float, args: Any
+) -> None:
     """One self-contained page with the same three parts."""
     from .report.compare import html_context, subset
     from .report.html import environment, json_script, write_atomic
@@ -109,10 +140,24 @@ def write_demo_html(path: str, info: Any, fulls: list[str], memory: dict[str, An
     names = [n for n in ("plain", "dagcache", "make") if n in result["variants"]]
     store = html_context(subset(result, ["plain", "store"]), STORE_KEYS)
     null = html_context(subset(result, names), NULL_KEYS)
-    html = environment().get_template("demo.html.j2").render(
-        title=f"dagprof demo: {len(info.files)} C files", result=result, memory=memory, store=store, null=null,
-        lines=headlines(result), fulls=fulls, total=total, files=len(info.files), libs=len(info.dirs),
-        nodes=info.nodes_estimate, root=str(info.root), runs=args.runs,
-        data=json_script({"store": store["rows"], "null": null["rows"], "findings": memory["findings"]}),
+    html = (
+        environment()
+        .get_template("demo.html.j2")
+        .render(
+            title=f"dagprof demo: {len(info.files)} C files",
+            result=result,
+            memory=memory,
+            store=store,
+            null=null,
+            lines=headlines(result),
+            fulls=fulls,
+            total=total,
+            files=len(info.files),
+            libs=len(info.dirs),
+            nodes=info.nodes_estimate,
+            root=str(info.root),
+            runs=args.runs,
+            data=json_script({"store": store["rows"], "null": null["rows"], "findings": memory["findings"]}),
+        )
     )
     write_atomic(path, html)

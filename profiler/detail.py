@@ -4,6 +4,7 @@ Why: class totals say *which* attribute is big; a handful of concrete instances 
 the value looks like, its type, its size). Attributes are read the same way as in sizing (no user
 code), and repr is only ever called on builtin scalars: any other object shows as "<ClassName>".
 """
+
 from __future__ import annotations
 
 import reprlib
@@ -61,8 +62,9 @@ def _sample(objs: list[Any], n: int) -> list[Any]:
     return [objs[int(i * step)] for i in range(n)]
 
 
-def detail_section(objects: Iterable[Any], names: Iterable[str], n: int = 5,
-                   boundary: tuple[type, ...] = (), stop: Iterable[Any] = ()) -> dict[str, list[dict[str, Any]]]:
+def detail_section(
+    objects: Iterable[Any], names: Iterable[str], n: int = 5, boundary: tuple[type, ...] = (), stop: Iterable[Any] = ()
+) -> dict[str, list[dict[str, Any]]]:
     """The "detail" section: for each named class, n sampled instances with every attribute's type, size, repr.
 
     Sizes are per instance (what this attribute alone holds), stopping at boundary types and at the

@@ -25,6 +25,7 @@ more than `max_growth` (a fraction). Peak RSS is noisy (allocator, page cache, t
 so it fails only when it grew by more than max(max_growth x old, `rss_floor` bytes); node bytes are
 deterministic for the same build and need no floor.
 """
+
 from __future__ import annotations
 
 import re
@@ -69,15 +70,24 @@ def has_access(p: Profile) -> bool:
 
 def _versions(p: Profile) -> str:
     m = p.meta
-    return (f"dagprof {m.get('tool_version', '?')}, SCons {m.get('scons_version', '?')}, "
-            f"Python {m.get('python_version', '?')}")
+    return (
+        f"dagprof {m.get('tool_version', '?')}, SCons {m.get('scons_version', '?')}, "
+        f"Python {m.get('python_version', '?')}"
+    )
 
 
 def _describe(p: Profile, source: str) -> dict[str, Any]:
     m = p.meta
-    return {"source": source, "argv": m.get("argv"), "started": m.get("started"),
-            "tool_version": m.get("tool_version"), "scons_version": m.get("scons_version"),
-            "python_version": m.get("python_version"), "sizes": bool(_sizes(p)), "access": has_access(p)}
+    return {
+        "source": source,
+        "argv": m.get("argv"),
+        "started": m.get("started"),
+        "tool_version": m.get("tool_version"),
+        "scons_version": m.get("scons_version"),
+        "python_version": m.get("python_version"),
+        "sizes": bool(_sizes(p)),
+        "access": has_access(p),
+    }
 
 
 def _node_totals(p: Profile) -> tuple[int | None, int | None, float | None]:
@@ -91,9 +101,11 @@ def _node_totals(p: Profile) -> tuple[int | None, int | None, float | None]:
 
 def _by_key(rows: list[dict], *keys: str) -> list[dict]:
     """Biggest absolute byte change first, then biggest read change, then by name: stable output."""
+
     def mag(r: dict, k: str) -> float:
         d = r[k]["delta"]
         return abs(d) if d is not None else -1.0
+
     return sorted(rows, key=lambda r: tuple(-mag(r, k) for k in keys) + (r.get("cls", ""), r.get("attr", "")))
 
 
@@ -107,29 +119,48 @@ def diff_profiles(old: Profile, new: Profile, old_source: str = "OLD", new_sourc
     sized = bool(_sizes(old)) and bool(_sizes(new))
     counted = has_access(old) and has_access(new)
     if _versions(old) != _versions(new):
-        notes.append(f"recorded by different versions (OLD: {_versions(old)}; NEW: {_versions(new)}); "
-                     "compared field by field where both have it")
-    for name, ok, a, b in (("sizes", sized, bool(_sizes(old)), bool(_sizes(new))),
-                           ("access counts", counted, has_access(old), has_access(new))):
+        notes.append(
+            f"recorded by different versions (OLD: {_versions(old)}; NEW: {_versions(new)}); "
+            "compared field by field where both have it"
+        )
+    for name, ok, a, b in (
+        ("sizes", sized, bool(_sizes(old)), bool(_sizes(new))),
+        ("access counts", counted, has_access(old), has_access(new)),
+    ):
         if not ok:
             missing = " and ".join(w for w, have in (("OLD", a), ("NEW", b)) if not have)
             what = "bytes not compared" if name == "sizes" else "reads/writes not compared"
             notes.append(f"{name}: not in {missing}; {what}")
     if old.meta.get("argv") != new.meta.get("argv"):
-        notes.append(f"different SCons arguments (OLD: {' '.join(map(str, old.meta.get('argv') or []))!r}; "
-                     f"NEW: {' '.join(map(str, new.meta.get('argv') or []))!r})")
+        notes.append(
+            f"different SCons arguments (OLD: {' '.join(map(str, old.meta.get('argv') or []))!r}; "
+            f"NEW: {' '.join(map(str, new.meta.get('argv') or []))!r})"
+        )
     phases = old.phase_names() + [ph for ph in new.phase_names() if ph not in old.phase_names()]
     if counted and old.phase_names() != new.phase_names():
-        notes.append("phase names differ (OLD: " + ", ".join(old.phase_names()) + "; NEW: "
-                     + ", ".join(new.phase_names()) + "); per-phase counts are matched by name")
+        notes.append(
+            "phase names differ (OLD: "
+            + ", ".join(old.phase_names())
+            + "; NEW: "
+            + ", ".join(new.phase_names())
+            + "); per-phase counts are matched by name"
+        )
 
     ob, on, opn = _node_totals(old)
     nb, nn, npn = _node_totals(new)
     run = [
-        {"key": "peak_rss", "label": "peak RSS", "unit": "bytes",
-         **change(_num(old.meta.get("peak_rss")), _num(new.meta.get("peak_rss")))},
-        {"key": "wall_s", "label": "wall time", "unit": "s",
-         **change(_num(old.meta.get("wall_s")), _num(new.meta.get("wall_s")))},
+        {
+            "key": "peak_rss",
+            "label": "peak RSS",
+            "unit": "bytes",
+            **change(_num(old.meta.get("peak_rss")), _num(new.meta.get("peak_rss"))),
+        },
+        {
+            "key": "wall_s",
+            "label": "wall time",
+            "unit": "s",
+            **change(_num(old.meta.get("wall_s")), _num(new.meta.get("wall_s"))),
+        },
         {"key": "node_bytes", "label": "node bytes", "unit": "bytes", **change(ob, nb)},
         {"key": "nodes", "label": "nodes sized", "unit": "count", **change(on, nn)},
         {"key": "node_bytes_per_node", "label": "node bytes per node", "unit": "bytes", **change(opn, npn)},
@@ -142,11 +173,15 @@ def diff_profiles(old: Profile, new: Profile, old_source: str = "OLD", new_sourc
             co, cn = so.get(cls) or {}, sn.get(cls) or {}
             cnt_o, cnt_n = int(co.get("count") or 0), int(cn.get("count") or 0)
             tot_o, tot_n = int(co.get("total") or 0), int(cn.get("total") or 0)
-            classes.append({
-                "cls": cls, "status": _status(cls in so, cls in sn),
-                "bytes": change(tot_o, tot_n), "count": change(cnt_o, cnt_n),
-                "per_instance": change(tot_o / cnt_o if cnt_o else None, tot_n / cnt_n if cnt_n else None),
-            })
+            classes.append(
+                {
+                    "cls": cls,
+                    "status": _status(cls in so, cls in sn),
+                    "bytes": change(tot_o, tot_n),
+                    "count": change(cnt_o, cnt_n),
+                    "per_instance": change(tot_o / cnt_o if cnt_o else None, tot_n / cnt_n if cnt_n else None),
+                }
+            )
     classes = _by_key(classes, "bytes")
 
     def seen(p: Profile) -> set[tuple[str, str]]:
@@ -182,8 +217,10 @@ def diff_profiles(old: Profile, new: Profile, old_source: str = "OLD", new_sourc
             row["phases"] = {}
             for ph in phases:
                 xo, xn = cell_o.get((cls, attr, ph)), cell_n.get((cls, attr, ph))
-                row["phases"][ph] = {"reads": change(xo.reads if xo else 0, xn.reads if xn else 0),
-                                     "writes": change(xo.writes if xo else 0, xn.writes if xn else 0)}
+                row["phases"][ph] = {
+                    "reads": change(xo.reads if xo else 0, xn.reads if xn else 0),
+                    "writes": change(xo.writes if xo else 0, xn.writes if xn else 0),
+                }
         else:
             row["reads"] = row["writes"] = change(None, None)
             row["phases"] = {}
@@ -196,8 +233,12 @@ def diff_profiles(old: Profile, new: Profile, old_source: str = "OLD", new_sourc
     return {
         "old": _describe(old, old_source),
         "new": _describe(new, new_source),
-        "compared": {"sizes": sized, "access": counted,
-                     "peak_rss": run[0]["delta"] is not None, "wall_s": run[1]["delta"] is not None},
+        "compared": {
+            "sizes": sized,
+            "access": counted,
+            "peak_rss": run[0]["delta"] is not None,
+            "wall_s": run[1]["delta"] is not None,
+        },
         "phases": phases if counted else [],
         "run": run,
         "classes": classes,
@@ -231,19 +272,35 @@ def gate(d: dict[str, Any], max_growth: float, rss_floor: int = RSS_FLOOR) -> di
         checked.append("peak RSS")
         allowed = max(max_growth * rss["old"], rss_floor)
         if rss["delta"] > allowed:
-            causes.append({"what": "peak RSS", "bytes": int(rss["delta"]), **_pick(rss),
-                           "limit": f"{pct} and at least {rss_floor} bytes", "attrs": []})
+            causes.append(
+                {
+                    "what": "peak RSS",
+                    "bytes": int(rss["delta"]),
+                    **_pick(rss),
+                    "limit": f"{pct} and at least {rss_floor} bytes",
+                    "attrs": [],
+                }
+            )
     if not d["compared"]["sizes"]:
-        not_compared.append("node bytes per node and bytes per instance (no sizes in "
-                            + " and ".join(w.upper() for w in ("old", "new") if not d[w]["sizes"])
-                            + "; record them with `dagprof profile` or `dagprof build --sizes`)")
+        not_compared.append(
+            "node bytes per node and bytes per instance (no sizes in "
+            + " and ".join(w.upper() for w in ("old", "new") if not d[w]["sizes"])
+            + "; record them with `dagprof profile` or `dagprof build --sizes`)"
+        )
     else:
         npn = run_row(d, "node_bytes_per_node")
         checked.append("node bytes per node")
         if npn["rel"] is not None and npn["rel"] > max_growth:
             nodes = run_row(d, "nodes")["new"] or 0
-            causes.append({"what": "node bytes per node", "bytes": int(npn["delta"] * nodes), **_pick(npn),
-                           "limit": pct, "attrs": _top_attrs(d, None)})
+            causes.append(
+                {
+                    "what": "node bytes per node",
+                    "bytes": int(npn["delta"] * nodes),
+                    **_pick(npn),
+                    "limit": pct,
+                    "attrs": _top_attrs(d, None),
+                }
+            )
         grown = 0
         for c in d["classes"]:
             pi = c["per_instance"]
@@ -251,13 +308,26 @@ def gate(d: dict[str, Any], max_growth: float, rss_floor: int = RSS_FLOOR) -> di
                 continue
             grown += 1
             if pi["rel"] > max_growth:
-                causes.append({"what": f"{c['cls']} bytes per instance", "cls": c["cls"],
-                               "bytes": int(pi["delta"] * (c["count"]["new"] or 0)), **_pick(pi),
-                               "limit": pct, "attrs": _top_attrs(d, c["cls"])})
+                causes.append(
+                    {
+                        "what": f"{c['cls']} bytes per instance",
+                        "cls": c["cls"],
+                        "bytes": int(pi["delta"] * (c["count"]["new"] or 0)),
+                        **_pick(pi),
+                        "limit": pct,
+                        "attrs": _top_attrs(d, c["cls"]),
+                    }
+                )
         checked.append(f"bytes per instance of {grown} classes")
     causes.sort(key=lambda c: (-c["bytes"], c["what"]))
-    return {"max_growth": max_growth, "rss_floor": rss_floor, "checked": checked,
-            "not_compared": not_compared, "causes": causes, "failed": bool(causes)}
+    return {
+        "max_growth": max_growth,
+        "rss_floor": rss_floor,
+        "checked": checked,
+        "not_compared": not_compared,
+        "causes": causes,
+        "failed": bool(causes),
+    }
 
 
 def _pick(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The `dagprof` console entry: an up-to-date `dagprof build` is answered here, before the command line
 (argparse, the command modules, the profiler) is imported; everything else is cli.main's. After
 `dagprof build` or `dagprof profile` ran SCons in this process, the process may end without teardown."""
+
 from __future__ import annotations
 
 import sys

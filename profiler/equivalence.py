@@ -32,6 +32,7 @@ Standard error is not compared (timings, -j order); lines the store build printe
 SCons did not print are reported under the step as "store build only on stderr" (a compiler's
 warnings, printed by both builds, are not).
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -57,8 +58,19 @@ from .builds.scons_state import (
     without_flags,
 )
 
-__all__ = ["EquivalenceError", "Step", "StepResult", "Report", "load_edits", "check_edits", "apply_edits",
-           "snapshot", "explained", "run_equivalence", "main"]
+__all__ = [
+    "EquivalenceError",
+    "Step",
+    "StepResult",
+    "Report",
+    "load_edits",
+    "check_edits",
+    "apply_edits",
+    "snapshot",
+    "explained",
+    "run_equivalence",
+    "main",
+]
 
 DEFAULT_IGNORE = (SCONSIGN_GLOB, ".dagstore", ".dagstore.bad-*")
 EDIT_KINDS = ("edit", "touch", "remove", "add")
@@ -122,17 +134,32 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        """"equivalent", "not equivalent" (a difference) or "build failed" (same failure on both sides)."""
+        """ "equivalent", "not equivalent" (a difference) or "build failed" (same failure on both sides)."""
         if not all(s.equivalent for s in self.steps):
             return "not equivalent"
         return "equivalent" if self.equivalent else "build failed"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"project": self.project, "store": self.store, "scons_args": self.scons_args,
-                "equivalent": self.equivalent, "verdict": self.verdict, "allow_failing": self.allow_failing,
-                "steps": [{"name": s.name, "exit": [s.exit_plain, s.exit_store],
-                           "rebuilt": [s.rebuilt_plain, s.rebuilt_store], "differences": s.differences,
-                           "failed": s.failed, "failure": s.failure, "notes": s.notes} for s in self.steps]}
+        return {
+            "project": self.project,
+            "store": self.store,
+            "scons_args": self.scons_args,
+            "equivalent": self.equivalent,
+            "verdict": self.verdict,
+            "allow_failing": self.allow_failing,
+            "steps": [
+                {
+                    "name": s.name,
+                    "exit": [s.exit_plain, s.exit_store],
+                    "rebuilt": [s.rebuilt_plain, s.rebuilt_store],
+                    "differences": s.differences,
+                    "failed": s.failed,
+                    "failure": s.failure,
+                    "notes": s.notes,
+                }
+                for s in self.steps
+            ],
+        }
 
 
 # ---- edits ---------------------------------------------------------------------------------------
@@ -168,13 +195,17 @@ def steps_from_data(data: Any) -> list[Step]:
 
 def _check_edit_shape(e: Any, i: int) -> None:
     if not isinstance(e, dict):
-        raise EquivalenceError(f"edits step {i}: expected an object like {{\"touch\": \"a.c\"}}, got {e!r}")
+        raise EquivalenceError(f'edits step {i}: expected an object like {{"touch": "a.c"}}, got {e!r}')
     kinds = [k for k in EDIT_KINDS if k in e]
     if len(kinds) != 1:
         raise EquivalenceError(f"edits step {i}: each edit needs exactly one of {', '.join(EDIT_KINDS)}: {e!r}")
     kind = kinds[0]
-    allowed = {"edit": {"edit", "append", "replace"}, "touch": {"touch"}, "remove": {"remove"},
-               "add": {"add", "content"}}[kind]
+    allowed = {
+        "edit": {"edit", "append", "replace"},
+        "touch": {"touch"},
+        "remove": {"remove"},
+        "add": {"add", "content"},
+    }[kind]
     extra = set(e) - allowed
     if extra:
         raise EquivalenceError(f"edits step {i}: unknown key(s) {', '.join(sorted(extra))} in {e!r}")
@@ -186,8 +217,12 @@ def _check_edit_shape(e: Any, i: int) -> None:
             raise EquivalenceError(f"edits step {i}: 'edit' needs one of 'append' or 'replace': {e!r}")
         if "append" in e and not isinstance(e["append"], str):
             raise EquivalenceError(f"edits step {i}: 'append' must be a string")
-        if "replace" in e and not (isinstance(e["replace"], list) and len(e["replace"]) == 2
-                                   and all(isinstance(s, str) for s in e["replace"]) and e["replace"][0]):
+        if "replace" in e and not (
+            isinstance(e["replace"], list)
+            and len(e["replace"]) == 2
+            and all(isinstance(s, str) for s in e["replace"])
+            and e["replace"][0]
+        ):
             raise EquivalenceError(f"edits step {i}: 'replace' must be [OLD, NEW] strings with OLD non-empty")
     if kind == "add" and not isinstance(e.get("content"), str):
         raise EquivalenceError(f"edits step {i}: 'add' needs a 'content' string")
@@ -211,8 +246,7 @@ def check_edits(root: Path, steps: Sequence[Step]) -> None:
             kind = next(k for k in EDIT_KINDS if k in e)
             path = os.path.normpath(e[kind])
             if path not in files:
-                raise EquivalenceError(f"edits step {n}: {kind} {e[kind]!r}: no such file in the project "
-                                       "at that point")
+                raise EquivalenceError(f"edits step {n}: {kind} {e[kind]!r}: no such file in the project at that point")
             if kind == "edit" and "replace" in e and e["replace"][0] not in _read_text(root / path):
                 # only checkable when the file is original; a file edited by an earlier step is checked when applied
                 if not any(_touches(s, path) for s in steps[: n - 1]):
@@ -356,12 +390,20 @@ def _written(before: dict[str, tuple[bytes, int]], after: dict[str, tuple[bytes,
     return {rel for rel, v in after.items() if rel not in before or before[rel][1] != v[1]}
 
 
-def run_equivalence(project: str | os.PathLike, steps: Sequence[Step] = (), store: str = "lmdb",
-                    scons_args: Sequence[str] = (), store_path: str | None = None,
-                    ignore: Sequence[str] = DEFAULT_IGNORE, workdir: str | None = None,
-                    timeout: float = 3600, plain_cmd: Sequence[str] | None = None,
-                    store_cmd: Sequence[str] | None = None, progress: Any = None,
-                    allow_failing: bool = False) -> Report:
+def run_equivalence(
+    project: str | os.PathLike,
+    steps: Sequence[Step] = (),
+    store: str = "lmdb",
+    scons_args: Sequence[str] = (),
+    store_path: str | None = None,
+    ignore: Sequence[str] = DEFAULT_IGNORE,
+    workdir: str | None = None,
+    timeout: float = 3600,
+    plain_cmd: Sequence[str] | None = None,
+    store_cmd: Sequence[str] | None = None,
+    progress: Any = None,
+    allow_failing: bool = False,
+) -> Report:
     """Build two copies of `project` step by step (plain vs store) and collect every difference."""
     src = Path(project)
     if not src.exists():
@@ -375,11 +417,10 @@ def run_equivalence(project: str | os.PathLike, steps: Sequence[Step] = (), stor
     args = with_explain(scons_args)
     plain = list(plain_cmd) if plain_cmd is not None else plain_command()
     with_store = list(store_cmd) if store_cmd is not None else store_command(store, store_path)
-    report = Report(project=str(src.resolve()), store=store, scons_args=list(scons_args),
-                    allow_failing=allow_failing)
+    report = Report(project=str(src.resolve()), store=store, scons_args=list(scons_args), allow_failing=allow_failing)
     work = Path(tempfile.mkdtemp(prefix="dagprof-equiv-", dir=workdir))
     try:
-        here = work / "tree"          # the one path both copies are built at
+        here = work / "tree"  # the one path both copies are built at
         parked = {"plain": work / "plain", "store": work / "store"}
         copy_ignore = shutil.ignore_patterns(*ignore)
         for p in parked.values():
@@ -418,15 +459,25 @@ def run_equivalence(project: str | os.PathLike, steps: Sequence[Step] = (), stor
     return report
 
 
-def _compare(name: str, p: subprocess.CompletedProcess, s: subprocess.CompletedProcess,
-             p_before: dict, p_after: dict, s_before: dict, s_after: dict) -> StepResult:
+def _compare(
+    name: str,
+    p: subprocess.CompletedProcess,
+    s: subprocess.CompletedProcess,
+    p_before: dict,
+    p_after: dict,
+    s_before: dict,
+    s_after: dict,
+) -> StepResult:
     pe, se = explained(p.stdout), explained(s.stdout)
-    res = StepResult(name=name, exit_plain=p.returncode, exit_store=s.returncode,
-                     rebuilt_plain=sorted(pe), rebuilt_store=sorted(se))
+    res = StepResult(
+        name=name, exit_plain=p.returncode, exit_store=s.returncode, rebuilt_plain=sorted(pe), rebuilt_store=sorted(se)
+    )
     d = res.differences
     if p.returncode != s.returncode:
-        d.append(f"exit code: plain {p.returncode}, store {s.returncode}"
-                 + (f" (store stderr: {_last_line(s.stderr)})" if s.returncode else ""))
+        d.append(
+            f"exit code: plain {p.returncode}, store {s.returncode}"
+            + (f" (store stderr: {_last_line(s.stderr)})" if s.returncode else "")
+        )
     if set(pe) != set(se):
         only_p, only_s = sorted(set(pe) - set(se)), sorted(set(se) - set(pe))
         d.append(f"rebuild sets differ: only plain rebuilt {_few(only_p)}; only the store build rebuilt {_few(only_s)}")
@@ -436,8 +487,10 @@ def _compare(name: str, p: subprocess.CompletedProcess, s: subprocess.CompletedP
             d.append(f"rebuild reasons differ for {_few(why)}: plain {pe[why[0]]!r}, store {se[why[0]]!r}")
     wp, ws = _written(p_before, p_after), _written(s_before, s_after)
     if wp != ws:
-        d.append(f"files written differ: only plain wrote {_few(sorted(wp - ws))}; only the store build "
-                 f"wrote {_few(sorted(ws - wp))}")
+        d.append(
+            f"files written differ: only plain wrote {_few(sorted(wp - ws))}; only the store build "
+            f"wrote {_few(sorted(ws - wp))}"
+        )
     d.extend(f"output {x}" for x in _diff_trees(p_after, s_after))
     if _normal_lines(p.stdout) != _normal_lines(s.stdout):
         only_p = sorted(set(p.stdout.splitlines()) - set(s.stdout.splitlines()))
@@ -469,12 +522,16 @@ def _last_line(text: str) -> str:
 
 def render(report: Report) -> str:
     """The human verdict: one line per step, the differences under it, then EQUIVALENT or not."""
-    lines = [f"project {report.project}: plain SCons vs --store {report.store}"
-             + (f" (scons args: {' '.join(report.scons_args)})" if report.scons_args else "")]
+    lines = [
+        f"project {report.project}: plain SCons vs --store {report.store}"
+        + (f" (scons args: {' '.join(report.scons_args)})" if report.scons_args else "")
+    ]
     for s in report.steps:
         mark = ("same, both FAILED" if s.failed else "same") if s.equivalent else "DIFFERENT"
-        lines.append(f"  {s.name}: {mark}; exit {s.exit_plain}/{s.exit_store}; "
-                     f"rebuilt {len(s.rebuilt_plain)}/{len(s.rebuilt_store)} targets")
+        lines.append(
+            f"  {s.name}: {mark}; exit {s.exit_plain}/{s.exit_store}; "
+            f"rebuilt {len(s.rebuilt_plain)}/{len(s.rebuilt_store)} targets"
+        )
         lines.extend(f"      - {x}" for x in s.differences)
         if s.failure:
             lines.append(f"      both failed: {s.failure}")
@@ -484,11 +541,15 @@ def render(report: Report) -> str:
     if bad:
         lines.append(f"NOT EQUIVALENT: {bad} of {len(report.steps)} steps differ")
     elif failed and not report.allow_failing:
-        lines.append(f"BUILD FAILED: {failed} of {len(report.steps)} steps failed on both sides (same exit code, "
-                     "messages and outputs); a failed build proves little; --allow-failing accepts it")
+        lines.append(
+            f"BUILD FAILED: {failed} of {len(report.steps)} steps failed on both sides (same exit code, "
+            "messages and outputs); a failed build proves little; --allow-failing accepts it"
+        )
     elif failed:
-        lines.append(f"EQUIVALENT: {len(report.steps)} steps, same exit codes, rebuild sets, messages and outputs "
-                     f"({failed} failed on both sides, accepted by --allow-failing)")
+        lines.append(
+            f"EQUIVALENT: {len(report.steps)} steps, same exit codes, rebuild sets, messages and outputs "
+            f"({failed} failed on both sides, accepted by --allow-failing)"
+        )
     else:
         lines.append(f"EQUIVALENT: {len(report.steps)} steps, same exit codes, rebuild sets, messages and outputs")
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """The live instances of given classes, found through the garbage collector without listing the heap."""
+
 from __future__ import annotations
 
 import gc

@@ -8,6 +8,7 @@
 
 Nothing here knows SCons; the adapter passes the classes and the boundary types.
 """
+
 from __future__ import annotations
 
 import time
@@ -53,10 +54,20 @@ def counts_section(tracked: dict[str, dict[str, int]], now: dict[str, int], size
 class Introspector:
     """Tracker + monitor + gc watch + sizing + detail behind start/mark/finish/restore."""
 
-    def __init__(self, classes: Iterable[type], boundary: tuple[type, ...] = (), detail: Iterable[str] = (),
-                 detail_n: int = 5, interval_s: float = 0.1, cycle_checkpoints: bool = False,
-                 dup_stats: bool = True, tracker: bool = True, cycles: bool = True, monitor: bool = True,
-                 sizes: bool = True) -> None:
+    def __init__(
+        self,
+        classes: Iterable[type],
+        boundary: tuple[type, ...] = (),
+        detail: Iterable[str] = (),
+        detail_n: int = 5,
+        interval_s: float = 0.1,
+        cycle_checkpoints: bool = False,
+        dup_stats: bool = True,
+        tracker: bool = True,
+        cycles: bool = True,
+        monitor: bool = True,
+        sizes: bool = True,
+    ) -> None:
         self.classes = list(classes)
         for c in self.classes:
             if not isinstance(c, type):
@@ -101,8 +112,12 @@ class Introspector:
 
     def snapshot(self, label: str, scan: bool = True) -> dict[str, Any]:
         """Counts now: per creation class from the hooks, and (scan=True) per current class by gc scan."""
-        snap: dict[str, Any] = {"label": str(label), "t": self.monitor.now(), "rss": read_rss()[0],
-                                "counts": self.tracker.alive_counts()}
+        snap: dict[str, Any] = {
+            "label": str(label),
+            "t": self.monitor.now(),
+            "rss": read_rss()[0],
+            "counts": self.tracker.alive_counts(),
+        }
         if scan and self.track:
             snap["scan"] = self.tracker.scan_counts()
         self.snapshots.append(snap)

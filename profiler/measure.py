@@ -3,6 +3,7 @@
 TRAMPOLINE is the tiny `python -S` wrapper that spawns the measured command and wait4()s it;
 machine_description() is the one line naming what figures were measured on.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,6 +31,7 @@ def _ram_bytes() -> int | None:
         pass
     try:
         import psutil
+
         return int(psutil.virtual_memory().total)
     except ImportError:
         return None
@@ -57,15 +59,17 @@ def machine_description() -> str:
         load = f"load {os.getloadavg()[0]:.1f}"
     except OSError:
         load = "load ?"
-    return " | ".join([
-        _cpu_model(),
-        f"{os.cpu_count()} cores",
-        f"{ram / 2**30:.1f} GiB RAM" if ram else "RAM ?",
-        platform.platform(terse=True),
-        f"Python {platform.python_version()}",
-        f"SCons {_version_of('SCons')}",
-        load,
-    ])
+    return " | ".join(
+        [
+            _cpu_model(),
+            f"{os.cpu_count()} cores",
+            f"{ram / 2**30:.1f} GiB RAM" if ram else "RAM ?",
+            platform.platform(terse=True),
+            f"Python {platform.python_version()}",
+            f"SCons {_version_of('SCons')}",
+            load,
+        ]
+    )
 
 
 # The wrapper between the measuring process and the measured command. A child's ru_maxrss starts at its

@@ -11,6 +11,7 @@ File layout (msgpack map):
 `sections` holds the optional parts, each owned by one module and documented in docs/profile-format.md:
 "sizes", "counts", "lifetimes", "monitor", "cycles", "detail", "findings", "store", "snapshots".
 """
+
 from __future__ import annotations
 
 import os

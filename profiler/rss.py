@@ -8,6 +8,7 @@ and one Sampler thread. /proc/PID/status is one small read, unlike psutil's memo
 parses smaps; the kernel keeps a high-water mark only for the total (VmHWM), so the anon/file peaks are
 samples.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,9 +77,15 @@ class Sampler:
     reading (the monitor keeps them all). cpu_s is the thread's own CPU time: what sampling cost.
     """
 
-    def __init__(self, interval_s: float = 0.02, pid: int | None = None, dir_fd: int | None = None,
-                 read: Callable[[], Reading | None] | None = None,
-                 on_sample: Callable[[Reading], None] | None = None, name: str = "dagprof-rss") -> None:
+    def __init__(
+        self,
+        interval_s: float = 0.02,
+        pid: int | None = None,
+        dir_fd: int | None = None,
+        read: Callable[[], Reading | None] | None = None,
+        on_sample: Callable[[Reading], None] | None = None,
+        name: str = "dagprof-rss",
+    ) -> None:
         if not interval_s > 0:
             raise ValueError(f"sampler: interval must be > 0 seconds, got {interval_s!r}")
         self.interval_s = float(interval_s)
@@ -142,5 +149,9 @@ class PeakSampler(Sampler):
     def stop(self) -> dict[str, int]:  # type: ignore[override]
         super().stop()
         self.sample()
-        return {"peak_rss_anon": self.peak("anon"), "peak_rss_file": self.peak("file"),
-                "peak_rss_hwm": own_hwm(), "rss_samples": self.samples}
+        return {
+            "peak_rss_anon": self.peak("anon"),
+            "peak_rss_file": self.peak("file"),
+            "peak_rss_hwm": own_hwm(),
+            "rss_samples": self.samples,
+        }

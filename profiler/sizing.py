@@ -21,6 +21,7 @@ Caveat: on CPython 3.11/3.12 reading `__dict__` of an instance whose attributes 
 inline creates the dict object (one small allocation per such instance). Slotted classes, such as
 SCons nodes, are unaffected.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -87,8 +88,9 @@ def _own_sizeof_is_c(t: type) -> bool:
     for k in t.__mro__:
         d = k.__dict__
         if "__sizeof__" in d:
-            return isinstance(d["__sizeof__"], (types.MethodDescriptorType, types.WrapperDescriptorType,
-                                                types.BuiltinFunctionType))
+            return isinstance(
+                d["__sizeof__"], (types.MethodDescriptorType, types.WrapperDescriptorType, types.BuiltinFunctionType)
+            )
     return True
 
 
@@ -358,8 +360,14 @@ class _AttrStats:
 
     def as_dict(self) -> dict[str, int]:
         distinct = len(self.keys) + self.unkeyable if self.keys else -1
-        return {"bytes": self.bytes, "set": self.set, "empty": self.empty, "empty_bytes": self.empty_bytes,
-                "distinct": distinct, "dup_bytes": self.dup_bytes}
+        return {
+            "bytes": self.bytes,
+            "set": self.set,
+            "empty": self.empty,
+            "empty_bytes": self.empty_bytes,
+            "distinct": distinct,
+            "dup_bytes": self.dup_bytes,
+        }
 
 
 class _ClassStats:
@@ -462,8 +470,13 @@ class Sizer:
         if use_c:
             # partial, not a bound method: the walker must not hold the sizer (a cycle would keep
             # the bitmap alive until the next collection)
-            self.seen = _Walker(partial(_classify, self.boundary, self._kinds), object.__sizeof__,
-                                _EMPTY_TYPES_ORDERED, _GC_HEADER, _C_SINGLE)
+            self.seen = _Walker(
+                partial(_classify, self.boundary, self._kinds),
+                object.__sizeof__,
+                _EMPTY_TYPES_ORDERED,
+                _GC_HEADER,
+                _C_SINGLE,
+            )
             self.seen.update(_IMMORTAL_IDS)
             self._new_keys = _KeySet
         else:
@@ -698,8 +711,9 @@ class Sizer:
         return n
 
 
-def size_sections(objects: Iterable[Any], boundary: tuple[type, ...] = (), *, dup_stats: bool = True,
-                  use_c: bool | None = None) -> dict[str, Any]:
+def size_sections(
+    objects: Iterable[Any], boundary: tuple[type, ...] = (), *, dup_stats: bool = True, use_c: bool | None = None
+) -> dict[str, Any]:
     """The "sizes" profile section for `objects` (the tracked owners); see docs/profile-format.md.
 
     use_c: None = the C walk when built; True/False force it (tests compare the two).
@@ -725,8 +739,7 @@ def size_sections(objects: Iterable[Any], boundary: tuple[type, ...] = (), *, du
     for name, cs in classes.items():
         # largest first, ties by name (the C path creates a class's slot entries all at once, the Python
         # one as each is first met: an order that depends on neither); never-set entries are left out
-        attrs = {a: st.as_dict() for a, st in sorted(cs.attrs.items(), key=lambda kv: (-kv[1].bytes, kv[0]))
-                 if st.set}
+        attrs = {a: st.as_dict() for a, st in sorted(cs.attrs.items(), key=lambda kv: (-kv[1].bytes, kv[0])) if st.set}
         total = cs.shallow + sum(a["bytes"] for a in attrs.values())
         out_classes[name] = {"count": cs.count, "total": total, "shallow": cs.shallow, "attrs": attrs}
     n = len(owners)

@@ -21,6 +21,7 @@ run (the monitor's samples) a morphed instance still counts under its creation c
 before `install()`, or by a subclass `__init__` that never calls the tracked one, are not counted (a gc scan in
 `snapshot()` still sees them).
 """
+
 from __future__ import annotations
 
 import os
@@ -47,6 +48,7 @@ __all__ = ["Tracker", "Monitor"]
 
 _RESERVOIR = 10_001  # lifetime samples kept per class for the median
 
+
 class _Ref(weakref.ref):
     """A weak reference that remembers whom it watched, so the callback needs no lookup table."""
 
@@ -56,8 +58,18 @@ class _Ref(weakref.ref):
 
 
 class _ClassCounts:
-    __slots__ = ("created", "freed", "alive", "peak", "life_sum", "life_max", "sample", "rng",
-                 "morphed_in", "morphed_out")
+    __slots__ = (
+        "created",
+        "freed",
+        "alive",
+        "peak",
+        "life_sum",
+        "life_max",
+        "sample",
+        "rng",
+        "morphed_in",
+        "morphed_out",
+    )
 
     def __init__(self) -> None:
         self.created = 0
@@ -102,8 +114,9 @@ def _next_in_mro(obj: Any, after: type, name: str) -> Any:
 class Tracker:
     """Counts creations and deaths per class through class hooks; holds no instance."""
 
-    def __init__(self, classes: Iterable[type], clock: Callable[[], float] = time.perf_counter,
-                 use_c: bool | None = None) -> None:
+    def __init__(
+        self, classes: Iterable[type], clock: Callable[[], float] = time.perf_counter, use_c: bool | None = None
+    ) -> None:
         self.classes = list(dict.fromkeys(classes))
         for c in self.classes:
             if not isinstance(c, type):
@@ -144,10 +157,12 @@ class Tracker:
         born = self._on_born
 
         if own is not None:
+
             def __init__(obj: Any, *args: Any, **kw: Any) -> None:
                 born(obj)
                 own(obj, *args, **kw)
         else:
+
             def __init__(obj: Any, *args: Any, **kw: Any) -> None:
                 born(obj)
                 nxt = _next_in_mro(obj, cls, "__init__")
@@ -271,9 +286,17 @@ class Tracker:
         return {name: st.alive for name, st in list(self._stats.items())}
 
     def counts(self) -> dict[str, dict[str, int]]:
-        return {name: {"created": st.created, "freed": st.freed, "alive": st.alive, "peak": st.peak,
-                       "morphed_in": st.morphed_in, "morphed_out": st.morphed_out}
-                for name, st in list(self._stats.items())}
+        return {
+            name: {
+                "created": st.created,
+                "freed": st.freed,
+                "alive": st.alive,
+                "peak": st.peak,
+                "morphed_in": st.morphed_in,
+                "morphed_out": st.morphed_out,
+            }
+            for name, st in list(self._stats.items())
+        }
 
     def lifetimes(self) -> dict[str, dict[str, Any]]:
         """The "lifetimes" section: lifetimes of freed instances, and the ages of those still alive now
@@ -343,6 +366,7 @@ class Tracker:
 
 
 # ---- the monitor ---------------------------------------------------------------------------------
+
 
 def _own_rss() -> dict[str, int]:
     """The monitor's reading: this process's rss/anon/file (-1 where the OS does not say)."""

@@ -52,6 +52,7 @@ from the build phase on). Their time is reloads x the reload latency measured in
 section (reload_time_s / reloads) when it has one, else `DEFAULT_RELOAD_S` (27 us, the mean LMDB get +
 decode measured in docs/benchmarks.md). A spill that frees nothing predicts no reloads.
 """
+
 from __future__ import annotations
 
 import sys
@@ -61,8 +62,12 @@ from dagprof.analyze import parse_attr_names
 from dagprof.profile import Profile
 
 KINDS = ("spill", "lazy", "intern", "drop")
-CLAIMS = {"drop": ("empty", "duplicate", "rest"), "spill": ("empty", "duplicate", "rest"),
-          "lazy": ("empty",), "intern": ("empty", "duplicate")}
+CLAIMS = {
+    "drop": ("empty", "duplicate", "rest"),
+    "spill": ("empty", "duplicate", "rest"),
+    "lazy": ("empty",),
+    "intern": ("empty", "duplicate"),
+}
 SPILL_PHASE = "evaluate/build"  # the safe points' phase when the profile's meta has no "late_phases"
 DEFAULT_RELOAD_S = 27e-6
 STORE_MIN_BYTES = 64  # the store's floor: StoreHooks' Spiller(min_bytes=64) (tests/test_diff.py pins it)
@@ -151,8 +156,9 @@ def _reads(profile: Profile, cls: str, attr: str) -> dict[str, int]:
     return out
 
 
-def spill_outcome(profile: Profile, cls: str, attr: str, a: dict[str, Any], claimed: dict[str, int],
-                  rules: dict[str, Any]) -> dict[str, Any]:
+def spill_outcome(
+    profile: Profile, cls: str, attr: str, a: dict[str, Any], claimed: dict[str, int], rules: dict[str, Any]
+) -> dict[str, Any]:
     """What spilling Cls.attr frees by the store's rule (module docstring), given the parts this change claims.
 
     Returns bytes freed, values spilled, reloads predicted (and their upper bound) and why, in one word."""
@@ -165,7 +171,7 @@ def spill_outcome(profile: Profile, cls: str, attr: str, a: dict[str, Any], clai
     start = phases.index(safe) if safe in phases else 0
     reads = _reads(profile, cls, attr)
     in_build = reads.get(phases[start], 0) if phases else 0
-    after = sum(reads.get(ph, 0) for ph in phases[start + 1:])
+    after = sum(reads.get(ph, 0) for ph in phases[start + 1 :])
     upper = in_build + after
 
     def outcome(freed: int = 0, values: int = 0, reloads: int = 0, why: str = "spilled") -> dict[str, Any]:
@@ -173,8 +179,13 @@ def spill_outcome(profile: Profile, cls: str, attr: str, a: dict[str, Any], clai
             values, reloads, upper_ = 0, 0, 0
         else:
             upper_ = upper
-        return {"bytes": empty + max(0, freed), "values": values, "reloads": reloads, "reloads_upper": upper_,
-                "why": why}
+        return {
+            "bytes": empty + max(0, freed),
+            "values": values,
+            "reloads": reloads,
+            "reloads_upper": upper_,
+            "why": why,
+        }
 
     if attr in rules["keep"] and not reusable:
         return outcome(why="stays alive elsewhere: " + str(rules["keep"][attr]))
@@ -236,8 +247,13 @@ def estimate(profile: Profile, changes: list[tuple[str, list[str]]]) -> dict[str
                 per_attr[name] = detail[name]["bytes"]
             else:
                 per_attr[name] = sum(parts[p] for p in mine)
-        row: dict[str, Any] = {"kind": kind, "targets": list(dict.fromkeys(names)), "bytes": sum(per_attr.values()),
-                               "per_attr": per_attr, "shared": shared}
+        row: dict[str, Any] = {
+            "kind": kind,
+            "targets": list(dict.fromkeys(names)),
+            "bytes": sum(per_attr.values()),
+            "per_attr": per_attr,
+            "shared": shared,
+        }
         if kind == "spill":
             row["spill"] = detail
             row["reloads"] = sum(d["reloads"] for d in detail.values())
@@ -251,13 +267,17 @@ def estimate(profile: Profile, changes: list[tuple[str, list[str]]]) -> dict[str
     peak = peak if isinstance(peak, int) and not isinstance(peak, bool) else None
     notes = []
     if not classes:
-        notes.append("this profile has no sizes (e.g. `dagprof build -o` without --sizes): no bytes can be "
-                     "estimated; record one with `dagprof profile` or `dagprof build --sizes -o`")
+        notes.append(
+            "this profile has no sizes (e.g. `dagprof build -o` without --sizes): no bytes can be "
+            "estimated; record one with `dagprof profile` or `dagprof build --sizes -o`"
+        )
     elif unknown:
         notes.append("not sized in this profile (0 bytes): " + ", ".join(unknown))
     if any(r["kind"] == "spill" for r in rows) and rules["old_meta"]:
-        notes.append("this profile does not record the store's collapse and reuse lists (an older dagprof): "
-                     "spills estimated as if nothing were collapsed anyway or reused; record it again for these")
+        notes.append(
+            "this profile does not record the store's collapse and reuse lists (an older dagprof): "
+            "spills estimated as if nothing were collapsed anyway or reused; record it again for these"
+        )
     if any(r["kind"] == "spill" for r in rows) and not profile.access:
         notes.append("no access counts in this profile: reloads cannot be predicted (shown as 0)")
     spills = [r for r in rows if r["kind"] == "spill"]

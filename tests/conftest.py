@@ -7,6 +7,7 @@ process started here, so the tests need no install (CI installs with `pip instal
 the dependencies and the C fast paths) and `import profiler` fails in those processes as it would
 for a user. tests/test_public_face.py checks the installed package itself.
 """
+
 import os
 import subprocess
 import sys
@@ -49,8 +50,9 @@ def _env() -> dict:
 
 def run_dagprof(args, cwd, check=False, timeout=600):
     """Run `dagprof ARGS` as a real process (the way users run it)."""
-    p = subprocess.run([sys.executable, "-m", "dagprof", *args], cwd=cwd, env=_env(),
-                       capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-m", "dagprof", *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
     if check and p.returncode != 0:
         raise AssertionError(f"dagprof {args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
     return p
@@ -58,8 +60,14 @@ def run_dagprof(args, cwd, check=False, timeout=600):
 
 def run_scons(args, cwd, timeout=600):
     """Run plain SCons as a real process, the baseline every store/profiler run is compared with."""
-    return subprocess.run([sys.executable, "-c", "import SCons.Script; SCons.Script.main()", *args],
-                          cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", "import SCons.Script; SCons.Script.main()", *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

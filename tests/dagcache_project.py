@@ -5,6 +5,7 @@ and a file read by the SConstruct, a Value node, an Alias, an AlwaysBuild target
 target), real gcc compiles with header scanning. `Twins` keeps two identical copies (one for plain
 scons, one for dagprof) and applies every edit to both with the same bytes and timestamps.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,7 +69,7 @@ prog = env.Program('main', ['main.c'], LIBS=[lib])
 Return('prog')
 """,
     "app/main.c": '#include <stdio.h>\n#include "common.h"\nint a(void); int b(void);\n'
-                  'int main(void) { printf("%d %s\\n", a() + b(), MODE); return 0; }\n',
+    'int main(void) { printf("%d %s\\n", a() + b(), MODE); return 0; }\n',
 }
 
 
@@ -152,19 +153,32 @@ class Twins:
 
     # -- builds
     def scons(self, args: list[str]) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", "import SCons.Script; SCons.Script.main()", *args],
-                              cwd=self.plain, env=self.env(), capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-c", "import SCons.Script; SCons.Script.main()", *args],
+            cwd=self.plain,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     def dagprof(self, args: list[str], opts: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, bool]:
         """Run `dagprof build` on the cached copy; returns the process (stderr without importtime) and
         whether it was answered from the DAG cache (SCons never imported)."""
-        p = subprocess.run([sys.executable, "-X", "importtime", "-m", MODULE, "build", *opts, "--", *args],
-                           cwd=self.cached, env=self.env(), capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", MODULE, "build", *opts, "--", *args],
+            cwd=self.cached,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         p.stderr, imported = _strip_importtime(p.stderr)
         return p, not imported
 
-    def both(self, args: list[str], opts: tuple[str, ...] = (),
-             any_order: bool = False) -> tuple[subprocess.CompletedProcess, bool]:
+    def both(
+        self, args: list[str], opts: tuple[str, ...] = (), any_order: bool = False
+    ) -> tuple[subprocess.CompletedProcess, bool]:
         """Build both copies; assert same exit code, stdout and stderr (as sets of lines with -j, whose
         commands finish in any order); return dagprof's run."""
         plain = self.scons(args)
@@ -186,5 +200,3 @@ class Twins:
             assert a.exists() == b.exists(), rel
             if a.exists() and rel != "lib/libutil.a":  # ar archives embed timestamps
                 assert a.read_bytes() == b.read_bytes(), rel
-
-

@@ -1,4 +1,5 @@
 """Exact access counts, inheritance, phases, restore, and unchanged behaviour of instrumented classes."""
+
 import pickle
 
 import pytest
@@ -50,10 +51,10 @@ class WithGetattr:
 
 def test_exact_counts_slotted(rec):
     rec.instrument(Slotted)
-    o = Slotted()                # writes a, b
+    o = Slotted()  # writes a, b
     for _ in range(5):
         o.a
-    o.b.append(3)                # one read of b
+    o.b.append(3)  # one read of b
     o.c = 3
     del o.c
     assert rec.count(Slotted, "a") == (5, 1, 0)
@@ -77,7 +78,7 @@ def test_dict_attributes_and_class_default(rec):
     rec.instrument(Plain, ["x", "cls_default", "missing"])
     o = Plain()
     assert o.x == 1 and o.x == 1
-    assert o.cls_default == 7          # falls back to the shadowed class value
+    assert o.cls_default == 7  # falls back to the shadowed class value
     o.cls_default = 8
     assert o.cls_default == 8 and Plain.cls_default == 7
     del o.cls_default
@@ -192,7 +193,7 @@ def test_entry_morph_and_slots_on_scons_nodes(rec):
     fs = FS.FS()
     e = fs.Entry("foo.c")
     assert type(e) is FS.Entry
-    f = fs.File("foo.c")           # morphs the Entry into a File
+    f = fs.File("foo.c")  # morphs the Entry into a File
     assert f is e and type(f) is FS.File
     f.get_abspath()
     r0 = rec.count(FS.File, "dir")[0]
@@ -208,9 +209,11 @@ def test_dagprof_no_c_turns_both_fast_paths_off():
 
     from conftest import _env
 
-    code = ("import dagstore.spill as s, dagprof.access as a\n"
-            "from dagprof.access import AccessRecorder\n"
-            "print(s._CGuard is None, s._c_collapse is None, a._CCounter is None, AccessRecorder().fast)\n")
+    code = (
+        "import dagstore.spill as s, dagprof.access as a\n"
+        "from dagprof.access import AccessRecorder\n"
+        "print(s._CGuard is None, s._c_collapse is None, a._CCounter is None, AccessRecorder().fast)\n"
+    )
     for value, expect in (("1", "True True True False"), ("", None)):
         env = dict(_env(), DAGPROF_NO_C=value)
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

@@ -1,4 +1,5 @@
 """The analyzer on hand-built profiles: which findings, with which byte estimates, in which order."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,7 +30,9 @@ def test_expected_findings_and_bytes() -> None:
     # what the store would free by the policy's rule: bytes x the share its spills kept out (not reloaded):
     # binfo 2,000 of 10,000 reloaded -> 0.8; _sconsign 30 of 100 -> 0.7; cached_sig never spilled -> all
     assert _by(found, "spill_candidate") == {
-        ("Dir", "_sconsign"): 7_699_999, ("File", "binfo"): 2_800_000, ("File", "cached_sig"): 400_000,
+        ("Dir", "_sconsign"): 7_699_999,
+        ("File", "binfo"): 2_800_000,
+        ("File", "cached_sig"): 400_000,
         ("*", None): 10_899_999,
     }
 
@@ -76,8 +79,12 @@ def test_unaccessed_class_is_not_cold() -> None:
 
 
 def test_never_read_without_sizes_still_reported() -> None:
-    p = Profile(access=[AccessRow("Node", "flag", "evaluate/build", 0, 3, 0, -1),
-                        AccessRow("Node", "state", "evaluate/build", 5, 3, 0, -1)])
+    p = Profile(
+        access=[
+            AccessRow("Node", "flag", "evaluate/build", 0, 3, 0, -1),
+            AccessRow("Node", "state", "evaluate/build", 5, 3, 0, -1),
+        ]
+    )
     [f] = [f for f in analyze(p) if f["kind"] == "never_read"]
     assert (f["kind"], f["cls"], f["attr"], f["bytes"]) == ("never_read", "Node", None, 0)
     assert "flag" in f["message"] and "state" not in f["message"]
@@ -150,10 +157,17 @@ def test_estimated_saving_counts_each_byte_once() -> None:
     assert sorted(by_attr[("File", "cached_sig")]) == ["never_read", "spill_candidate"]
     # spill candidates (cached_sig once, via never_read) as the store would free them: reloaded values come
     # back (binfo 20% reloaded, _sconsign 30%)
-    expected = (7_699_999 + 2_800_000 + 400_000
-                + 1_200_000 + 20_000                     # duplicates
-                + 2 * N_FILES * EMPTY_SET + N_FILES * 56  # empty containers
-                + 120 * 1_000 + 0)                       # cycles, grouped never_read of Dir
+    expected = (
+        7_699_999
+        + 2_800_000
+        + 400_000
+        + 1_200_000
+        + 20_000  # duplicates
+        + 2 * N_FILES * EMPTY_SET
+        + N_FILES * 56  # empty containers
+        + 120 * 1_000
+        + 0
+    )  # cycles, grouped never_read of Dir
     assert once == expected
     assert naive == once + 10_899_999 + 400_000  # the "*" summary, and cached_sig counted twice
 
@@ -161,9 +175,11 @@ def test_estimated_saving_counts_each_byte_once() -> None:
 def test_never_read_and_empty_container_on_one_attribute() -> None:
     from dagprof.analyze import estimated_saving
 
-    found = [{"kind": "never_read", "cls": "File", "attr": "x", "bytes": 100_000},
-             {"kind": "empty_container", "cls": "File", "attr": "x", "bytes": 60_000},
-             {"kind": "duplicate_values", "cls": "File", "attr": "x", "bytes": 30_000}]
+    found = [
+        {"kind": "never_read", "cls": "File", "attr": "x", "bytes": 100_000},
+        {"kind": "empty_container", "cls": "File", "attr": "x", "bytes": 60_000},
+        {"kind": "duplicate_values", "cls": "File", "attr": "x", "bytes": 30_000},
+    ]
     assert estimated_saving(found) == 100_000
     assert estimated_saving(found[1:]) == 90_000
 

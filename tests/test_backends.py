@@ -1,4 +1,5 @@
 """Store backends: the interface on both stores, and every way an LMDB store can fail to be used."""
+
 from __future__ import annotations
 
 import os
@@ -74,8 +75,11 @@ def test_items_survives_writes_between_chunks(store) -> None:
 
 
 def test_bad_keys_and_values_write_nothing(store) -> None:
-    for batch in ([(b"ok", b"1"), ("str", b"1")], [(b"ok", b"1"), (b"k", bytearray(b"1"))],
-                  [(b"ok", b"1"), (b"", b"1")]):
+    for batch in (
+        [(b"ok", b"1"), ("str", b"1")],
+        [(b"ok", b"1"), (b"k", bytearray(b"1"))],
+        [(b"ok", b"1"), (b"", b"1")],
+    ):
         with pytest.raises(TypeError):
             store.put_many(batch)
     assert len(store) == 0
@@ -95,8 +99,17 @@ def test_stats_shape(store) -> None:
     store.put_many([(b"k", b"v" * 100)])
     store.get(b"k")
     st = store.stats()
-    for key in ("backend", "entries", "map_size", "used_bytes", "file_bytes", "puts", "gets", "bytes_written",
-                "bytes_read"):
+    for key in (
+        "backend",
+        "entries",
+        "map_size",
+        "used_bytes",
+        "file_bytes",
+        "puts",
+        "gets",
+        "bytes_written",
+        "bytes_read",
+    ):
         assert key in st
     assert st["entries"] == 1 and st["puts"] == 1 and st["gets"] == 1 and st["bytes_read"] == 100
 
@@ -130,8 +143,14 @@ def test_a_closed_lmdb_store_says_so(tmp_path) -> None:
     s = LMDBStore(tmp_path / ".dagstore", expect=EXPECT)
     s.put_many([(b"k", b"v")])
     s.close()
-    for use in (lambda: s.get(b"k"), lambda: s.put_many([(b"k2", b"v")]), lambda: len(s), lambda: s.stats(),
-                lambda: list(s.items()), lambda: s.get_meta("x")):
+    for use in (
+        lambda: s.get(b"k"),
+        lambda: s.put_many([(b"k2", b"v")]),
+        lambda: len(s),
+        lambda: s.stats(),
+        lambda: list(s.items()),
+        lambda: s.get_meta("x"),
+    ):
         with pytest.raises(StoreError, match="is closed"):
             use()
 
@@ -163,8 +182,10 @@ def test_lmdb_disk_full_raises_store_full(tmp_path) -> None:
     """A real 1 MiB tmpfs: LMDB's failed commit is StoreFull, the batch is absent, reads still work."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a small tmpfs here (needs CAP_SYS_ADMIN) to fill a disk")
     try:
         with LMDBStore(mnt / "s", map_size=64 * MiB) as s:
@@ -277,8 +298,10 @@ def test_open_store_bypasses_a_read_only_filesystem(tmp_path) -> None:
     """A real read-only mount (what chmod cannot give root): EROFS means build without the store."""
     ro = tmp_path / "ro"
     ro.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a read-only tmpfs here (needs CAP_SYS_ADMIN)")
     try:
         store, warning = open_store("lmdb", ro / ".dagstore", EXPECT)
@@ -388,6 +411,7 @@ def test_reads_see_each_write_and_survive_map_growth(tmp_path) -> None:
 
 def test_concurrent_reloads_from_threads(tmp_path) -> None:
     import concurrent.futures
+
     with LMDBStore(tmp_path / "s") as s:
         s.put_many((f"k{i}".encode(), str(i).encode()) for i in range(5000))
 

@@ -1,6 +1,7 @@
 """`dagprof build` and `dagprof profile` end their process without interpreter teardown
 (entry.exit_without_teardown) only when teardown has nothing left to do for the build's files: what SCons
 and the SConstruct leave to exit time happens as under plain scons."""
+
 from __future__ import annotations
 
 import os
@@ -52,10 +53,10 @@ def test_a_file_left_open_for_writing_is_seen(tmp_path):
     f = open(tmp_path / "w.txt", "w")
     try:
         assert _open_for_writing(before)
-        assert not _open_for_writing(_descriptors())      # one the process had at start does not count
+        assert not _open_for_writing(_descriptors())  # one the process had at start does not count
     finally:
         f.close()
-    with open(tmp_path / "w.txt") as r:                    # read-only: nothing to flush
+    with open(tmp_path / "w.txt") as r:  # read-only: nothing to flush
         assert not _open_for_writing(before) and r.readable()
     assert os.path.exists(tmp_path / "w.txt")
 
@@ -84,8 +85,9 @@ def test_exit_without_teardown_ends_the_process_only_when_nothing_is_left_to_flu
     from conftest import _env
 
     def run(*args):
-        return subprocess.run([sys.executable, "-c", EXIT_SCRIPT, *args], env=_env(), capture_output=True,
-                              text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-c", EXIT_SCRIPT, *args], env=_env(), capture_output=True, text=True, timeout=60
+        )
 
     p = run("closed")
     assert p.returncode == 3 and p.stdout == "exit handler ran\n", p.stdout + p.stderr  # no teardown
@@ -119,14 +121,21 @@ def test_profile_ends_without_teardown_too_and_leaves_files_as_plain_scons(tmp_p
 
     plain, ours = _project(tmp_path / "plain"), _project(tmp_path / "ours")
     assert scons(["-Q"], plain).returncode == 0
-    p = subprocess.run([sys.executable, "-m", "dagprof", "profile", "-o", "p.dagprof", "--", "-Q"], cwd=ours,
-                       env=_env(), capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "dagprof", "profile", "-o", "p.dagprof", "--", "-Q"],
+        cwd=ours,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     for name in ("left-open.txt", "atexit.txt", "out.txt"):
         assert (ours / name).read_bytes() == (plain / name).read_bytes(), name
     assert load(str(ours / "p.dagprof")).sections["sizes"]["objects"] > 0
     assert p.stdout.rstrip().endswith(f"profile written to {'p.dagprof'}")
     (ours / "SConstruct").write_text("Command('out.txt', 'in.txt', Copy('$TARGET', '$SOURCE'))\n")
-    q = subprocess.run([sys.executable, "-c", PROFILE_SCRIPT], cwd=ours, env=_env(), capture_output=True,
-                       text=True, timeout=300)
+    q = subprocess.run(
+        [sys.executable, "-c", PROFILE_SCRIPT], cwd=ours, env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert q.returncode == 0 and "ended without teardown 0 True" in q.stdout, q.stdout + q.stderr

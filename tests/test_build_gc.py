@@ -1,4 +1,5 @@
 """Garbage collection in `dagprof build`: released executors freed at once, no collection after SCons ends."""
+
 import json
 import subprocess
 import sys
@@ -7,7 +8,7 @@ from conftest import _env
 
 from dagprof.synthetic import generate
 
-SCRIPT = r'''
+SCRIPT = r"""
 import gc, json, os, sys
 os.chdir(sys.argv[1])
 from dagprof.builds import scons as adapter
@@ -22,12 +23,18 @@ garbage = sum(1 for o in gc.garbage if isinstance(o, SCons.Executor.Executor))
 gc.garbage.clear()
 gc.set_debug(0)
 print(json.dumps({"exit": prof.meta["exit_code"], "garbage_executors": garbage}))
-'''
+"""
 
 
 def _run(root, variant, *args):
-    p = subprocess.run([sys.executable, "-c", SCRIPT, str(root), variant, *args], capture_output=True, text=True,
-                       env=_env(), timeout=300, check=False)
+    p = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(root), variant, *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+        check=False,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     return json.loads(p.stdout.splitlines()[-1])
 
@@ -51,7 +58,8 @@ def test_shared_executor_of_a_multi_target_command(tmp_path):
         "env = Environment()\n"
         "a, b = env.Command(['a.out', 'b.out'], 'in.txt',\n"
         "                   'cat $SOURCE > ${TARGETS[0]} && cat $SOURCES $SOURCE > ${TARGETS[1]}')\n"
-        "env.Command('c.out', [a, b], 'cat $SOURCES > $TARGET')\n")
+        "env.Command('c.out', [a, b], 'cat $SOURCES > $TARGET')\n"
+    )
     first = _run(tmp_path, "store")
     assert first["exit"] == 0 and first["garbage_executors"] == 0
     assert (tmp_path / "c.out").read_text() == "x\nx\nx\n"
@@ -62,7 +70,7 @@ def test_shared_executor_of_a_multi_target_command(tmp_path):
     assert (tmp_path / "c.out").read_text() == "y\ny\ny\n"
 
 
-PAUSE_SCRIPT = r'''
+PAUSE_SCRIPT = r"""
 import gc, json, os, sys
 os.chdir(sys.argv[1])
 from dagprof.cli import main
@@ -81,13 +89,19 @@ gc.callbacks.append(watch)
 gc.set_threshold(1)  # a collection at (almost) every allocation unless the collector is paused
 code = main(["build", "--store", "lmdb", "--summary", "--", "-Q"])
 print(json.dumps({"code": code, "late": len(late), "enabled": gc.isenabled()}))
-'''
+"""
 
 
 def test_no_collection_after_scons_ends_and_the_collector_comes_back(tmp_path):
     proj = generate(tmp_path / "p", files=12, files_per_dir=6, seed=5)
-    p = subprocess.run([sys.executable, "-c", PAUSE_SCRIPT, str(proj.root)], capture_output=True, text=True,
-                       env=_env(), timeout=300, check=False)
+    p = subprocess.run(
+        [sys.executable, "-c", PAUSE_SCRIPT, str(proj.root)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+        check=False,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     got = json.loads(p.stdout.splitlines()[-1])
     assert got == {"code": 0, "late": 0, "enabled": True}

@@ -1,6 +1,7 @@
 """The command line as people expect it: --version, `[-- SCONS_ARGS]` in usage lines, a hint for SCons
 options given before `--`, `dagprof check`, one "dagprof: ..." per message, and dagprof's own exit codes
 apart from SCons' (docs/usage.md). Real processes."""
+
 import os
 import re
 import signal
@@ -22,7 +23,7 @@ def _one_line(p) -> str:
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
     assert lines[0].startswith("dagprof: ") and "error:" not in lines[0]
-    assert not re.search(r"(^|\s)dagprof( \w+)?: ", lines[0][len("dagprof: "):]), lines[0]  # the prefix once
+    assert not re.search(r"(^|\s)dagprof( \w+)?: ", lines[0][len("dagprof: ") :]), lines[0]  # the prefix once
     return lines[0]
 
 
@@ -54,14 +55,17 @@ def test_check_help_is_the_equivalence_checker(tmp_path, dagprof):
     assert "edits.json:" in p.stdout
 
 
-@pytest.mark.parametrize("args,shown,usage", [
-    (["build", "-Q"], "-Q", "dagprof build [options] -- -Q"),
-    (["build", "-j2"], "-j2", "dagprof build [options] -- -j2"),
-    (["build", "-j", "2", "all"], "-j 2 all", "dagprof build [options] -- -j 2 all"),  # a value, a target
-    (["profile", "-Q", "-j2"], "-Q -j2", "dagprof profile [options] -- -Q -j2"),
-    (["compare", "--debug=explain"], "--debug=explain", "dagprof compare [options] -- --debug=explain"),
-    (["check", "p", "-j2"], "-j2", "dagprof check [options] PROJECT -- -j2"),  # its positional argument too
-])
+@pytest.mark.parametrize(
+    "args,shown,usage",
+    [
+        (["build", "-Q"], "-Q", "dagprof build [options] -- -Q"),
+        (["build", "-j2"], "-j2", "dagprof build [options] -- -j2"),
+        (["build", "-j", "2", "all"], "-j 2 all", "dagprof build [options] -- -j 2 all"),  # a value, a target
+        (["profile", "-Q", "-j2"], "-Q -j2", "dagprof profile [options] -- -Q -j2"),
+        (["compare", "--debug=explain"], "--debug=explain", "dagprof compare [options] -- --debug=explain"),
+        (["check", "p", "-j2"], "-j2", "dagprof check [options] PROJECT -- -j2"),  # its positional argument too
+    ],
+)
 def test_scons_option_before_the_separator_gets_a_hint(tmp_path, dagprof, args, shown, usage):
     p = dagprof(args, tmp_path)
     assert p.returncode == USAGE
@@ -80,12 +84,18 @@ def test_the_check_hint_can_be_followed(tmp_path, dagprof):
     assert p.returncode == 0 and "EQUIVALENT" in p.stdout, (followed, p.stdout, p.stderr)
 
 
-@pytest.mark.parametrize("args,line", [
-    (["build", "--frob"], "--frob (an option of neither dagprof build nor SCons)"),
-    (["profile", "--frob", "--zork=1"], "--frob --zork=1 (options of neither dagprof profile nor SCons)"),
-    (["build", "-Q", "--frob"], "-Q --frob (--frob: an option of neither dagprof build nor SCons; "
-                                "SCons arguments go after --: dagprof build [options] -- -Q)"),
-])
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (["build", "--frob"], "--frob (an option of neither dagprof build nor SCons)"),
+        (["profile", "--frob", "--zork=1"], "--frob --zork=1 (options of neither dagprof profile nor SCons)"),
+        (
+            ["build", "-Q", "--frob"],
+            "-Q --frob (--frob: an option of neither dagprof build nor SCons; "
+            "SCons arguments go after --: dagprof build [options] -- -Q)",
+        ),
+    ],
+)
 def test_an_option_neither_knows_is_not_called_an_scons_option(tmp_path, dagprof, args, line):
     p = dagprof(args, tmp_path)
     assert p.returncode == USAGE and _one_line(p) == "dagprof: unrecognized arguments: " + line
@@ -96,12 +106,15 @@ def test_unknown_option_of_a_command_without_scons_args_has_no_hint(tmp_path, da
     assert p.returncode == USAGE and _one_line(p) == "dagprof: unrecognized arguments: -Q"
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["build", "--store", "redis"], "argument --store: invalid choice"),
-    (["nosuchcommand"], "invalid choice"),
-    (["check"], "the following arguments are required: project"),
-    (["check", ".", "--workdir", "nowhere"], "is not a directory"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["build", "--store", "redis"], "argument --store: invalid choice"),
+        (["nosuchcommand"], "invalid choice"),
+        (["check"], "the following arguments are required: project"),
+        (["check", ".", "--workdir", "nowhere"], "is not a directory"),
+    ],
+)
 def test_usage_errors(tmp_path, dagprof, args, needle):
     p = dagprof(args, tmp_path)
     assert p.returncode == USAGE and needle in _one_line(p)
@@ -163,7 +176,8 @@ def test_check_of_a_project_that_builds_differently_under_dagprof(tmp_path, dagp
     (tmp_path / "p" / "SConstruct").write_text(
         "import sys\n"
         "runner = 'dagprof' if 'dagprof' in sys.modules else 'scons'\n"
-        "Command('runner.txt', [], 'echo %s > $TARGET' % runner)\n")
+        "Command('runner.txt', [], 'echo %s > $TARGET' % runner)\n"
+    )
     p = dagprof(["check", "p", "--", "-Q"], tmp_path)
     assert p.returncode == NOT_EQUIVALENT, (p.stdout, p.stderr)
     assert "Traceback" not in p.stderr
@@ -173,12 +187,18 @@ def test_check_of_a_project_that_builds_differently_under_dagprof(tmp_path, dagp
 def test_interrupted_compare_exits_130_with_one_line(tmp_path):
     """SIGINT (Ctrl-C) while `dagprof compare` waits for a build: exit INTERRUPTED (130), one line, no traceback."""
     started = tmp_path / "started"
-    (tmp_path / "SConstruct").write_text(
-        f"Command('out', [], 'touch {started} && sleep 60 && echo hi > $TARGET')\n")
+    (tmp_path / "SConstruct").write_text(f"Command('out', [], 'touch {started} && sleep 60 && echo hi > $TARGET')\n")
     # SIGINT as the shell delivers it to a foreground command: handled (a background job would inherit it ignored)
-    p = subprocess.Popen([sys.executable, "-m", "dagprof", "compare", "--runs", "1", "--", "-Q"], cwd=tmp_path,
-                         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "dagprof", "compare", "--runs", "1", "--", "-Q"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        process_group=0,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 120
         while not started.exists():  # the first build is running: compare is waiting for it

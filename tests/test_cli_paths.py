@@ -1,5 +1,6 @@
 """Command-line paths the other tests do not take: compare from a clean tree, --store-wait against a
 store another process holds, and the memo eviction the store does at safe points."""
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,16 @@ def test_store_wait_then_build_without_the_busy_store(tmp_path, dagprof, scons):
     root = info.root
     store = root / ".dagstore"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from dagstore.backends import LMDBStore; "
-         f"s = LMDBStore({str(store)!r}); print('held', flush=True); time.sleep(30)"],
-        env=_env(), stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from dagstore.backends import LMDBStore; "
+            f"s = LMDBStore({str(store)!r}); print('held', flush=True); time.sleep(30)",
+        ],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         t0 = time.monotonic()

@@ -1,4 +1,5 @@
 """The codec round-trips node attribute values exactly (types included) and refuses the rest."""
+
 from __future__ import annotations
 
 import collections
@@ -52,17 +53,51 @@ def nodes() -> dict[str, Node]:
 
 @pytest.fixture
 def codec(nodes: dict[str, Node]) -> Codec:
-    return Codec(resolve_node=nodes.__getitem__,
-                 node_key=lambda o: o.path if type(o) is Node else None)
+    return Codec(resolve_node=nodes.__getitem__, node_key=lambda o: o.path if type(o) is Node else None)
 
 
-@pytest.mark.parametrize("value", [
-    None, True, False, 0, -1, 2**63 - 1, -2**63, 2**64 - 1, 2**64, -2**63 - 1, 2**200, -2**200,
-    0.0, -0.0, 1.5, float("inf"), "", "str", "é\u1234", "\udcff", b"", b"bytes", b"\x00\xff",
-    [], (), set(), frozenset(), {}, (1,), [(1, 2), [3]], ((),), {"a": (1, [2, {3}])},
-    {(1, "a"): "tuple key", frozenset({1}): b"frozenset key", 2**70: "big key", b"k": "bytes key"},
-    {1, "a", (2, 3), frozenset({4})}, frozenset({(1, 2), "x"}), [b"x", "x"], {"x": b"x", b"x": "x"},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        2**63 - 1,
+        -(2**63),
+        2**64 - 1,
+        2**64,
+        -(2**63) - 1,
+        2**200,
+        -(2**200),
+        0.0,
+        -0.0,
+        1.5,
+        float("inf"),
+        "",
+        "str",
+        "é\u1234",
+        "\udcff",
+        b"",
+        b"bytes",
+        b"\x00\xff",
+        [],
+        (),
+        set(),
+        frozenset(),
+        {},
+        (1,),
+        [(1, 2), [3]],
+        ((),),
+        {"a": (1, [2, {3}])},
+        {(1, "a"): "tuple key", frozenset({1}): b"frozenset key", 2**70: "big key", b"k": "bytes key"},
+        {1, "a", (2, 3), frozenset({4})},
+        frozenset({(1, 2), "x"}),
+        [b"x", "x"],
+        {"x": b"x", b"x": "x"},
+    ],
+)
 def test_round_trip_keeps_types(codec: Codec, value: object) -> None:
     assert same(codec.decode(codec.encode(value)), value)
 
@@ -145,6 +180,7 @@ def test_register_with_to_state_from_state(codec: Codec) -> None:
 def test_register_rejects_bad_use(codec: Codec) -> None:
     class NoSetState:
         __slots__ = ("a",)
+
     with pytest.raises(TypeError, match="__setstate__"):
         codec.register(NoSetState)
     codec.register(Slotted, "same-tag")
@@ -157,6 +193,7 @@ def test_register_rejects_bad_use(codec: Codec) -> None:
 def test_subclass_of_registered_class_is_refused(codec: Codec) -> None:
     class Sub(Slotted):
         __slots__ = ()
+
     codec.register(Slotted)
     with pytest.raises(Refused, match="Sub"):
         codec.encode(Sub())
@@ -175,6 +212,7 @@ def test_unknown_tag_raises_codec_error() -> None:
 def test_registry_is_stable_across_processes(tmp_path) -> None:
     """A blob written by one interpreter decodes in another that registered the same class."""
     import SCons.Node.FS as FS
+
     codec = Codec()
     codec.register(FS.FileNodeInfo)
     ni = FS.FileNodeInfo()
@@ -185,7 +223,7 @@ def test_registry_is_stable_across_processes(tmp_path) -> None:
         import SCons.Node.FS as FS
         from dagstore.codec import Codec
         c = Codec(); c.register(FS.FileNodeInfo)
-        v = c.decode(open({str(tmp_path / 'blob')!r}, 'rb').read())
+        v = c.decode(open({str(tmp_path / "blob")!r}, 'rb').read())
         n = v['ninfo']
         assert type(n) is FS.FileNodeInfo
         assert (n.csig, n.timestamp, n.size) == ('d41d8cd98f00b204e9800998ecf8427e', 1700000000, 42)
@@ -198,6 +236,7 @@ def test_registry_is_stable_across_processes(tmp_path) -> None:
 
 def test_real_scons_nodeinfo_and_buildinfo(codec: Codec) -> None:
     import SCons.Node.FS as FS
+
     codec.register(FS.FileNodeInfo)
     codec.register(FS.FileBuildInfo)
     ni_src = FS.FileNodeInfo()
@@ -222,11 +261,24 @@ def test_real_scons_nodeinfo_and_buildinfo(codec: Codec) -> None:
     assert codec.decode(codec.encode(ni_src)) == ni_src
 
 
-@pytest.mark.parametrize("bad", [
-    lambda: None, io.BytesIO(b""), object(), 1 + 2j, bytearray(b"x"), memoryview(b"x"),
-    msgpack.ExtType(1, b"\x90"), collections.OrderedDict(a=1), collections.defaultdict(list),
-    enum.IntEnum("E", "A").A, type("S", (str,), {})("sub"), range(3), Exception("x"),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: None,
+        io.BytesIO(b""),
+        object(),
+        1 + 2j,
+        bytearray(b"x"),
+        memoryview(b"x"),
+        msgpack.ExtType(1, b"\x90"),
+        collections.OrderedDict(a=1),
+        collections.defaultdict(list),
+        enum.IntEnum("E", "A").A,
+        type("S", (str,), {})("sub"),
+        range(3),
+        Exception("x"),
+    ],
+)
 def test_unsupported_values_are_refused_alone_and_nested(codec: Codec, bad: object) -> None:
     for value in (bad, [bad], {"k": [1, (2, bad)]}, ({"k": bad},), [{1: [[bad]]}]):
         with pytest.raises(Refused, match=r"cannot encode"):
@@ -260,8 +312,9 @@ def test_codec_stays_usable_after_a_refusal(codec: Codec) -> None:
     assert same(codec.decode(codec.encode([(1, {2, (3, 4)})])), [(1, {2, (3, 4)})])
 
 
-@pytest.mark.parametrize("blob", [b"", b"\xc1", b"\x92\x01", b"\x01\x02", b"\xc7\x01\x09x",
-                                  b"\xc7\x03\x05\x92\xa1x", b"\xd4\x01\x01"])
+@pytest.mark.parametrize(
+    "blob", [b"", b"\xc1", b"\x92\x01", b"\x01\x02", b"\xc7\x01\x09x", b"\xc7\x03\x05\x92\xa1x", b"\xd4\x01\x01"]
+)
 def test_damaged_blobs_raise_codec_error(codec: Codec, blob: bytes) -> None:
     with pytest.raises(CodecError):
         codec.decode(blob)
@@ -269,6 +322,7 @@ def test_damaged_blobs_raise_codec_error(codec: Codec, blob: bytes) -> None:
 
 def test_codec_is_usable_from_threads(codec: Codec) -> None:
     import concurrent.futures
+
     values = [(i, {f"s{i}", (i, b"x")}, [frozenset({i})]) for i in range(2000)]
     with concurrent.futures.ThreadPoolExecutor(4) as ex:
         back = list(ex.map(lambda v: codec.decode(codec.encode(v)), values))
@@ -277,27 +331,45 @@ def test_codec_is_usable_from_threads(codec: Codec) -> None:
 
 # ---- property tests (issue 6 item 6) -----------------------------------------------------------
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
-    st.text(st.characters(codec=None)), st.binary(),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(st.characters(codec=None)),
+    st.binary(),
 )
 hashables = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(), st.binary()),
-    lambda inner: st.one_of(st.tuples(inner, inner), st.lists(inner, max_size=4).map(tuple),
-                            st.frozensets(inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.tuples(inner, inner), st.lists(inner, max_size=4).map(tuple), st.frozensets(inner, max_size=4)
+    ),
     max_leaves=12,
 )
 values = st.recursive(
     st.one_of(scalars, hashables),
     lambda inner: st.one_of(
-        st.lists(inner, max_size=5), st.lists(inner, max_size=5).map(tuple),
-        st.sets(hashables, max_size=5), st.frozensets(hashables, max_size=5),
+        st.lists(inner, max_size=5),
+        st.lists(inner, max_size=5).map(tuple),
+        st.sets(hashables, max_size=5),
+        st.frozensets(hashables, max_size=5),
         st.dictionaries(hashables, inner, max_size=5),
     ),
     max_leaves=30,
 )
-unsupported = st.sampled_from([object(), lambda: 0, 1j, bytearray(b"ab"), memoryview(b"m"),
-                               msgpack.ExtType(2, b"\x90"), collections.OrderedDict(), range(2),
-                               type("U", (int,), {})(3), type("L", (list,), {})()])
+unsupported = st.sampled_from(
+    [
+        object(),
+        lambda: 0,
+        1j,
+        bytearray(b"ab"),
+        memoryview(b"m"),
+        msgpack.ExtType(2, b"\x90"),
+        collections.OrderedDict(),
+        range(2),
+        type("U", (int,), {})(3),
+        type("L", (list,), {})(),
+    ]
+)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -332,8 +404,9 @@ def test_property_unsupported_inside_containers_is_refused(data) -> None:
 
 
 def test_check_native_false_still_round_trips_and_refuses_the_rest(nodes: dict[str, Node]) -> None:
-    codec = Codec(resolve_node=nodes.__getitem__, node_key=lambda o: o.path if type(o) is Node else None,
-                  check_native=False)
+    codec = Codec(
+        resolve_node=nodes.__getitem__, node_key=lambda o: o.path if type(o) is Node else None, check_native=False
+    )
     value = {"a": [(1, {"x"}), nodes["src/a.c"]], (1, 2): frozenset({b"b"})}
     back = codec.decode(codec.encode(value))
     assert same(back, value) and back["a"][1] is nodes["src/a.c"]

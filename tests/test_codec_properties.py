@@ -2,6 +2,7 @@
 objects inside generated values (identity kept), real SCons NodeInfo/BuildInfo with generated fields, and
 unsupported values in every position (top level, dict key, set member, registered object's state) and
 look-alike subclasses of supported types: refused, never mis-encoded."""
+
 from __future__ import annotations
 
 import collections
@@ -83,13 +84,16 @@ def _info(fields: dict) -> Info:
 
 
 values = st.recursive(
-    st.one_of(hashable, st.floats(allow_nan=True), st.integers(min_value=-(2 ** 200), max_value=2 ** 200)),
+    st.one_of(hashable, st.floats(allow_nan=True), st.integers(min_value=-(2**200), max_value=2**200)),
     lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.lists(inner, max_size=4).map(tuple),
-        st.sets(hashable, max_size=4), st.frozensets(hashable, max_size=4),
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=4).map(tuple),
+        st.sets(hashable, max_size=4),
+        st.frozensets(hashable, max_size=4),
         st.dictionaries(hashable, inner, max_size=4),
-        st.fixed_dictionaries({}, optional={"csig": inner, "deps": st.lists(nodes, max_size=3),
-                                            "extra": inner}).map(_info),
+        st.fixed_dictionaries({}, optional={"csig": inner, "deps": st.lists(nodes, max_size=3), "extra": inner}).map(
+            _info
+        ),
     ),
     max_leaves=25,
 )
@@ -148,10 +152,29 @@ class SubInfo(Info):
     __slots__ = ()
 
 
-LOOKALIKES = [Color.RED, MyStr("a"), MyBytes(b"a"), MyDict(a=1), MyFloat(1.5), Point(1, 2), True.__class__,
-              collections.defaultdict(list), collections.Counter("ab"), fractions.Fraction(1, 3),
-              decimal.Decimal("1.5"), bytearray(b"x"), memoryview(b"x"), 1j, range(3), object(),
-              SubInfo(), type, len, iter([1]), slice(1, 2)]
+LOOKALIKES = [
+    Color.RED,
+    MyStr("a"),
+    MyBytes(b"a"),
+    MyDict(a=1),
+    MyFloat(1.5),
+    Point(1, 2),
+    True.__class__,
+    collections.defaultdict(list),
+    collections.Counter("ab"),
+    fractions.Fraction(1, 3),
+    decimal.Decimal("1.5"),
+    bytearray(b"x"),
+    memoryview(b"x"),
+    1j,
+    range(3),
+    object(),
+    SubInfo(),
+    type,
+    len,
+    iter([1]),
+    slice(1, 2),
+]
 bad = st.sampled_from(LOOKALIKES)
 
 
@@ -212,9 +235,13 @@ def test_scons_nodeinfo_and_buildinfo_with_generated_fields_round_trip():
     from dagprof.builds.scons import make_codec as scons_codec
 
     @settings(max_examples=100, deadline=None)
-    @given(csig=st.one_of(st.none(), st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)),
-           size=st.integers(-1, 2 ** 40), ts=st.one_of(st.integers(0, 2 ** 40), st.floats(0, 2e9)),
-           sigs=st.lists(st.text(max_size=40), max_size=5), action=st.text(max_size=60))
+    @given(
+        csig=st.one_of(st.none(), st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)),
+        size=st.integers(-1, 2**40),
+        ts=st.one_of(st.integers(0, 2**40), st.floats(0, 2e9)),
+        sigs=st.lists(st.text(max_size=40), max_size=5),
+        action=st.text(max_size=60),
+    )
     def check(csig, size, ts, sigs, action):
         codec = scons_codec()
         ni = FS.FileNodeInfo()

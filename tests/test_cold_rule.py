@@ -1,4 +1,5 @@
 """One rule for "cold": the report's recommended --spill list is what --spill auto picks on the same profile."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,7 @@ def test_report_recommends_what_spill_auto_then_picks(tmp_path, dagprof):
     first = load(str(root / "b1.dagprof"))
     advised = spill_candidates(first)
     rep = dagprof(["report", "b1.dagprof", "--json"], root, check=True)
-    summary = [f for f in json.loads(rep.stdout)["findings"]
-               if f["kind"] == "spill_candidate" and f["attr"] is None]
+    summary = [f for f in json.loads(rep.stdout)["findings"] if f["kind"] == "spill_candidate" and f["attr"] is None]
     assert [f["spill"] for f in summary] == [",".join(advised)]
     # build 2: --spill auto decides from build 1's access table and reload rates
     proj.edit_header(0)

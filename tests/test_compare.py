@@ -1,4 +1,5 @@
 """`dagprof compare` with real processes: plain SCons vs the store on a tiny generated project."""
+
 import hashlib
 import json
 import os
@@ -48,7 +49,8 @@ def test_compare_json_all_variants_and_outputs_unchanged(built, dagprof, tmp_pat
     assert data["commands"]["make"] == "make" and len(data["variants"]["make"]["wall_s"]) == 2
     for name in ("dagcache", "make"):
         assert data["ratios_by_variant"][name]["peak_rss"] == pytest.approx(
-            data["variants"][name]["median"]["peak_rss"] / data["variants"]["plain"]["median"]["peak_rss"])
+            data["variants"][name]["median"]["peak_rss"] / data["variants"]["plain"]["median"]["peak_rss"]
+        )
     assert data["ratios_by_variant"]["store"] == data["ratios"]
     rows = {row["key"]: row for row in data["table"]}
     assert rows["wall_s"]["dagcache"] == dag["median"]["wall_s"] and rows["wall_s"]["ratios"]["dagcache"] > 0
@@ -79,8 +81,22 @@ def test_compare_json_all_variants_and_outputs_unchanged(built, dagprof, tmp_pat
 
 def test_compare_second_state_reuses_the_store(built, dagprof):
     # an explicit plan: `auto` weighs measured spill/reload latencies, which a loaded machine can tip
-    p = dagprof(["compare", "--runs", "1", "--state", "second", "--no-sizes", "--json",
-                 "--spill", "File.implicit_set,File.implicit", "--", "-Q"], cwd=built.root)
+    p = dagprof(
+        [
+            "compare",
+            "--runs",
+            "1",
+            "--state",
+            "second",
+            "--no-sizes",
+            "--json",
+            "--spill",
+            "File.implicit_set,File.implicit",
+            "--",
+            "-Q",
+        ],
+        cwd=built.root,
+    )
     assert p.returncode == 0, p.stderr
     data = json.loads(p.stdout)
     assert data["state"] == "second"
@@ -105,13 +121,16 @@ def test_make_needs_a_makefile(tmp_path, dagprof):
     assert p.returncode == USAGE and "no Makefile" in p.stderr
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["compare", "--store", "disk", "--", "-Q"], "invalid choice"),
-    (["compare", "--runs", "0", "--", "-Q"], "--runs must be >= 1"),
-    (["compare", "--state", "second", "--store", "memory", "--", "-Q"], "outlives the process"),
-    (["compare", "--spill", "Nope.attr", "--", "-Q"], "Nope"),
-    (["demo", "--files", "0"], "--files must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["compare", "--store", "disk", "--", "-Q"], "invalid choice"),
+        (["compare", "--runs", "0", "--", "-Q"], "--runs must be >= 1"),
+        (["compare", "--state", "second", "--store", "memory", "--", "-Q"], "outlives the process"),
+        (["compare", "--spill", "Nope.attr", "--", "-Q"], "Nope"),
+        (["demo", "--files", "0"], "--files must be >= 1"),
+    ],
+)
 def test_bad_input_one_line_exit_usage(built, dagprof, args, needle):
     p = dagprof(args, cwd=built.root)
     assert p.returncode == USAGE
@@ -154,9 +173,16 @@ def test_build_state_restore_round_trip(tmp_path):
 
 
 def test_summarize_medians_and_ratios():
-    variants = {"plain": {"peak_rss": [100, 300, 200], "wall_s": [1.0, 2.0, 3.0], "node_bytes": [1000], "nodes": [10]},
-                "store": {"peak_rss": [50, 70, 60], "wall_s": [2.0, 2.0, 2.0], "node_bytes": [400], "nodes": [10],
-                          "reloads": [1, None, 3]}}
+    variants = {
+        "plain": {"peak_rss": [100, 300, 200], "wall_s": [1.0, 2.0, 3.0], "node_bytes": [1000], "nodes": [10]},
+        "store": {
+            "peak_rss": [50, 70, 60],
+            "wall_s": [2.0, 2.0, 2.0],
+            "node_bytes": [400],
+            "nodes": [10],
+            "reloads": [1, None, 3],
+        },
+    }
     ratios = summarize(variants)
     assert variants["plain"]["median"]["peak_rss"] == 200 and variants["store"]["median"]["reloads"] == 2
     assert ratios["peak_rss"] == pytest.approx(0.3) and ratios["wall_s"] == pytest.approx(1.0)
@@ -176,8 +202,15 @@ def test_demo_tells_the_three_parts(tmp_path, dagprof):
     assert "answered without SCons in 1 of 1 runs" in out  # the dagcache row really came from the cache
     assert "full build (from clean): GNU Make" in out and "demo took" in out
     page = (root / "demo-report.html").read_text()
-    for needle in ('id="memory"', 'id="table-findings"', 'id="table-compare-store"', 'id="table-compare-null"',
-                   'data-variant="dagcache"', 'data-variant="make"', "answered from the cache: 1 of 1 runs"):
+    for needle in (
+        'id="memory"',
+        'id="table-findings"',
+        'id="table-compare-store"',
+        'id="table-compare-null"',
+        'data-variant="dagcache"',
+        'data-variant="make"',
+        "answered from the cache: 1 of 1 runs",
+    ):
         assert needle in page, needle
     assert (root / "demo-profile.html").exists()
     assert not (root / ".dagstore").exists()  # the comparison's stores are gone, the tree as plain SCons left it

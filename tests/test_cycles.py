@@ -1,4 +1,5 @@
 """Cycle finder: a deliberate cycle of tracked objects is found with its classes and a chain; nothing leaks."""
+
 from __future__ import annotations
 
 import gc

@@ -4,6 +4,7 @@ Every step builds two identical copies, one with plain scons and one with `dagpr
 the same exit code and byte-identical stdout and stderr; whether dagprof answered from the cache is
 proved with `-X importtime` (SCons never imported).
 """
+
 from __future__ import annotations
 
 import os
@@ -50,12 +51,24 @@ def test_null_build_is_answered_byte_identical(tw):
     tw.outputs_equal()
 
 
-@pytest.mark.parametrize("edit, rebuilds", [
-    ("edit_c", True), ("edit_header", True), ("touch", False), ("delete_output", True),
-    ("edit_sconstruct", True), ("edit_sconscript", True), ("edit_read_file", True), ("edit_site_scons", True),
-    ("edit_site_init", True),
-    ("add_glob_match", True), ("remove_source", True), ("env_var", True), ("unrelated_env_var", False),
-])
+@pytest.mark.parametrize(
+    "edit, rebuilds",
+    [
+        ("edit_c", True),
+        ("edit_header", True),
+        ("touch", False),
+        ("delete_output", True),
+        ("edit_sconstruct", True),
+        ("edit_sconscript", True),
+        ("edit_read_file", True),
+        ("edit_site_scons", True),
+        ("edit_site_init", True),
+        ("add_glob_match", True),
+        ("remove_source", True),
+        ("env_var", True),
+        ("unrelated_env_var", False),
+    ],
+)
 def test_edit_then_same_decisions_as_scons(tmp_path, edit, rebuilds):
     tw = Twins(tmp_path)
     _settle(tw)
@@ -73,14 +86,19 @@ def test_edit_then_same_decisions_as_scons(tmp_path, edit, rebuilds):
     elif edit == "edit_sconstruct":
         tw.append("SConstruct", "print('one more line')\n")
     elif edit == "edit_sconscript":
-        tw.write("lib/SConscript", "Import('env')\nenv.Command('extra.txt', 'a.c', Copy('$TARGET', '$SOURCE'))\n"
-                                   "lib = env.StaticLibrary('util', Glob('*.c'))\nReturn('lib')\n")
+        tw.write(
+            "lib/SConscript",
+            "Import('env')\nenv.Command('extra.txt', 'a.c', Copy('$TARGET', '$SOURCE'))\n"
+            "lib = env.StaticLibrary('util', Glob('*.c'))\nReturn('lib')\n",
+        )
         tw.append("SConstruct", "Default('lib/extra.txt')\n")
     elif edit == "edit_read_file":
         tw.write("version.txt", "2.0\n")
     elif edit == "edit_site_scons":
-        tw.write("site_scons/dagtest_helpers.py",
-                 "def banner(version, mode):\n    return 'version %s, mode %s' % (version, mode)\n")
+        tw.write(
+            "site_scons/dagtest_helpers.py",
+            "def banner(version, mode):\n    return 'version %s, mode %s' % (version, mode)\n",
+        )
     elif edit == "edit_site_init":  # executed by SCons before the first SConscript
         tw.write("site_scons/site_init.py", "SITE_GREETING = 'changed'\n")
     elif edit == "add_glob_match":
@@ -94,16 +112,30 @@ def test_edit_then_same_decisions_as_scons(tmp_path, edit, rebuilds):
         tw.extra_env["SOME_UNRELATED_VARIABLE"] = "x"
     p, answered = tw.both(args)
     assert answered == (not rebuilds), p.stdout
-    if rebuilds and edit not in ("edit_sconstruct", "edit_site_scons", "edit_read_file", "env_var",
-                                 "edit_sconscript", "edit_site_init"):
+    if rebuilds and edit not in (
+        "edit_sconstruct",
+        "edit_site_scons",
+        "edit_read_file",
+        "env_var",
+        "edit_sconscript",
+        "edit_site_init",
+    ):
         assert "up to date" not in p.stdout
     tw.outputs_equal()
     # and the loop goes on: with the SConscript inputs unchanged since a confirmed build the cache
     # answers at once; with new inputs, SCons confirms them once first
     # (new inputs whose first build rebuilt nothing are confirmed by that very build)
     p, answered = tw.both(args)
-    new_inputs = edit in ("edit_sconstruct", "edit_sconscript", "edit_read_file", "edit_site_scons", "edit_site_init",
-                          "add_glob_match", "remove_source", "env_var")
+    new_inputs = edit in (
+        "edit_sconstruct",
+        "edit_sconscript",
+        "edit_read_file",
+        "edit_site_scons",
+        "edit_site_init",
+        "add_glob_match",
+        "remove_source",
+        "env_var",
+    )
     if not new_inputs:
         assert answered
     p, answered = tw.both(args)
@@ -171,10 +203,17 @@ def test_killed_build_leaves_no_answering_snapshot(tw):
     """kill -9 while the build runs (after reading SConscripts): the next build is SCons', and correct."""
     settled = (tw.plain / "SConstruct").read_text()
     tw.write("lib/b.h", "#define B 9\n")
-    tw.append("SConstruct",
-              "import time\nenv.Command('slow.txt', [], 'sleep 30; echo > $TARGET')\nDefault('slow.txt')\n")
-    p = subprocess.Popen([sys.executable, "-m", MODULE, "build", "--", *ARGS], cwd=tw.cached, env=tw.env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tw.append(
+        "SConstruct", "import time\nenv.Command('slow.txt', [], 'sleep 30; echo > $TARGET')\nDefault('slow.txt')\n"
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-m", MODULE, "build", "--", *ARGS],
+        cwd=tw.cached,
+        env=tw.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     out = ""
     while time.time() < deadline:
@@ -193,27 +232,47 @@ def test_killed_build_leaves_no_answering_snapshot(tw):
     tw.outputs_equal()
 
 
-@pytest.mark.parametrize("how, target", [
-    ("command", "when.txt"),
-    ("define", "app/main.o"),  # time.time() in a define: every compile command differs
-])
+@pytest.mark.parametrize(
+    "how, target",
+    [
+        ("command", "when.txt"),
+        ("define", "app/main.o"),  # time.time() in a define: every compile command differs
+    ],
+)
 def test_time_in_the_build_turns_cache_off(tmp_path, how, target):
     tw = Twins(tmp_path)
     if how == "command":
-        tw.append("SConstruct", "import time\nenv.Command('when.txt', [], 'echo %d > $TARGET' % time.time_ns())\n"
-                                "Default('when.txt')\n")
+        tw.append(
+            "SConstruct",
+            "import time\nenv.Command('when.txt', [], 'echo %d > $TARGET' % time.time_ns())\nDefault('when.txt')\n",
+        )
     else:
-        text = (tw.plain / "SConstruct").read_text().replace(
-            "Export('env')", "import time\nenv.Append(CPPDEFINES=[('BUILD_TIME', time.time_ns())])\nExport('env')")
+        text = (
+            (tw.plain / "SConstruct")
+            .read_text()
+            .replace(
+                "Export('env')", "import time\nenv.Append(CPPDEFINES=[('BUILD_TIME', time.time_ns())])\nExport('env')"
+            )
+        )
         tw.write("SConstruct", text)
     for _ in range(4):  # (plain scons prints another time: compare decisions, not bytes)
         p, answered = tw.dagprof(ARGS)
         assert p.returncode == 0 and not answered and ("echo" in p.stdout or "gcc" in p.stdout)
-    p = subprocess.run([sys.executable, "-m", MODULE, "build", "--summary", "--", *ARGS], cwd=tw.cached,
-                       env=tw.env(), capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", MODULE, "build", "--summary", "--", *ARGS],
+        cwd=tw.cached,
+        env=tw.env(),
+        capture_output=True,
+        text=True,
+    )
     assert "DAG cache" in p.stderr and "off for this project" in p.stderr and target in p.stderr, p.stderr
-    p = subprocess.run([sys.executable, "-m", MODULE, "build", "--dag-cache", "reset", "--summary", "--", *ARGS],
-                       cwd=tw.cached, env=tw.env(), capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", MODULE, "build", "--dag-cache", "reset", "--summary", "--", *ARGS],
+        cwd=tw.cached,
+        env=tw.env(),
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0
 
 
@@ -244,8 +303,10 @@ def test_random_edits_under_verify_agree_with_scons(tmp_path):
         tw.append(rng.choice(["lib/a.c", "lib/b.c", "app/main.c"]), f"/* {rng.random()} */\n")
 
     def edit_header():
-        tw.write(rng.choice(["lib/b.h", "include/common.h"]),
-                 rng.choice(["#define B 2\n#define COMMON 1\n", "#define B 3\n#define COMMON 1\n"]))
+        tw.write(
+            rng.choice(["lib/b.h", "include/common.h"]),
+            rng.choice(["#define B 2\n#define COMMON 1\n", "#define B 3\n#define COMMON 1\n"]),
+        )
 
     def touch():
         tw.touch(rng.choice(["lib/a.c", "lib/b.h", "SConstruct", "version.txt", "lib/SConscript"]))
@@ -272,8 +333,7 @@ def test_random_edits_under_verify_agree_with_scons(tmp_path):
     def nothing():
         pass
 
-    edits = [edit_c, edit_header, touch, delete_output, add_source, remove_source, version, env_var,
-             nothing, nothing]
+    edits = [edit_c, edit_header, touch, delete_output, add_source, remove_source, version, env_var, nothing, nothing]
     answered_steps = 0
     for step in range(30):
         what = rng.choice(edits)

@@ -1,4 +1,5 @@
 """dagstore.dagcache without SCons: the snapshot's trust rules, streaming in chunks, racy stamps, damage."""
+
 from __future__ import annotations
 
 import os
@@ -28,11 +29,30 @@ def _nodes(paths):
     return [node_record(p, dagcache.file_digest(p, "md5")) for p in paths]
 
 
-def _record(cache, nodes, *, built_nothing=True, dag="d1", targets=None, inputs=(), answerable=True,
-            output=((1, b"scons: `.' is up to date.\n"),)):
-    return cache.record(INV, list(inputs), nodes, hash_name="md5", recorded_at_ns=time.time_ns(),
-                        dag_digest=dag, dag_targets=targets or {"out": b"1"}, built_nothing=built_nothing,
-                        answerable=answerable, reason="" if answerable else "no", output=list(output))
+def _record(
+    cache,
+    nodes,
+    *,
+    built_nothing=True,
+    dag="d1",
+    targets=None,
+    inputs=(),
+    answerable=True,
+    output=((1, b"scons: `.' is up to date.\n"),),
+):
+    return cache.record(
+        INV,
+        list(inputs),
+        nodes,
+        hash_name="md5",
+        recorded_at_ns=time.time_ns(),
+        dag_digest=dag,
+        dag_targets=targets or {"out": b"1"},
+        built_nothing=built_nothing,
+        answerable=answerable,
+        reason="" if answerable else "no",
+        output=list(output),
+    )
 
 
 def test_trust_needs_a_confirming_build(tmp_path):
@@ -161,8 +181,20 @@ def test_touch_is_not_a_change_and_a_racy_stamp_is_rehashed(tmp_path):
 def test_timestamp_deciders_do_not_rehash(tmp_path):
     paths = _files(tmp_path, 1)
     cache = DagCache(str(tmp_path / "store"))
-    cache.record(INV, [], _nodes(paths), hash_name="md5", recorded_at_ns=time.time_ns(), dag_digest="d",
-                 dag_targets={}, built_nothing=True, answerable=True, reason="", output=[], rehash=False)
+    cache.record(
+        INV,
+        [],
+        _nodes(paths),
+        hash_name="md5",
+        recorded_at_ns=time.time_ns(),
+        dag_digest="d",
+        dag_targets={},
+        built_nothing=True,
+        answerable=True,
+        reason="",
+        output=[],
+        rehash=False,
+    )
     assert cache.answer(INV).up_to_date
     now = time.time_ns()
     os.utime(paths[0], ns=(now, now))
@@ -173,9 +205,20 @@ def test_missing_path_that_appears_and_relative_paths(tmp_path):
     cache = DagCache(str(tmp_path / "store"))
     rec = node_record(str(tmp_path / "later.h"), None)
     rec[0] = "later.h"
-    cache.record(INV, [], [rec], hash_name="md5", recorded_at_ns=time.time_ns(), dag_digest="d",
-                 dag_targets={}, built_nothing=True, answerable=True, reason="", output=[],
-                 root=str(tmp_path) + "/")
+    cache.record(
+        INV,
+        [],
+        [rec],
+        hash_name="md5",
+        recorded_at_ns=time.time_ns(),
+        dag_digest="d",
+        dag_targets={},
+        built_nothing=True,
+        answerable=True,
+        reason="",
+        output=[],
+        root=str(tmp_path) + "/",
+    )
     assert cache.answer(INV).up_to_date
     (tmp_path / "later.h").write_text("x")
     ans = cache.answer(INV)
@@ -196,20 +239,23 @@ def test_garbage_is_damage_and_is_set_aside(tmp_path):
     assert open(os.path.join(where, "WHY")).read() == "test\n"
 
 
-@pytest.mark.parametrize("argv, answered", [
-    (["build", "--", "-Q"], True),
-    (["build", "--summary", "--store-path=.dagstore", "--", "-Q"], True),
-    (["build", "--store", "lmdb", "--dag-cache", "on", "--spill", "none", "--", "-Q"], True),
-    (["build", "--dag-cache", "verify", "--", "-Q"], False),
-    (["build", "--store", "memory", "--", "-Q"], False),
-    (["build", "-o", "x.dagprof", "--", "-Q"], False),
-    (["build", "--sizes", "--", "-Q"], False),
-    (["build", "--spill", "File.includes", "--", "-Q"], False),  # validated by the normal path
-    (["build", "--store-wait", "-1", "--", "-Q"], False),
-    (["build", "--bogus", "--", "-Q"], False),  # the normal path says what is wrong
-    (["build", "--store-path"], False),
-    (["profile", "--", "-Q"], False),
-])
+@pytest.mark.parametrize(
+    "argv, answered",
+    [
+        (["build", "--", "-Q"], True),
+        (["build", "--summary", "--store-path=.dagstore", "--", "-Q"], True),
+        (["build", "--store", "lmdb", "--dag-cache", "on", "--spill", "none", "--", "-Q"], True),
+        (["build", "--dag-cache", "verify", "--", "-Q"], False),
+        (["build", "--store", "memory", "--", "-Q"], False),
+        (["build", "-o", "x.dagprof", "--", "-Q"], False),
+        (["build", "--sizes", "--", "-Q"], False),
+        (["build", "--spill", "File.includes", "--", "-Q"], False),  # validated by the normal path
+        (["build", "--store-wait", "-1", "--", "-Q"], False),
+        (["build", "--bogus", "--", "-Q"], False),  # the normal path says what is wrong
+        (["build", "--store-path"], False),
+        (["profile", "--", "-Q"], False),
+    ],
+)
 def test_fast_path_answers_only_command_lines_it_understands(tmp_path, monkeypatch, argv, answered):
     from dagprof.builds import scons_dag
     from dagprof.commands import fast

@@ -1,6 +1,7 @@
 """The DAG cache on the synthetic project (a library per directory, VariantDir, header scanning):
 the same rebuilt commands as plain scons on an identical copy through edits, and answered when
 nothing changed."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The demo's terminal story reuses the report's renderers: its findings table is the report's, row for row."""
+
 from report_fixtures import comparison, full_profile
 from rich.console import Console
 

@@ -6,6 +6,7 @@ same). Its node bytes per node grow by about 7.5%, File's bytes per instance by 
 must fail on it and pass on two profiles of one unchanged null build (sizes are deterministic there;
 peak RSS moves well under the 4 MiB floor).
 """
+
 import json
 import subprocess
 import sys
@@ -97,8 +98,20 @@ def test_gate_passes_on_unchanged_build(dagprof, profiles):
     assert not d["gate"]["failed"] and "node bytes per node" in d["gate"]["checked"]
     assert {r["key"]: r for r in d["run"]}["node_bytes_per_node"]["delta"] == 0  # deterministic
     # and in one step, from the build itself
-    g = dagprof(["profile", "--baseline", str(profiles["base1"]), "--max-growth", "5%",
-                 "-o", str(profiles["dir"] / "again.dagprof"), "--", "-Q"], profiles["base_root"])
+    g = dagprof(
+        [
+            "profile",
+            "--baseline",
+            str(profiles["base1"]),
+            "--max-growth",
+            "5%",
+            "-o",
+            str(profiles["dir"] / "again.dagprof"),
+            "--",
+            "-Q",
+        ],
+        profiles["base_root"],
+    )
     assert g.returncode == OK, g.stderr
     assert "no memory regression beyond 5%" in g.stderr
 
@@ -109,15 +122,31 @@ def test_gate_fails_with_its_code_on_the_regression(dagprof, profiles):
     whats = [c["what"] for c in d["gate"]["causes"]]
     assert "File bytes per instance" in whats and "node bytes per node" in whats
     assert all(c["rel"] > 0.05 for c in d["gate"]["causes"])
-    g = dagprof(["profile", "--baseline", str(profiles["base1"]), "--max-growth", "5%",
-                 "-o", str(profiles["dir"] / "more2.dagprof"), "--", "-Q"], profiles["more_root"])
+    g = dagprof(
+        [
+            "profile",
+            "--baseline",
+            str(profiles["base1"]),
+            "--max-growth",
+            "5%",
+            "-o",
+            str(profiles["dir"] / "more2.dagprof"),
+            "--",
+            "-Q",
+        ],
+        profiles["more_root"],
+    )
     assert g.returncode == REGRESSION, g.stderr
     assert "memory regression" in g.stderr and "File.includes" in g.stderr
     causes = [ln for ln in g.stderr.splitlines() if ln.startswith("dagprof:   ")]
     assert 1 <= len(causes) <= 3
     # a limit above the growth passes
-    assert dagprof(["diff", str(profiles["base1"]), str(profiles["more"]), "--max-growth", "20%"],
-                   profiles["dir"]).returncode == OK
+    assert (
+        dagprof(
+            ["diff", str(profiles["base1"]), str(profiles["more"]), "--max-growth", "20%"], profiles["dir"]
+        ).returncode
+        == OK
+    )
 
 
 def test_gate_on_build_profiles_says_what_was_not_compared(dagprof, profiles):
@@ -188,16 +217,29 @@ def test_gate_prints_the_three_largest_causes(dagprof, profiles):
     assert p.returncode == REGRESSION
     causes = d["gate"]["causes"]
     assert len(causes) >= 4 and [c["bytes"] for c in causes] == sorted((c["bytes"] for c in causes), reverse=True)
-    assert {"peak RSS", "node bytes per node", "Dir bytes per instance", "File bytes per instance"} <= \
-        {c["what"] for c in causes}
+    assert {"peak RSS", "node bytes per node", "Dir bytes per instance", "File bytes per instance"} <= {
+        c["what"] for c in causes
+    }
     t = dagprof(["diff", str(profiles["base1"]), str(profiles["worse"]), "--max-growth", "5%"], profiles["dir"])
     assert t.returncode == REGRESSION
-    verdict = t.stdout[t.stdout.index("memory regression:"):].splitlines()[1:]
+    verdict = t.stdout[t.stdout.index("memory regression:") :].splitlines()[1:]
     shown = [ln for ln in verdict if ln.startswith("  ") and not ln.startswith("  …")]
     assert [ln.split(":")[0].strip() for ln in shown] == [c["what"] for c in causes[:3]]
     assert f"… and {len(causes) - 3} more" in t.stdout
-    g = dagprof(["profile", "--baseline", str(profiles["base1"]), "--max-growth", "5%",
-                 "-o", str(profiles["dir"] / "worse2.dagprof"), "--", "-Q"], profiles["worse_root"])
+    g = dagprof(
+        [
+            "profile",
+            "--baseline",
+            str(profiles["base1"]),
+            "--max-growth",
+            "5%",
+            "-o",
+            str(profiles["dir"] / "worse2.dagprof"),
+            "--",
+            "-Q",
+        ],
+        profiles["worse_root"],
+    )
     assert g.returncode == REGRESSION, g.stderr
     lines = [ln for ln in g.stderr.splitlines() if ln.startswith("dagprof:   ")]
     assert len(lines) == 4 and lines[-1].startswith("dagprof:   … and ")
@@ -226,8 +268,8 @@ def recipe_blocks() -> list[str]:
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "usage.md").read_text(encoding="utf-8")
-    section = text[text.index("### CI recipe"):]
-    section = section[:section.index("\n## ")]
+    section = text[text.index("### CI recipe") :]
+    section = section[: section.index("\n## ")]
     blocks: list[list[str]] = []
     prev_code = False
     for line in section.splitlines():
@@ -243,8 +285,10 @@ def recipe_blocks() -> list[str]:
 def run_recipe(block: str, cwd) -> subprocess.CompletedProcess[str]:
     from conftest import _env
 
-    script = (f'set -eu\nscons() {{ "{sys.executable}" -c "import SCons.Script; SCons.Script.main()" "$@"; }}\n'
-              f'dagprof() {{ "{sys.executable}" -m dagprof "$@"; }}\n{block}\n')
+    script = (
+        f'set -eu\nscons() {{ "{sys.executable}" -c "import SCons.Script; SCons.Script.main()" "$@"; }}\n'
+        f'dagprof() {{ "{sys.executable}" -m dagprof "$@"; }}\n{block}\n'
+    )
     return subprocess.run(["bash", "-c", script], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
 
 
@@ -280,8 +324,11 @@ def test_diff_html_uses_the_report_charts(dagprof, profiles):
 
 def test_bad_gate_arguments(dagprof, profiles):
     base = str(profiles["base1"])
-    for args in (["diff", base, base, "--max-growth", "lots"], ["diff", base, base, "--max-growth", "-5%"],
-                 ["profile", "--max-growth", "5%", "--", "-Q"]):
+    for args in (
+        ["diff", base, base, "--max-growth", "lots"],
+        ["diff", base, base, "--max-growth", "-5%"],
+        ["profile", "--max-growth", "5%", "--", "-Q"],
+    ):
         p = dagprof(args, profiles["base_root"])
         assert p.returncode == USAGE, (args, p.stderr)
         assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("dagprof: ")
@@ -294,8 +341,11 @@ def test_what_if_counts_each_byte_once(dagprof, profiles):
     prof = load(profiles["base1"])
     attrs = prof.sections["sizes"]["classes"]["File"]["attrs"]
     # an attribute where two findings overlap: empty containers are also equal values (dup_bytes)
-    name = next(a for a, v in sorted(attrs.items(), key=lambda kv: -kv[1]["bytes"])
-                if v["empty_bytes"] > 0 and v["dup_bytes"] >= v["empty_bytes"])
+    name = next(
+        a
+        for a, v in sorted(attrs.items(), key=lambda kv: -kv[1]["bytes"])
+        if v["empty_bytes"] > 0 and v["dup_bytes"] >= v["empty_bytes"]
+    )
     a = attrs[name]
     parts = attr_parts(a)
     assert sum(parts.values()) == a["bytes"]
@@ -315,8 +365,9 @@ def test_what_if_counts_each_byte_once(dagprof, profiles):
     assert est["changes"][1]["bytes"] == imp["empty_bytes"] > 0
     assert est["bytes"] <= imp["bytes"]
     # the issue's example through the command line, JSON: total = sum of the changes
-    spec = ("spill=File.includes,File.implicit_set;lazy=File.waiting_parents;intern=File.contentsig;"
-            "drop=File.scanner_paths")
+    spec = (
+        "spill=File.includes,File.implicit_set;lazy=File.waiting_parents;intern=File.contentsig;drop=File.scanner_paths"
+    )
     p = dagprof(["report", str(profiles["base1"]), "--what-if", spec, "--json"], profiles["dir"])
     assert p.returncode == OK, p.stderr
     w = json.loads(p.stdout)["what_if"]
@@ -337,8 +388,9 @@ def test_what_if_spill_reloads_and_latency(profiles):
     assert est["reloads_upper"] == reads and est["reloads"] == max(0, reads - values) < reads
     assert est["reload_latency_source"].startswith("default")
     assert est["reload_time_s"] == pytest.approx(est["reloads"] * 27e-6)
-    sconsign = sum(r.reads for r in prof.access if (r.cls, r.attr) == ("File", "implicit_set")
-                   and r.phase == "write .sconsign")
+    sconsign = sum(
+        r.reads for r in prof.access if (r.cls, r.attr) == ("File", "implicit_set") and r.phase == "write .sconsign"
+    )
     est = estimate(prof, parse_spec("spill=File.implicit_set"))
     assert est["reloads"] == min(sconsign, est["changes"][0]["values"])
     # a `dagprof build --sizes` profile carries the store's measured reload latency
@@ -358,16 +410,24 @@ def test_what_if_spill_of_nothing_predicts_no_reloads(dagprof, profiles):
     prof = load(profiles["base1"])
     a = prof.sections["sizes"]["classes"]["File"]["attrs"]["waiting_parents"]
     assert a["bytes"] and attr_parts(a)["rest"] == 0
-    assert sum(r.reads for r in prof.access if (r.cls, r.attr) == ("File", "waiting_parents")
-               and r.phase in ("evaluate/build", "write .sconsign")) > 0  # read late: the old rule's reloads
+    assert (
+        sum(
+            r.reads
+            for r in prof.access
+            if (r.cls, r.attr) == ("File", "waiting_parents") and r.phase in ("evaluate/build", "write .sconsign")
+        )
+        > 0
+    )  # read late: the old rule's reloads
     spec = "lazy=File.waiting_parents;intern=File.waiting_parents;spill=File.waiting_parents"
     p = dagprof(["report", str(profiles["base1"]), "--what-if", spec, "--json"], profiles["dir"])
     spill = json.loads(p.stdout)["what_if"]["changes"][2]
     assert (spill["bytes"], spill["reloads"], spill["reload_time_s"]) == (0, 0, 0)
 
 
-@pytest.mark.parametrize("spec", ["", "spill", "spil=File.includes", "spill=includes", "spill=File.a.b",
-                                  "lazy=", "spill=File.includes;;drop"])
+@pytest.mark.parametrize(
+    "spec",
+    ["", "spill", "spil=File.includes", "spill=includes", "spill=File.a.b", "lazy=", "spill=File.includes;;drop"],
+)
 def test_what_if_bad_spec(dagprof, profiles, spec):
     with pytest.raises(SpecError):
         parse_spec(spec)

@@ -1,4 +1,5 @@
 """The HTML report: self-contained (no network), and its charts really render in headless Chromium."""
+
 from __future__ import annotations
 
 import re
@@ -48,8 +49,12 @@ def test_html_of_empty_profile_still_renders(tmp_path: Path) -> None:
 def test_html_escapes_names(tmp_path: Path) -> None:
     p = full_profile()
     p.meta["argv"] = ["<script>alert(1)</script>"]
-    p.sections["sizes"]["classes"]["<b>X</b>"] = {"count": 1, "total": 10, "shallow": 10,
-                                                  "attrs": {"</script>": {"bytes": 10, "set": 1}}}
+    p.sections["sizes"]["classes"]["<b>X</b>"] = {
+        "count": 1,
+        "total": 10,
+        "shallow": 10,
+        "attrs": {"</script>": {"bytes": 10, "set": 1}},
+    }
     out = tmp_path / "r.html"
     write_html(p, str(out))
     html = out.read_text(encoding="utf-8")
@@ -66,9 +71,20 @@ def test_compare_html_is_self_contained(tmp_path: Path) -> None:
 
 
 def _dump_dom(path: Path, profile_dir: Path) -> str:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile_dir}", "--dump-dom", path.resolve().as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile_dir}",
+        "--dump-dom",
+        path.resolve().as_uri(),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-2000:]
     return res.stdout

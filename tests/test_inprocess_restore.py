@@ -1,4 +1,5 @@
 """In-process runs undo everything they patched: guards (after reloading spilled values), counters, wrappers."""
+
 import subprocess
 import sys
 
@@ -6,7 +7,7 @@ from conftest import _env
 
 from dagprof.synthetic import generate
 
-SCRIPT = r'''
+SCRIPT = r"""
 import os, sys, json
 os.chdir(sys.argv[1])
 import SCons.Node, SCons.Node.FS, SCons.Node.Alias, SCons.Node.Python, SCons.Taskmaster, SCons.SConsign
@@ -47,12 +48,18 @@ for i in range(2):
                     "markers": bad, "guards": guards, "nodes": len(nodes),
                     "implicit": sum(1 for n in nodes if getattr(n, "implicit", None))})
 print(json.dumps(results))
-'''
+"""
 
 
 def _run(root, store):
-    p = subprocess.run([sys.executable, "-c", SCRIPT, str(root), store], capture_output=True, text=True,
-                       env=_env(), timeout=300, check=False)
+    p = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(root), store],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+        check=False,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     import json
 
@@ -68,4 +75,4 @@ def test_two_in_process_builds_leave_scons_as_they_found_it(tmp_path):
             assert r["guards"] == [] and r["changed"] == [], r
             assert r["markers"] == 0, r
         assert results[0]["spilled"] > 0
-        assert results[0]["implicit"] > 0     # the spilled dependency lists are back in memory, readable
+        assert results[0]["implicit"] > 0  # the spilled dependency lists are back in memory, readable

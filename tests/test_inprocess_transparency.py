@@ -1,4 +1,5 @@
 """`dagprof build` runs SCons in-process: to the SConstruct and to SCons' messages it must look like `scons`."""
+
 import os
 import subprocess
 import sys
@@ -11,8 +12,15 @@ SCONS_SCRIPT = os.path.join(os.path.dirname(sys.executable), "scons")
 
 def real_scons(args, cwd):
     """Plain `scons` the way a user starts it: the console script (its sys.argv[0] is that script)."""
-    return subprocess.run([sys.executable, SCONS_SCRIPT, *args], cwd=cwd, env=_env(), capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, SCONS_SCRIPT, *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def _project(root: Path, sconstruct: str) -> Path:
@@ -22,7 +30,7 @@ def _project(root: Path, sconstruct: str) -> Path:
     return root
 
 
-RERUN = r'''
+RERUN = r"""
 import subprocess, sys
 p = subprocess.run([sys.executable, sys.argv[0], '--version'], capture_output=True, text=True)
 if p.returncode != 0 or 'SCons' not in p.stdout:
@@ -30,7 +38,7 @@ if p.returncode != 0 or 'SCons' not in p.stdout:
     Exit(3)
 env = Environment(tools=[])
 env.Command('out.txt', 'in.txt', Copy('$TARGET', '$SOURCE'))
-'''
+"""
 
 
 def test_sconstruct_can_rerun_scons_through_argv0(tmp_path, dagprof):
@@ -42,12 +50,12 @@ def test_sconstruct_can_rerun_scons_through_argv0(tmp_path, dagprof):
         assert p.returncode == 0, p.stdout + p.stderr
 
 
-FAILING = r'''
+FAILING = r"""
 env = Environment(tools=[])
 env.Command('out.txt', 'in.txt', Copy('$TARGET', '$SOURCE'))
 if ARGUMENTS.get('fail'):
     env.Command('bad.txt', 'in.txt', 'exit 3')
-'''
+"""
 
 
 def test_stderr_in_a_pipe_is_exactly_scons_stderr(tmp_path, dagprof, scons):
@@ -76,14 +84,14 @@ def test_enable_store_prints_nothing_of_its_own_into_a_pipe(tmp_path, scons):
     assert (ours / ".dagstore").is_dir()
 
 
-WARNS = r'''
+WARNS = r"""
 import SCons.Scanner
 scan = SCons.Scanner.Classic('InScan', ['.in'], 'INPATH', r'^include\s+(\S+)')
 env = Environment(tools=[], SCANNERS=[scan])
 env.Command('out.txt', 'main.in', Copy('$TARGET', '$SOURCE'))
 env.Command('dup.txt', 'main.in', Copy('$TARGET', '$SOURCE'))
 env.Clone(X=1).Command('dup.txt', 'main.in', Copy('$TARGET', '$SOURCE'))
-'''
+"""
 MISSING = "SConscript('missing/SConscript')\n"
 
 
@@ -91,8 +99,10 @@ def test_scons_messages_point_where_plain_scons_points(tmp_path, dagprof):
     """SCons names the deepest frame that is not SCons' own: the SConstruct line for a warning or error in
     the SConscript phase, and for a warning under a scan (a missing include, --warn=dependency) the same
     outer frame as `scons` (its console script). dagprof's wrappers never show."""
-    for name, sconstruct, expect in (("warns", WARNS, ["Two different environments", "No dependency generated"]),
-                                     ("missing", MISSING, ["missing SConscript file"])):
+    for name, sconstruct, expect in (
+        ("warns", WARNS, ["Two different environments", "No dependency generated"]),
+        ("missing", MISSING, ["missing SConscript file"]),
+    ):
         plain, ours = _project(tmp_path / name / "plain", sconstruct), _project(tmp_path / name / "ours", sconstruct)
         for root in (plain, ours):
             (root / "main.in").write_text("include nothere.h\n")
@@ -101,8 +111,10 @@ def test_scons_messages_point_where_plain_scons_points(tmp_path, dagprof):
         b = dagprof(["build", "--store", "lmdb", "--", *args], ours)
         for e in expect:
             assert e in a.stderr, a.stderr
-        assert (a.returncode, a.stderr.replace(str(plain), "<root>")) == \
-            (b.returncode, b.stderr.replace(str(ours), "<root>"))
+        assert (a.returncode, a.stderr.replace(str(plain), "<root>")) == (
+            b.returncode,
+            b.stderr.replace(str(ours), "<root>"),
+        )
 
 
 class _DuckNode:
@@ -137,7 +149,7 @@ def test_store_hooks_tolerate_targets_that_are_not_scons_nodes(tmp_path, monkeyp
         duck, real = _DuckNode("duck"), FS.FS().File("a.c")
         real._memo["stat"] = None
         real._memo["kept"] = 1
-        hooks.on_node_done([duck, real])                   # what SCons tolerates, the hooks tolerate
+        hooks.on_node_done([duck, real])  # what SCons tolerates, the hooks tolerate
         assert duck._memo == {"stat": 1}
         assert real._memo == {"kept": 1}
 
@@ -146,7 +158,7 @@ def test_store_hooks_tolerate_targets_that_are_not_scons_nodes(tmp_path, monkeyp
             pending_children: set = set()
 
         task = Taskmaster.AlwaysTask(Tm(), [duck], True, None)
-        task.postprocess()                                  # the wrapped entry point, with a duck target
+        task.postprocess()  # the wrapped entry point, with a duck target
     finally:
         patches.undo()
         hooks.close()

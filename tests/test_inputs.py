@@ -1,4 +1,5 @@
 """dagstore.inputs: what a phase read is recorded, and check() tells exactly when it changed."""
+
 import glob
 import hashlib
 import json
@@ -59,7 +60,7 @@ def test_file_read_edit_and_touch(tmp_path):
     assert rec[2][5] == hashlib.md5(b"env = 1\n").hexdigest()
     assert check(rec) is None
     st = os.stat(src)
-    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns - 10 * RACY_NS))   # touch: same content
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns - 10 * RACY_NS))  # touch: same content
     assert check(rec) is None
     write(src, "env = 2\n")
     assert check(rec) == f"{src} changed"
@@ -75,6 +76,7 @@ def test_file_missing_when_read_then_created(tmp_path):
             read(ghost)
         except FileNotFoundError:
             pass
+
     records = run_phase(phase).records()
     (rec,) = find(records, "f", str(ghost))
     assert rec[2][0] == "missing"
@@ -89,8 +91,8 @@ def test_racily_clean_content_change_is_detected(tmp_path):
     records = run_phase(lambda: read(src)).records()
     (rec,) = find(records, "f", str(src))
     state = rec[2]
-    write(src, "bbbb")                                        # same length
-    os.utime(src, ns=(state[2], state[2]))                    # mtime back to the recorded one
+    write(src, "bbbb")  # same length
+    os.utime(src, ns=(state[2], state[2]))  # mtime back to the recorded one
     assert os.stat(src).st_mtime_ns == state[2] and os.stat(src).st_size == state[1]
     assert check(rec) == f"{src} changed"
 
@@ -105,10 +107,10 @@ def test_racy_rule_decides_when_stat_matches(tmp_path):
     st = os.stat(src)
     stale = ["file", st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, old_digest]
     recorded_now = time.time_ns()
-    assert not same_file(str(src), stale, "md5", recorded_now)                    # racy: re-hashed
+    assert not same_file(str(src), stale, "md5", recorded_now)  # racy: re-hashed
     assert check(["f", str(src), stale + [recorded_now]]) == f"{src} changed"
     long_after = st.st_mtime_ns + 10 * RACY_NS
-    assert same_file(str(src), stale, "md5", long_after)                          # stat trusted
+    assert same_file(str(src), stale, "md5", long_after)  # stat trusted
     assert check(["f", str(src), stale + [long_after]]) is None
 
 
@@ -142,15 +144,15 @@ def test_probes_record_kind_only(tmp_path):
         seen["islink"] = os.path.islink(link)
         seen["isdir"] = pathlib.Path(tmp_path / "nodir").is_dir()
         seen["access"] = os.access(present, os.R_OK, effective_ids=False)
+
     records = run_phase(phase).records()
-    assert seen == {"exists": False, "mtime": os.path.getmtime(present), "islink": True,
-                    "isdir": False, "access": True}
+    assert seen == {"exists": False, "mtime": os.path.getmtime(present), "islink": True, "isdir": False, "access": True}
     assert find(records, "p", str(missing)) == [["p", str(missing), "missing"]]
     assert find(records, "p", str(present)) == [["p", str(present), "file"]]
     assert find(records, "p", str(link)) == [["p", str(link), "link"]]
     assert find(records, "p", str(tmp_path / "nodir")) == [["p", str(tmp_path / "nodir"), "missing"]]
     assert changes(records) == []
-    os.utime(present, ns=(1, 1))                   # the phase read an mtime: still not a change
+    os.utime(present, ns=(1, 1))  # the phase read an mtime: still not a change
     assert changes(records) == []
     write(missing, "")
     assert changes(records) == [f"{missing} changed (missing -> file)"]
@@ -171,7 +173,7 @@ def test_forget_probe_drops_stat_probes_only(tmp_path):
     write(b, "y")
     rec = run_phase(lambda: (os.path.exists(a), os.path.islink(b), os.path.isfile(b)))
     assert rec.forget_probe(str(a)) is True
-    assert rec.forget_probe(str(b)) is False          # lstat'ed too
+    assert rec.forget_probe(str(b)) is False  # lstat'ed too
     assert rec.forget_probe(str(tmp_path / "never")) is False
     records = rec.records()
     assert find(records, "p", str(a)) == []
@@ -190,10 +192,14 @@ def test_env_read_then_changed(monkeypatch):
         seen.append(os.getenv("DAGPROF_T_OPT"))
         seen.append("DAGPROF_T_NONE" in os.environ)
         seen.append(os.environ.get("DAGPROF_T_NONE", "dflt"))
+
     records = run_phase(phase).records()
     assert seen == ["gcc", "-O2", False, "dflt"]
     assert [r for r in records if r[0] in "eE"] == [
-        ["e", "DAGPROF_T_CC", "gcc"], ["e", "DAGPROF_T_NONE", None], ["e", "DAGPROF_T_OPT", "-O2"]]
+        ["e", "DAGPROF_T_CC", "gcc"],
+        ["e", "DAGPROF_T_NONE", None],
+        ["e", "DAGPROF_T_OPT", "-O2"],
+    ]
     assert changes(records) == []
     monkeypatch.setenv("DAGPROF_T_UNRELATED", "b")
     assert changes(records) == []
@@ -212,6 +218,7 @@ def test_env_set_by_the_phase_is_not_an_input(monkeypatch):
         assert os.environ["DAGPROF_T_OWN"] == "mine"
         del os.environ["DAGPROF_T_OWN"]
         assert os.environ.get("DAGPROF_T_OWN") is None
+
     records = run_phase(phase).records()
     assert [r for r in records if r[0] in "eE"] == []
 
@@ -227,6 +234,7 @@ def test_whole_environment(monkeypatch, how):
             os.environ.copy()
         else:
             list(os.environ.items())
+
     records = run_phase(phase).records()
     assert [r[0] for r in records if r[0] in "eE"] == ["E"]
     assert changes(records) == []
@@ -238,11 +246,13 @@ def test_subprocess_tool_script_is_an_input(tmp_path):
     tool = tmp_path / "tool.py"
     write(tool, "print('v1')\n")
     out = []
-    records = run_phase(lambda: out.append(subprocess.run(
-        [sys.executable, "tool.py"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout)).records()
+    records = run_phase(
+        lambda: out.append(
+            subprocess.run([sys.executable, "tool.py"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+        )
+    ).records()
     assert out == ["v1\n"]
-    assert find(records, "x", [sys.executable, "tool.py"]) == [
-        ["x", [sys.executable, "tool.py"], sys.executable]]
+    assert find(records, "x", [sys.executable, "tool.py"]) == [["x", [sys.executable, "tool.py"], sys.executable]]
     assert len(find(records, "f", str(tool))) == 1
     assert len(find(records, "f", sys.executable)) == 1
     assert changes(records) == []
@@ -252,6 +262,7 @@ def test_subprocess_tool_script_is_an_input(tmp_path):
 
 def test_os_system_records_the_command_and_its_executable(tmp_path):
     import shutil
+
     true = shutil.which("true")
     records = run_phase(lambda: os.system("true")).records()
     (x,) = [r for r in records if r[0] == "x"]
@@ -269,6 +280,7 @@ def test_temp_file_written_and_deleted_is_no_record(tmp_path):
         subprocess.run([sys.executable, str(tmp)], capture_output=True, check=True)
         read(tmp)
         os.remove(tmp)
+
     records = run_phase(phase).records()
     assert [r for r in records if r[0] in "fo" and r[1] == str(tmp)] == []
     assert changes(records) == []
@@ -284,6 +296,7 @@ def test_output_written_by_the_phase(tmp_path):
         read(both)
         with open(both, "a") as f:
             f.write("+")
+
     records = run_phase(phase).records()
     (o,) = find(records, "o", str(out))
     assert o[2][5] == hashlib.md5(b"#define X 1\n").hexdigest()
@@ -299,7 +312,7 @@ def test_imported_module_source_is_an_input(tmp_path, monkeypatch):
     mod = tmp_path / "dagprof_t_site_mod.py"
     write(mod, "VALUE = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    for _ in range(2):          # second time: loaded from the pyc written the first time
+    for _ in range(2):  # second time: loaded from the pyc written the first time
         sys.modules.pop("dagprof_t_site_mod", None)
         records = run_phase(lambda: __import__("dagprof_t_site_mod")).records()
         assert len(find(records, "f", str(mod))) == 1
@@ -312,11 +325,13 @@ def test_imported_module_source_is_an_input(tmp_path, monkeypatch):
 def test_stop_restores_the_exact_objects():
     originals = (os.stat, os.lstat, os.access)
     env_type = type(os.environ)
-    env_methods = {k: env_type.__dict__[k] for k in
-                   ("__getitem__", "__setitem__", "__delitem__", "__iter__", "__len__")}
+    env_methods = {
+        k: env_type.__dict__[k] for k in ("__getitem__", "__setitem__", "__delitem__", "__iter__", "__len__")
+    }
     assert "__contains__" not in env_type.__dict__
-    supports = [set(s) for s in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks,
-                                 os.supports_effective_ids)]
+    supports = [
+        set(s) for s in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks, os.supports_effective_ids)
+    ]
     rec = InputRecorder()
     rec.start()
     try:
@@ -329,8 +344,9 @@ def test_stop_restores_the_exact_objects():
     assert all(a is b for a, b in zip((os.stat, os.lstat, os.access), originals, strict=True))
     assert all(env_type.__dict__[k] is v for k, v in env_methods.items())
     assert "__contains__" not in env_type.__dict__
-    assert supports == [set(s) for s in (os.supports_dir_fd, os.supports_fd,
-                                         os.supports_follow_symlinks, os.supports_effective_ids)]
+    assert supports == [
+        set(s) for s in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks, os.supports_effective_ids)
+    ]
 
 
 def test_wrappers_do_not_change_behaviour(tmp_path):
@@ -355,6 +371,7 @@ def test_wrappers_do_not_change_behaviour(tmp_path):
         finally:
             os.close(dfd)
         got["fd"] = os.stat(dfd_for_fd).st_ino
+
     records = run_phase(phase).records()
     with pytest.raises(FileNotFoundError) as e:
         os.stat(tmp_path / "nope")
@@ -364,7 +381,7 @@ def test_wrappers_do_not_change_behaviour(tmp_path):
     assert got["fd"] == os.stat(f).st_ino
     os.close(dfd_for_fd)
     assert find(records, "p", str(link)) == [["p", str(link), "link"]]
-    assert find(records, "p", os.path.join(os.getcwd(), "f")) == []      # dir_fd calls skipped
+    assert find(records, "p", os.path.join(os.getcwd(), "f")) == []  # dir_fd calls skipped
 
 
 def test_ignore_prefixes(tmp_path):
@@ -380,6 +397,7 @@ def test_ignore_prefixes(tmp_path):
         os.listdir(store)
         os.path.exists(store / "lock.mdb")
         read(lookalike / "y")
+
     records = run_phase(phase, ignore=[str(store)]).records()
     assert [r for r in records if str(r[1]).startswith(str(store) + os.sep) or r[1] == str(store)] == []
     assert len(find(records, "f", str(lookalike / "y"))) == 1
@@ -446,6 +464,7 @@ def test_threads_are_recorded(tmp_path):
             t.start()
         for t in threads:
             t.join()
+
     records = run_phase(phase).records()
     assert all(len(find(records, "f", str(f))) == 1 for f in files)
 
@@ -459,6 +478,7 @@ def test_summary_counts_each_path_once(tmp_path):
             read(src)
             os.path.exists(tmp_path / "nope")
             os.listdir(tmp_path)
+
     rec = run_phase(phase)
     s = rec.summary()
     assert (s["f"], s["p"], s["d"]) == (1, 1, 1)
@@ -478,14 +498,15 @@ def test_checker_process_imports_nothing_heavy(tmp_path):
         print(heavy)
     """)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       cwd=tmp_path, check=True)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, check=True)
     assert p.stdout.splitlines() == [str([None] * len(records)), "[]"]
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from(["", ".", "..", "a", "b.c", ".h", "x..y", "/", "//"]), min_size=1, max_size=6),
-       st.booleans())
+@given(
+    st.lists(st.sampled_from(["", ".", "..", "a", "b.c", ".h", "x..y", "/", "//"]), min_size=1, max_size=6),
+    st.booleans(),
+)
 def test_abs_is_normpath_of_the_absolute_path(parts, absolute):
     """The recorder's shortcut for already normal paths names every file exactly as os.path.normpath would."""
     path = ("/" if absolute else "") + "/".join(parts)

@@ -1,4 +1,5 @@
 """The facade the adapter calls: every section, plain data, own cost visible, hooks undone, nothing kept alive."""
+
 from __future__ import annotations
 
 import gc
@@ -62,8 +63,15 @@ def test_sections_shapes_and_round_trip() -> None:
     assert item["attrs"]["waiting"]["empty"] == 200
     assert sec["sizes"]["self_bytes"] > 0
 
-    assert sec["counts"]["Item"] == {"now": 200, "peak": 200, "created": 200, "morphed_in": 0, "morphed_out": 0,
-                                     "avg_bytes": item["total"] // 200, "total_bytes": item["total"]}
+    assert sec["counts"]["Item"] == {
+        "now": 200,
+        "peak": 200,
+        "created": 200,
+        "morphed_in": 0,
+        "morphed_out": 0,
+        "avg_bytes": item["total"] // 200,
+        "total_bytes": item["total"],
+    }
     assert sec["counts"]["Temp"]["created"] == 50 and sec["counts"]["Temp"]["now"] == 0
     assert sec["lifetimes"]["Temp"]["freed"] == 50
 
@@ -124,8 +132,13 @@ def test_real_scons_fs_nodes(tmp_path) -> None:
 
     classes = [SCons.Node.FS.Entry, SCons.Node.FS.File, SCons.Node.FS.Dir]
     before = {c: {k: c.__dict__.get(k) for k in ("__init__", "__del__")} for c in classes}
-    insp = Introspector(classes, boundary=(SCons.Environment.Base, SCons.Executor.Executor, SCons.Node.FS.FS),
-                        detail=["File"], detail_n=2, interval_s=0.01)
+    insp = Introspector(
+        classes,
+        boundary=(SCons.Environment.Base, SCons.Executor.Executor, SCons.Node.FS.FS),
+        detail=["File"],
+        detail_n=2,
+        interval_s=0.01,
+    )
     insp.start()
     try:
         fs = SCons.Node.FS.FS(str(tmp_path))

@@ -1,6 +1,7 @@
 """The layout as docs/architecture.md draws it, checked from the source (ast, nothing imported): no import
 circle among the project's modules, SCons imported and its internals (.sconsign, --debug=explain...) named only by
 the adapter (profiler/builds/), and the command layer importing downwards only."""
+
 from __future__ import annotations
 
 import ast
@@ -12,8 +13,21 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"dagprof": ROOT / "profiler", "dagstore": ROOT / "dagstore"}  # pyproject's package-dir
 ADAPTER = "dagprof.builds"
 # the profiler core: no SCons, no command line, no renderer (docs/architecture.md)
-CORE = ("access", "sizing", "tracker", "cycles", "detail", "introspect", "rss", "profile", "analyze",
-        "whatif", "diff", "classpatch", "gcscan")
+CORE = (
+    "access",
+    "sizing",
+    "tracker",
+    "cycles",
+    "detail",
+    "introspect",
+    "rss",
+    "profile",
+    "analyze",
+    "whatif",
+    "diff",
+    "classpatch",
+    "gcscan",
+)
 
 
 def _modules() -> dict[str, Path]:
@@ -33,8 +47,12 @@ MODULES = _modules()
 
 def _is_main_guard(node: ast.AST) -> bool:
     """`if __name__ == "__main__":` runs only as a script, where the module is __main__, not part of the graph."""
-    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__")
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+    )
 
 
 def _is_type_checking(node: ast.AST) -> bool:
@@ -71,8 +89,10 @@ def _imports(module: str, path: Path) -> list[str]:
 def _graph() -> dict[str, set[str]]:
     """module -> the project modules it imports. A module reading its own package (`from .. import
     __version__`) is no edge: the package's __init__ has always run before any of its modules."""
-    return {m: {n for n in _imports(m, p) if n in MODULES and n != m and not m.startswith(n + ".")}
-            for m, p in MODULES.items()}
+    return {
+        m: {n for n in _imports(m, p) if n in MODULES and n != m and not m.startswith(n + ".")}
+        for m, p in MODULES.items()
+    }
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -146,9 +166,12 @@ def test_command_modules_import_downwards():
 def test_the_core_imports_no_renderer_and_no_command_line():
     graph = _graph()
     for name in CORE:
-        upward = {d for d in graph[f"dagprof.{name}"]
-                  if d.startswith(("dagprof.report", "dagprof.commands", "dagprof.builds"))
-                  or d in ("dagprof.cli", "dagprof.cmdline")}
+        upward = {
+            d
+            for d in graph[f"dagprof.{name}"]
+            if d.startswith(("dagprof.report", "dagprof.commands", "dagprof.builds"))
+            or d in ("dagprof.cli", "dagprof.cmdline")
+        }
         assert not upward, (name, upward)
 
 
@@ -179,14 +202,20 @@ def test_one_reader_of_the_peak_rss():
 
 # What only the adapter may spell out: SCons' files, options, environment, modules and message formats. Searched in
 # the string literals of every module outside it (docstrings and comments may explain what the adapter does).
-SCONS_INTERNALS = {".sconsign": r"\.sconsign", "--debug=": r"--debug=", "SCONSFLAGS": r"SCONSFLAGS",
-                   "SCons.": r"\bSCons\.\w", "scons: ": r"\bscons: ", "SConstruct.py": r"SConstruct\.py"}
+SCONS_INTERNALS = {
+    ".sconsign": r"\.sconsign",
+    "--debug=": r"--debug=",
+    "SCONSFLAGS": r"SCONSFLAGS",
+    "SCons.": r"\bSCons\.\w",
+    "scons: ": r"\bscons: ",
+    "SConstruct.py": r"SConstruct\.py",
+}
 # (module, what) a module outside the adapter may still name, each with its reason
 NAMES_ALLOWED = {
     ("dagprof.synthetic", ".sconsign"): "a tool for tests and benches (which the rule leaves aside) that writes "
-                                        "SCons projects and resets their build state",
+    "SCons projects and resets their build state",
     ("dagstore.dagcache", "SCONSFLAGS"): "a user-facing reason: the cached invocation includes the variable the "
-                                         "user sets",
+    "user sets",
 }
 
 
@@ -199,8 +228,11 @@ def _string_literals(path: Path) -> list[str]:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
                 docs.add(id(first.value))
-    return [n.value for n in ast.walk(tree)
-            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
+    return [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs
+    ]
 
 
 def test_only_the_adapter_names_scons_internals():

@@ -1,5 +1,6 @@
 """The default `dagprof profile` on a real small SCons build: every section present and plausible, the
 figures of one report agree with each other, and --html/--json/--readers/--detail/--budget work."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ from dagprof.exitcodes import BUDGET
 from dagprof.profile import load
 
 # Command() sources are Entry nodes that become File (a morph); a Python function action; a Value node
-SCONSTRUCT = '''\
+SCONSTRUCT = """\
 env = Environment()
 def cat(target, source, env):
     with open(str(target[0]), "w") as f:
@@ -20,7 +21,7 @@ def cat(target, source, env):
 for i in range(12):
     env.Command("out/o%02d.txt" % i, ["src/s%02d.txt" % i, "src/common.txt"], cat)
 env.Command("out/all.txt", ["out/o%02d.txt" % i for i in range(12)] + [Value("v1")], cat)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,11 @@ def run(tmp_path_factory):
         (root / "src" / f"s{i:02d}.txt").write_text(f"source {i}\n")
     from conftest import run_dagprof
 
-    p = run_dagprof(["profile", "-o", "p.dagprof", "--html", "r.html", "--readers", "--detail", "File",
-                     "--", "-Q"], cwd=root, check=True)
+    p = run_dagprof(
+        ["profile", "-o", "p.dagprof", "--html", "r.html", "--readers", "--detail", "File", "--", "-Q"],
+        cwd=root,
+        check=True,
+    )
     return root, p, load(str(root / "p.dagprof"))
 
 
@@ -115,9 +119,9 @@ def test_phase_labels_do_not_overlap_and_fit():
     assert [t for _x, _y, t in labels] == [m[1] for m in marks]
     boxes = [(float(x), float(x) + label_width(t), y) for x, y, t in labels]
     for x0, x1, _y in boxes:
-        assert 0 <= x0 and x1 <= 600, boxes   # "write .sconsign" is not cut off at the right edge
+        assert 0 <= x0 and x1 <= 600, boxes  # "write .sconsign" is not cut off at the right edge
     for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
+        for b in boxes[i + 1 :]:
             assert a[2] != b[2] or a[1] <= b[0] or b[1] <= a[0], (a, b)
 
 
@@ -127,8 +131,11 @@ def test_component_switches_leave_out_only_their_part(run):
     root, _p, prof = run
     from conftest import run_dagprof
 
-    run_dagprof(["profile", "-o", "off.dagprof", "--no-sizes", "--no-cycles", "--no-tracker", "--no-monitor",
-                 "--", "-Q"], cwd=root, check=True)
+    run_dagprof(
+        ["profile", "-o", "off.dagprof", "--no-sizes", "--no-cycles", "--no-tracker", "--no-monitor", "--", "-Q"],
+        cwd=root,
+        check=True,
+    )
     off = load(str(root / "off.dagprof"))
     assert off.meta["exit_code"] == 0
     assert not off.sections["sizes"] and not off.sections["cycles"]

@@ -1,5 +1,6 @@
 """The installed face: `import dagprof` and `dagprof --version` from a real `pip install`, next to
 PyPI's unrelated `profiler` package; `import dagprof` stays cheap; pyproject lists every package."""
+
 import os
 import shutil
 import subprocess
@@ -33,10 +34,13 @@ def test_every_package_folder_is_listed_under_its_import_name():
 
 
 def test_import_dagprof_loads_nothing_heavy(tmp_path):
-    code = (f"import sys, dagprof; heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}); "
-            "print(dagprof.__version__); print(heavy)")
-    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True,
-                       check=False)
+    code = (
+        f"import sys, dagprof; heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}); "
+        "print(dagprof.__version__); print(heavy)"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True, check=False
+    )
     assert p.returncode == 0, p.stderr
     version, heavy = p.stdout.splitlines()
     assert heavy == "[]"
@@ -45,8 +49,9 @@ def test_import_dagprof_loads_nothing_heavy(tmp_path):
 
 def test_the_checkout_is_not_importable_as_profiler(tmp_path):
     """Processes the tests start see the import names only, as an installed dagprof would give them."""
-    p = subprocess.run([sys.executable, "-c", "import profiler"], cwd=tmp_path, env=_env(),
-                       capture_output=True, text=True, check=False)
+    p = subprocess.run(
+        [sys.executable, "-c", "import profiler"], cwd=tmp_path, env=_env(), capture_output=True, text=True, check=False
+    )
     assert p.returncode == 1 and "No module named 'profiler'" in p.stderr
 
 
@@ -56,16 +61,28 @@ def test_a_process_started_in_the_checkout_cannot_import_profiler(tmp_path, monk
     directory, here moved away, could find it)."""
     monkeypatch.delenv("PYTHONPATH", raising=False)
     code = f"import os; os.chdir({str(tmp_path)!r}); import profiler"
-    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
-                       check=False)
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True, check=False)
     assert p.returncode == 1 and "No module named 'profiler'" in p.stderr, p.stderr
 
 
 def _copy_checkout(dst: Path) -> Path:
     """The sources only: no build/, compiled extensions, caches or VCS data."""
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(
-        ".git", "build", "*.so", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis", ".venv", "venv",
-        ".dagstore"))
+    shutil.copytree(
+        ROOT,
+        dst,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            "build",
+            "*.so",
+            "__pycache__",
+            "*.egg-info",
+            ".pytest_cache",
+            ".hypothesis",
+            ".venv",
+            "venv",
+            ".dagstore",
+        ),
+    )
     return dst
 
 
@@ -75,8 +92,14 @@ def test_pip_install_gives_dagprof_and_survives_pypi_profiler(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
-    site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     # the dependencies (and pip itself) come from the test environment, so nothing but the build
     # backend is downloaded; the new venv's own site-packages comes first on its sys.path
     (site / "_test_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -84,8 +107,9 @@ def test_pip_install_gives_dagprof_and_survives_pypi_profiler(tmp_path):
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
 
     def run(*args, cwd=tmp_path):
-        p = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
-                           check=False)
+        p = subprocess.run(
+            [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
         assert p.returncode == 0, f"{args}: {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
         return p.stdout
 
@@ -100,8 +124,9 @@ def test_pip_install_gives_dagprof_and_survives_pypi_profiler(tmp_path):
     gen = tmp_path / "generated"  # the stub tools are package data: the installed generator finds them
     run(py, "-c", f"from dagprof.synthetic import generate; generate({str(gen)!r}, files=3)")
     assert os.access(gen / "tools" / "stubcc", os.X_OK) and (gen / "tools" / "stubcc.awk").is_file()
-    p = subprocess.run([py, "-c", "import profiler"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       check=False)
+    p = subprocess.run(
+        [py, "-c", "import profiler"], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
     assert p.returncode == 1, "dagprof must not install a top-level `profiler`"
 
     run(py, "-m", "pip", "install", "-q", "--no-deps", "--no-cache-dir", "profiler")

@@ -1,6 +1,7 @@
 """Bad input wherever a user types (beyond tests/test_scons_profile.py and test_compare.py): one line, dagprof's
 own exit code (64 bad command line, 65 bad input file), no traceback; bad SCons arguments behave exactly as
 under plain SCons."""
+
 from __future__ import annotations
 
 import shutil
@@ -27,31 +28,37 @@ def _one_line_exit(p, needle: str, code: int = USAGE) -> None:
     assert "Traceback" not in p.stderr
 
 
-@pytest.mark.parametrize("args,needle,code", [(*c, USAGE) if len(c) == 2 else c for c in [
-    (["build", "--frobnicate", "--", "-Q"], "unrecognized arguments: --frobnicate"),
-    (["build", "--store", "redis", "--", "-Q"], "invalid choice: 'redis'"),
-    (["build", "--store"], "expected one argument"),
-    (["build", "--spill", "Nope.attr", "--", "-Q"], "unknown class 'Nope'"),
-    (["build", "--spill", "File.no_such_attr", "--", "-Q"], "File has no attribute 'no_such_attr'"),
-    (["build", "--spill", "File.includes,Dir.nope", "--", "-Q"], "Dir has no attribute 'nope'"),
-    (["build", "--spill", "includes", "--", "-Q"], "is not of the form Class.attribute"),
-    (["build", "--spill", "File.", "--", "-Q"], "is not of the form Class.attribute"),
-    (["build", "--spill", ",", "--", "-Q"], "empty list"),
-    (["build", "--spill", "Fïle.includes", "--", "-Q"], "unknown class 'Fïle'"),
-    (["build", "--store", "none", "--spill", "File.includes", "--", "-Q"], "needs a store"),
-    (["build", "--store-path", "afile", "--", "-Q"], "exists and is not a directory"),
-    (["build", "-o", ".", "--", "-Q"], "is a directory"),
-    (["build", "-o", "no/such/dir/x.dagprof", "--", "-Q"], "does not exist"),
-    (["report", "adir"], "is a directory", BAD_INPUT),
-    (["report", "afile"], "not a dagprof profile", BAD_INPUT),
-    (["report", "lmdb.dagprof"], "profile", BAD_INPUT),
-    (["report", "good.dagprof", "--", "-Q"], "takes no SCons arguments"),
-    (["report", "good.dagprof", "--budget", "lots"], "invalid int value"),
-    (["profile", "--interval", "often", "--", "-Q"], "invalid float value"),
-    (["demo", "--dir", "afile"], "exists and is not an empty directory"),
-    (["demo", "--runs", "0"], "--runs must be >= 1"),
-    (["compare", "--spill", "File.nope", "--", "-Q"], "File has no attribute 'nope'"),
-]])
+@pytest.mark.parametrize(
+    "args,needle,code",
+    [
+        (*c, USAGE) if len(c) == 2 else c
+        for c in [
+            (["build", "--frobnicate", "--", "-Q"], "unrecognized arguments: --frobnicate"),
+            (["build", "--store", "redis", "--", "-Q"], "invalid choice: 'redis'"),
+            (["build", "--store"], "expected one argument"),
+            (["build", "--spill", "Nope.attr", "--", "-Q"], "unknown class 'Nope'"),
+            (["build", "--spill", "File.no_such_attr", "--", "-Q"], "File has no attribute 'no_such_attr'"),
+            (["build", "--spill", "File.includes,Dir.nope", "--", "-Q"], "Dir has no attribute 'nope'"),
+            (["build", "--spill", "includes", "--", "-Q"], "is not of the form Class.attribute"),
+            (["build", "--spill", "File.", "--", "-Q"], "is not of the form Class.attribute"),
+            (["build", "--spill", ",", "--", "-Q"], "empty list"),
+            (["build", "--spill", "Fïle.includes", "--", "-Q"], "unknown class 'Fïle'"),
+            (["build", "--store", "none", "--spill", "File.includes", "--", "-Q"], "needs a store"),
+            (["build", "--store-path", "afile", "--", "-Q"], "exists and is not a directory"),
+            (["build", "-o", ".", "--", "-Q"], "is a directory"),
+            (["build", "-o", "no/such/dir/x.dagprof", "--", "-Q"], "does not exist"),
+            (["report", "adir"], "is a directory", BAD_INPUT),
+            (["report", "afile"], "not a dagprof profile", BAD_INPUT),
+            (["report", "lmdb.dagprof"], "profile", BAD_INPUT),
+            (["report", "good.dagprof", "--", "-Q"], "takes no SCons arguments"),
+            (["report", "good.dagprof", "--budget", "lots"], "invalid int value"),
+            (["profile", "--interval", "often", "--", "-Q"], "invalid float value"),
+            (["demo", "--dir", "afile"], "exists and is not an empty directory"),
+            (["demo", "--runs", "0"], "--runs must be >= 1"),
+            (["compare", "--spill", "File.nope", "--", "-Q"], "File has no attribute 'nope'"),
+        ]
+    ],
+)
 def test_bad_input_one_line_and_own_exit_code(tmp_path, dagprof, args, needle, code):
     (tmp_path / "SConstruct").write_text("Command('out', [], 'echo hi > $TARGET')\n")
     (tmp_path / "afile").write_text("not a profile, not a directory\n")
@@ -101,13 +108,16 @@ def test_report_of_a_truncated_profile_file(tmp_path, dagprof, cut):
         load(tmp_path / "t.dagprof")
 
 
-@pytest.mark.parametrize("scons_args", [
-    ["--no-such-scons-option"],
-    ["-f", "adir"],
-    ["-f", "missing.SConstruct"],
-    ["-C", "no-such-dir"],
-    ["--debug=nonsense"],
-])
+@pytest.mark.parametrize(
+    "scons_args",
+    [
+        ["--no-such-scons-option"],
+        ["-f", "adir"],
+        ["-f", "missing.SConstruct"],
+        ["-C", "no-such-dir"],
+        ["--debug=nonsense"],
+    ],
+)
 def test_bad_scons_arguments_behave_as_under_plain_scons(project, tmp_path, scons, dagprof, scons_args):
     root = tmp_path / "p"
     shutil.copytree(project.root, root)

@@ -8,6 +8,7 @@ twice, in two identical trees: under plain SCons and under `dagprof build --stor
 build after the kill must do the same in both (same rebuild set, same messages, same outputs, both
 equal to a clean build's).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -21,7 +22,7 @@ from dagprof.synthetic import generate
 
 pytestmark = pytest.mark.slow
 
-KILL_HOOK = r'''
+KILL_HOOK = r"""
 # --- test hook (tests/test_reliability_kill.py): SIGKILL this process at a chosen moment -------------
 import os as _os, signal as _signal, sys as _sys
 _KILL = _os.environ.get('RELIABILITY_KILL', '')
@@ -64,7 +65,7 @@ elif _KILL == 'sconsign':              # halfway through writing .sconsign's tem
         f.flush()
         _die()
     _dblite._Dblite._pickle_dump = staticmethod(_half_dump)
-'''
+"""
 
 # what plain SCons does at the same point: a spill has no plain twin, so its reference is a kill at the
 # same place in the build (everything built, .sconsign not yet written).
@@ -101,11 +102,14 @@ def _scenario(template, tmp_path, monkeypatch, run, kind: str, phase: str, prebu
     """Build (optionally), edit a header, build with a kill at `phase`, then build again; return observations."""
     root = _copy(template, tmp_path / kind)
     if kind == "plain":
+
         def build(*extra):
             return run["scons"](["-Q", *extra], root)
     else:
+
         def build(*extra):
             return run["dagprof"](["build", "--store", "lmdb", "--", "-Q", *extra], root)
+
     if prebuilt:
         first = build()
         assert first.returncode == 0, first.stdout + first.stderr
@@ -113,25 +117,33 @@ def _scenario(template, tmp_path, monkeypatch, run, kind: str, phase: str, prebu
     monkeypatch.setenv("RELIABILITY_KILL", phase)
     killed = build()
     monkeypatch.delenv("RELIABILITY_KILL")
-    assert killed.returncode == -signal.SIGKILL, (f"{kind}: the kill at {phase!r} did not happen",
-                                                  killed.stdout, killed.stderr)
+    assert killed.returncode == -signal.SIGKILL, (
+        f"{kind}: the kill at {phase!r} did not happen",
+        killed.stdout,
+        killed.stderr,
+    )
     after = build("--debug=explain")
     null = build("--debug=explain")
     return root, after, null
 
 
-@pytest.mark.parametrize("phase,prebuilt", [
-    ("read", True),
-    ("build", True),
-    ("build", False),
-    ("spill", True),
-    ("sconsign", True),
-])
-def test_next_build_after_kill_is_what_plain_scons_does(template, tmp_path, monkeypatch, scons, dagprof,
-                                                        phase, prebuilt):
+@pytest.mark.parametrize(
+    "phase,prebuilt",
+    [
+        ("read", True),
+        ("build", True),
+        ("build", False),
+        ("spill", True),
+        ("sconsign", True),
+    ],
+)
+def test_next_build_after_kill_is_what_plain_scons_does(
+    template, tmp_path, monkeypatch, scons, dagprof, phase, prebuilt
+):
     run = {"scons": scons, "dagprof": dagprof}
-    p_root, p_after, p_null = _scenario(template, tmp_path, monkeypatch, run, "plain", PLAIN_TWIN.get(phase, phase),
-                                        prebuilt)
+    p_root, p_after, p_null = _scenario(
+        template, tmp_path, monkeypatch, run, "plain", PLAIN_TWIN.get(phase, phase), prebuilt
+    )
     s_root, s_after, s_null = _scenario(template, tmp_path, monkeypatch, run, "store", phase, prebuilt)
 
     assert p_after.returncode == 0, p_after.stderr
@@ -155,8 +167,9 @@ def test_next_build_after_kill_is_what_plain_scons_does(template, tmp_path, monk
     assert "warning" not in s_after.stderr, s_after.stderr
 
 
-def test_store_build_after_kill_leaves_sconsign_plain_scons_agrees_with(template, tmp_path, monkeypatch, scons,
-                                                                        dagprof):
+def test_store_build_after_kill_leaves_sconsign_plain_scons_agrees_with(
+    template, tmp_path, monkeypatch, scons, dagprof
+):
     """After kill -9 + a store rebuild, plain SCons (no dagprof) sees an up-to-date tree: .sconsign is sound."""
     root = _copy(template, tmp_path / "mixed")
     assert dagprof(["build", "--store", "lmdb", "--", "-Q"], root).returncode == 0

@@ -1,5 +1,6 @@
 """Damaged, mismatched, read-only, full and busy stores under a real `dagprof build`: a one-line warning,
 the store set aside (kept, never deleted) or bypassed, and a build identical to plain SCons'."""
+
 from __future__ import annotations
 
 import hashlib
@@ -52,8 +53,11 @@ def _tree_digest(path: Path) -> dict[str, str]:
     """sha256 of every file except the lock files (LMDB rewrites its lock table on every open attempt)."""
     if path.is_file():
         return {".": hashlib.sha256(path.read_bytes()).hexdigest()}
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith("lock.")}
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and not p.name.startswith("lock.")
+    }
 
 
 def _warnings(stderr: str) -> list[str]:
@@ -120,8 +124,7 @@ SET_ASIDE = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", sorted(SET_ASIDE))
-def test_bad_store_is_set_aside_and_the_build_is_plain_scons(template, clean_outputs, tmp_path, scons, dagprof,
-                                                             damage):
+def test_bad_store_is_set_aside_and_the_build_is_plain_scons(template, clean_outputs, tmp_path, scons, dagprof, damage):
     plain, root = tmp_path / "plain", tmp_path / "store"
     shutil.copytree(template.root, plain)
     shutil.copytree(template.root, root)
@@ -241,9 +244,28 @@ def test_full_map_while_spilling_keeps_values_and_says_why(template, clean_outpu
     _edit(root, template)
     prof = tmp_path / "b.dagprof"
     code = TINY_MAP.format(root=str(ROOT), size=48 * KiB)
-    s = subprocess.run([sys.executable, "-c", code, "build", "--store", "lmdb", "--spill", "auto", "-o", str(prof),
-                        "--", "-Q", "--debug=explain"], cwd=root, env=_env(), capture_output=True, text=True,
-                       timeout=300)
+    s = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "build",
+            "--store",
+            "lmdb",
+            "--spill",
+            "auto",
+            "-o",
+            str(prof),
+            "--",
+            "-Q",
+            "--debug=explain",
+        ],
+        cwd=root,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert s.returncode == 0 and "Traceback" not in s.stderr, s.stdout + s.stderr
     sec = _store_section(prof)
     assert sec["stopped"] and "full" in sec["stopped"].lower(), sec
@@ -258,7 +280,7 @@ def test_full_map_while_spilling_keeps_values_and_says_why(template, clean_outpu
     assert null.returncode == 0 and explained(null.stdout) == {}, null.stdout + null.stderr
 
 
-FILL_HOOK = r'''
+FILL_HOOK = r"""
 # --- test hook (tests/test_reliability_store.py): fill the disk once the store is open ------------------
 import os as _os
 _FILL = _os.environ.get('RELIABILITY_FILL')
@@ -271,12 +293,13 @@ if _FILL:
         except OSError:
             pass
     _os.close(_fd)
-'''
+"""
 
 
 @pytest.mark.slow
-def test_disk_full_while_spilling_keeps_values_and_says_why(template, clean_outputs, tmp_path, scons, dagprof,
-                                                            monkeypatch):
+def test_disk_full_while_spilling_keeps_values_and_says_why(
+    template, clean_outputs, tmp_path, scons, dagprof, monkeypatch
+):
     """A real small tmpfs, filled by the SConstruct right after the store opened: spilling stops, the build is right."""
     mnt = tmp_path / "small"
     if not _mount(mnt, "size=8m"):
@@ -352,7 +375,7 @@ def test_open_store_never_raises_when_the_first_commit_fails(tmp_path, limit_kib
 
 
 # ---- two builds on one store at once --------------------------------------------------------------------
-PAUSE_HOOK = r'''
+PAUSE_HOOK = r"""
 # --- test hook (tests/test_reliability_store.py): hold the build mid-way until the test says go ----------
 import os as _os, time as _time
 _PAUSE = _os.environ.get('RELIABILITY_PAUSE')
@@ -364,7 +387,7 @@ if _PAUSE:
             _time.sleep(0.05)
         open(str(target[0]), 'w').write('paused\n')
     Depends(prog, env.Command('#build/pause.stamp', '#build/lib/libd001.a', _pause))
-'''
+"""
 
 
 @pytest.mark.slow
@@ -379,9 +402,14 @@ def test_second_build_on_a_busy_store_runs_without_it(template, clean_outputs, t
     gate = tmp_path / "gate"
     gate.mkdir()
     env = {**_env(), "RELIABILITY_PAUSE": str(gate)}
-    holder = subprocess.Popen([sys.executable, "-m", "dagprof", "build", "--store", "lmdb", "--store-path",
-                               str(shared), "--", "-Q"], cwd=first, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "dagprof", "build", "--store", "lmdb", "--store-path", str(shared), "--", "-Q"],
+        cwd=first,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (gate / "ready").exists():
@@ -403,8 +431,9 @@ def test_second_build_on_a_busy_store_runs_without_it(template, clean_outputs, t
     first_outputs.pop("SConstruct")  # carries the pause hook
     assert first_outputs == {k: v for k, v in clean_outputs.items() if k != "SConstruct"}
     # the shared store is intact: a third build uses it without a warning and reuses the first's values
-    third = dagprof(["build", "--store", "lmdb", "--store-path", str(shared), "-o", str(tmp_path / "t.dagprof"),
-                     "--", "-Q"], first)
+    third = dagprof(
+        ["build", "--store", "lmdb", "--store-path", str(shared), "-o", str(tmp_path / "t.dagprof"), "--", "-Q"], first
+    )
     assert third.returncode == 0 and _warnings(third.stderr) == [], third.stderr
     assert _store_section(tmp_path / "t.dagprof")["reuse_hits"] > 0
     with LMDBStore(shared, expect=_expect()) as st:

@@ -1,4 +1,5 @@
 """Report renderers over hand-built profiles: exact numbers, cold attributes, JSON == text."""
+
 from __future__ import annotations
 
 import io
@@ -28,10 +29,26 @@ def _access_profile() -> Profile:
         AccessRow("File", "written_only", "read SConscripts", 0, 55, 0, 0),
         AccessRow("Dir", "_sconsign", "write .sconsign", 77, 1, 0, 70),
     ]
-    sizes = {"classes": {"File": {"count": 10, "total": 1000, "shallow": 400, "attrs": {
-        "_memo": {"bytes": 300, "set": 10, "empty": 0, "empty_bytes": 0, "distinct": -1, "dup_bytes": 0},
-        "never_touched": {"bytes": 200, "set": 10, "empty": 10, "empty_bytes": 200, "distinct": 1,
-                          "dup_bytes": 180}}}}}
+    sizes = {
+        "classes": {
+            "File": {
+                "count": 10,
+                "total": 1000,
+                "shallow": 400,
+                "attrs": {
+                    "_memo": {"bytes": 300, "set": 10, "empty": 0, "empty_bytes": 0, "distinct": -1, "dup_bytes": 0},
+                    "never_touched": {
+                        "bytes": 200,
+                        "set": 10,
+                        "empty": 10,
+                        "empty_bytes": 200,
+                        "distinct": 1,
+                        "dup_bytes": 180,
+                    },
+                },
+            }
+        }
+    }
     return Profile(meta={}, phases=PHASES, access=rows, sections={"sizes": sizes})
 
 
@@ -88,8 +105,19 @@ def test_full_render_has_every_section_with_exact_numbers() -> None:
     con, buf = _console()
     render(full_profile(), con)
     out = buf.getvalue()
-    for heading in ("Run", "Phases", "Attribute access", "Sizes per class", "Instances", "Lifetimes",
-                    "Memory monitor", "Snapshots", "Reference cycles", "Findings", "Node store (lmdb)"):
+    for heading in (
+        "Run",
+        "Phases",
+        "Attribute access",
+        "Sizes per class",
+        "Instances",
+        "Lifetimes",
+        "Memory monitor",
+        "Snapshots",
+        "Reference cycles",
+        "Findings",
+        "Node store (lmdb)",
+    ):
         assert heading in out
     assert re.search(r"File\s+10,000\s+10,050\s+10,200\s+0\s+0\s+2,818\s+28,180,000", out)  # counts table
     assert re.search(r"waiting_parents\s+2,160,000\s+2.1 MiB\s+7.7%\s+10,000\s+10,000\s+2,160,000", out)

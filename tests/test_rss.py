@@ -1,4 +1,5 @@
 """profiler/rss.py: the one /proc reader and the one sampler (monitor, in-process peaks, compare, benches)."""
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,10 @@ def test_read_status_of_this_process_another_and_a_gone_one():
 
 @linux
 def test_sampler_keeps_the_peak_of_another_process():
-    code = ("import time; b = bytearray(64 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.6); del b; "
-            "time.sleep(0.3)")
+    code = (
+        "import time; b = bytearray(64 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.6); del b; "
+        "time.sleep(0.3)"
+    )
     p = subprocess.Popen([sys.executable, "-c", code])
     seen = []
     s = Sampler(0.01, pid=p.pid, on_sample=seen.append).start()

@@ -1,4 +1,5 @@
 """bench/scaling.py on tiny sizes: it runs end to end; its tables have every system (and the edit build)."""
+
 import json
 import os
 import re
@@ -12,9 +13,27 @@ def test_scaling_smoke(tmp_path):
     env = dict(os.environ, PYTHONPATH=IMPORT_PATH)
     env.pop("SCONSFLAGS", None)
     out_json, png = tmp_path / "s.json", tmp_path / "s.png"
-    p = subprocess.run([sys.executable, str(ROOT / "bench" / "scaling.py"), "--sizes", "60,120", "--runs", "1",
-                        "--dir", str(tmp_path / "proj"), "--json", str(out_json), "--plot", str(png)],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "scaling.py"),
+            "--sizes",
+            "60,120",
+            "--runs",
+            "1",
+            "--dir",
+            str(tmp_path / "proj"),
+            "--json",
+            str(out_json),
+            "--plot",
+            str(png),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "stand-in" in p.stdout and "machine:" in p.stdout and "command:" in p.stdout
     rows = [ln for ln in p.stdout.splitlines() if re.match(r"\s*(60|120)\s+\d+\s+(make|scons)", ln)]
@@ -37,6 +56,11 @@ def test_scaling_smoke(tmp_path):
 
 
 def test_scaling_bad_sizes_exit_2(tmp_path):
-    p = subprocess.run([sys.executable, str(ROOT / "bench" / "scaling.py"), "--sizes", "ten"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "scaling.py"), "--sizes", "ten"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2 and "--sizes" in p.stderr and "Traceback" not in p.stderr

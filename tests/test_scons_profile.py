@@ -1,4 +1,5 @@
 """`dagprof profile` on a real SCons build: same outputs, messages and rebuild decisions as plain scons."""
+
 import json
 from pathlib import Path
 
@@ -52,8 +53,9 @@ def build_sequence(project, runner, make_args):
 def test_outputs_messages_and_rebuilds_identical(project, scons, dagprof, tmp_path):
     prof = tmp_path / "p.dagprof"
     plain = build_sequence(project, scons, lambda: ["-Q"])
-    profiled = build_sequence(project, lambda a, cwd: dagprof(["profile", "--no-introspect", "-o", str(prof), "--",
-                                                               *a], cwd), lambda: ["-Q"])
+    profiled = build_sequence(
+        project, lambda a, cwd: dagprof(["profile", "--no-introspect", "-o", str(prof), "--", *a], cwd), lambda: ["-Q"]
+    )
     assert len(plain) == len(profiled) == 4
     for (step, rc1, out1, files1), (_, rc2, out2, files2) in zip(plain, profiled):
         assert rc1 == rc2 == 0, step
@@ -78,8 +80,7 @@ def test_profile_file_and_json_report_agree(project, dagprof, scons, tmp_path):
     totals = profile.access_totals()
     for cls, attr in (("File", "_memo"), ("File", "ninfo"), ("Dir", "_sconsign")):
         assert totals[(cls, attr)].reads > 0, (cls, attr)
-    assert [ph["name"] for ph in profile.phases] == ["startup", "read SConscripts", "evaluate/build",
-                                                      "write .sconsign"]
+    assert [ph["name"] for ph in profile.phases] == ["startup", "read SConscripts", "evaluate/build", "write .sconsign"]
     assert profile.meta["exit_code"] == 0 and profile.meta["peak_rss"] > 0
     assert profile.meta["scons_version"]
     j = json.loads(dagprof(["report", str(prof), "--json"], project.root, check=True).stdout)
@@ -105,18 +106,21 @@ def test_sconscript_error_exit_code(tmp_path, scons, dagprof):
     assert plain.stderr.splitlines()[0] == prof.stderr.splitlines()[0]
 
 
-@pytest.mark.parametrize("args,needle,code", [
-    (["report", "missing.dagprof"], "cannot read", BAD_INPUT),
-    (["report", "."], "is a directory", BAD_INPUT),
-    (["report", "garbage.dagprof"], "not a dagprof profile", BAD_INPUT),
-    (["report", "truncated.dagprof"], "damaged or truncated", BAD_INPUT),
-    (["report", "empty.dagprof"], "empty file", BAD_INPUT),
-    (["report", "future.dagprof"], "version 99 is not supported", BAD_INPUT),
-    (["profile", "-o", ".", "--", "-Q"], "is a directory", USAGE),
-    (["profile", "--frobnicate"], "unrecognized arguments", USAGE),
-    (["nosuchcommand"], "invalid choice", USAGE),
-    (["report", "garbage.dagprof", "--top", "many"], "invalid int value", USAGE),
-])
+@pytest.mark.parametrize(
+    "args,needle,code",
+    [
+        (["report", "missing.dagprof"], "cannot read", BAD_INPUT),
+        (["report", "."], "is a directory", BAD_INPUT),
+        (["report", "garbage.dagprof"], "not a dagprof profile", BAD_INPUT),
+        (["report", "truncated.dagprof"], "damaged or truncated", BAD_INPUT),
+        (["report", "empty.dagprof"], "empty file", BAD_INPUT),
+        (["report", "future.dagprof"], "version 99 is not supported", BAD_INPUT),
+        (["profile", "-o", ".", "--", "-Q"], "is a directory", USAGE),
+        (["profile", "--frobnicate"], "unrecognized arguments", USAGE),
+        (["nosuchcommand"], "invalid choice", USAGE),
+        (["report", "garbage.dagprof", "--top", "many"], "invalid int value", USAGE),
+    ],
+)
 def test_bad_input_one_line_and_own_exit_code(tmp_path, dagprof, args, needle, code):
     import msgpack
 

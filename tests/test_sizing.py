@@ -1,4 +1,5 @@
 """Sizing: exact exclusive bytes, shared objects once, boundaries, and no user code run while sizing."""
+
 from __future__ import annotations
 
 import gc
@@ -77,7 +78,7 @@ def test_single_reference_objects_and_deep_sharing_counted_once() -> None:
     """The walk forgets objects with one reference (they cannot be met again); shared ones still count once."""
     x, y = Leaf(), Leaf()
     deep = "".join(["deep", "-shared"] * 10)  # two references below two different containers, no local
-    twice = "".join(["twice"] * 10)           # held twice by one list
+    twice = "".join(["twice"] * 10)  # held twice by one list
     x.a = [(deep, 1.5), [twice, twice, "".join(["lone"] * 10)]]  # the last: one reference only
     y.a = {"k": [deep]}
     x.b = ["".join(["slot"] * 10)]  # held by two owners' slots only: counted once, under x
@@ -88,8 +89,18 @@ def test_single_reference_objects_and_deep_sharing_counted_once() -> None:
     refs = sys.getrefcount(x.a[0][0])
     assert refs == 3  # the tuple, the list below y.a, the argument
     inner_t, inner_l = x.a
-    expected = (gs(x.a) + gs(inner_t) + gs(inner_t[0]) + gs(inner_t[1]) + gs(inner_l) + gs(inner_l[0])
-                + gs(inner_l[2]) + gs(y.a) + gs("k") + gs(y.a["k"]))
+    expected = (
+        gs(x.a)
+        + gs(inner_t)
+        + gs(inner_t[0])
+        + gs(inner_t[1])
+        + gs(inner_l)
+        + gs(inner_l[0])
+        + gs(inner_l[2])
+        + gs(y.a)
+        + gs("k")
+        + gs(y.a["k"])
+    )
     del inner_t, inner_l
     attrs = size_sections([x, y], dup_stats=False)["classes"]["Leaf"]["attrs"]
     assert attrs["a"]["bytes"] == expected

@@ -1,4 +1,5 @@
 """Spill guards on small classes, with real stores: values leave memory and come back equal."""
+
 import os
 
 import pytest
@@ -72,12 +73,12 @@ def test_spill_and_reload_roundtrip(store, request):
         assert raw(Node, a, "parents") is EMPTY_SET and raw(Node, b, "kids") is EMPTY_LIST
         sp.flush()
         kids = a.kids
-        assert kids[0] is b and kids[1] is c          # node references resolve to the same objects
+        assert kids[0] is b and kids[1] is c  # node references resolve to the same objects
         assert a.info == {"sig": "abc", "sizes": (1, 2), "tags": frozenset({"x"})}
         assert type(a.info["sizes"]) is tuple
-        assert raw(Node, a, "info") is not SPILLED     # reloaded values stay resident
+        assert raw(Node, a, "info") is not SPILLED  # reloaded values stay resident
         assert b.parents == set() and isinstance(b.parents, set)
-        b.parents.add(a)                               # a reloaded container is the live one
+        b.parents.add(a)  # a reloaded container is the live one
         assert raw(Node, b, "parents") == {a}
         assert sp.stats.reloads == 2 and sp.stats.spilled_attrs == 2
         assert sp.stats.collapsed >= 3
@@ -166,12 +167,12 @@ def test_reuse_across_builds_with_stamps(tmp_path):
         try:
             sp.guard(Node, reuse=("includes",))
             a, b = Node("a"), Node("b")
-            got = (a.includes, b.includes)             # None, unless reused
+            got = (a.includes, b.includes)  # None, unless reused
             if got[0] is None:
                 a.includes = ["x.h", "y.h"]
             if got[1] is None:
                 b.includes = ["z.h"]
-            sp.record([a, b], ("includes",))         # reuse writes the values for the next build, keeps them
+            sp.record([a, b], ("includes",))  # reuse writes the values for the next build, keeps them
             assert (a.includes, b.includes) == (["x.h", "y.h"], ["z.h"])
             sp.spill([a, b])
             sp.flush()
@@ -184,7 +185,7 @@ def test_reuse_across_builds_with_stamps(tmp_path):
     assert got == (None, None) and st.reuse_hits == 0
     got, st = run(2)
     assert got == (["x.h", "y.h"], ["z.h"]) and st.reuse_hits == 2
-    stamps["a"] = b"2"                                  # "a" was edited: never reuse its old value
+    stamps["a"] = b"2"  # "a" was edited: never reuse its old value
     got, st = run(1)
     assert got == (None, ["z.h"]) and st.reuse_hits == 1 and st.reuse_stale == 1
 
@@ -203,8 +204,8 @@ def test_store_failure_keeps_values_in_memory(tmp_path):
         sp.spill(nodes)
         sp.flush()
         assert sp.stats.stopped and "No space" in sp.stats.stopped
-        assert [n.info for n in nodes] == [{"i": i} for i in range(10)]   # nothing lost
-        assert sp.spill(nodes) == 0                                          # spilling stopped
+        assert [n.info for n in nodes] == [{"i": i} for i in range(10)]  # nothing lost
+        assert sp.spill(nodes) == 0  # spilling stopped
     finally:
         sp.restore()
 
@@ -234,8 +235,12 @@ def _guard_trace(use_c: bool) -> list:
         a, b, c = Node("a"), Node("b"), Other("c")
         a.info, b.info, c.info = [1, (2, 3)], {"k": {4}}, None
         a.handle = b  # a node reference
-        out.append(("guard kind", type(Node.__dict__["info"]).__name__.replace("_CGuard", "G").replace("Guard", "G")
-                    .replace("_Py", "")))
+        out.append(
+            (
+                "guard kind",
+                type(Node.__dict__["info"]).__name__.replace("_CGuard", "G").replace("Guard", "G").replace("_Py", ""),
+            )
+        )
         note("spill", lambda: sp.spill([a, b, c]))
         note("raw a.info after spill", lambda: type(raw(Node, a, "info")).__name__)
         note("raw a.kids (collapsed)", lambda: raw(Node, a, "kids") is EMPTY_LIST)
@@ -259,8 +264,9 @@ def _guard_trace(use_c: bool) -> list:
         note("b.info after second spill", lambda: b.info)
         note("class attr is guard", lambda: Node.info is Node.__dict__["info"])
         st = sp.stats
-        out.append(("stats", st.spilled_attrs, st.reloads, st.collapsed, st.collapsed_reloads, st.reuse_misses,
-                    st.refused))
+        out.append(
+            ("stats", st.spilled_attrs, st.reloads, st.collapsed, st.collapsed_reloads, st.reuse_misses, st.refused)
+        )
         sp.reload_all([a, b, c])
     finally:
         sp.restore()
@@ -280,26 +286,38 @@ def test_python_guard_matches_c_guard():
     assert len(c_trace) == len(py_trace)
 
 
-CANDS = Candidates(spill={"File": ("includes", "binfo")}, collapse={"File": ("waiting_parents",)},
-                   reuse={"File": ("includes",)}, default_cold={"File": ("includes",)},
-                   all_attrs={"File": ("includes", "binfo", "waiting_parents", "ninfo")},
-                   late_phases=("build",))
+CANDS = Candidates(
+    spill={"File": ("includes", "binfo")},
+    collapse={"File": ("waiting_parents",)},
+    reuse={"File": ("includes",)},
+    default_cold={"File": ("includes",)},
+    all_attrs={"File": ("includes", "binfo", "waiting_parents", "ninfo")},
+    late_phases=("build",),
+)
 
 
 def test_policy_parse_and_choose():
     assert parse_spill("File.includes,File.binfo", CANDS) == {"File": ("includes", "binfo")}
-    for bad, msg in (("Filex.includes", "unknown class"), ("File.nope", "no attribute"), ("File", "Class.attribute"),
-                     (",", "empty list"), ("File.ninfo", "not safe to spill")):
+    for bad, msg in (
+        ("Filex.includes", "unknown class"),
+        ("File.nope", "no attribute"),
+        ("File", "Class.attribute"),
+        (",", "empty list"),
+        ("File.ninfo", "not safe to spill"),
+    ):
         with pytest.raises(PolicyError, match=msg):
             parse_spill(bad, CANDS)
     p = choose("auto", CANDS, None)
     assert p.spill == {"File": ("includes",)} and p.reuse == {"File": ("includes",)}
     from dagprof.profile import AccessRow
 
-    rows = [AccessRow("File", "includes", "build", 10, 10, 0), AccessRow("File", "binfo", "build", 500, 10, 0),
-            AccessRow("File", "binfo", "read", 0, 0, 0)]
+    rows = [
+        AccessRow("File", "includes", "build", 10, 10, 0),
+        AccessRow("File", "binfo", "build", 500, 10, 0),
+        AccessRow("File", "binfo", "read", 0, 0, 0),
+    ]
     p = choose("auto", CANDS, rows)
-    assert p.spill == {"File": ("includes",)}           # binfo is read 50x per write: hot
+    assert p.spill == {"File": ("includes",)}  # binfo is read 50x per write: hot
     assert choose("none", CANDS).spill == {}
     assert choose("File.binfo", CANDS).spill_spec() == "File.binfo"
 
@@ -307,9 +325,14 @@ def test_policy_parse_and_choose():
 def test_policy_learns_from_reload_rates():
     from dagprof.profile import AccessRow
 
-    cands = Candidates(spill={"File": ("includes", "binfo", "implicit")}, collapse={}, reuse={},
-                       default_cold={}, all_attrs={"File": ("includes", "binfo", "implicit")},
-                       late_phases=("build",))
+    cands = Candidates(
+        spill={"File": ("includes", "binfo", "implicit")},
+        collapse={},
+        reuse={},
+        default_cold={},
+        all_attrs={"File": ("includes", "binfo", "implicit")},
+        late_phases=("build",),
+    )
     rows = [AccessRow("File", "includes", "build", 10, 10, 0), AccessRow("File", "implicit", "build", 90, 10, 0)]
     assert choose("auto", cands, rows).spill == {"File": ("includes",)}
     # last build: implicit was spilled 100 times and never reloaded -> cold; includes reloaded 90% -> hot
@@ -320,6 +343,7 @@ def test_policy_learns_from_reload_rates():
 
 def test_a_bug_in_the_store_is_not_reported_as_stopped_spilling():
     """Only the store's own errors stop spilling; any other exception surfaces, and the values stay readable."""
+
     class Buggy(MemoryStore):
         def put_many(self, items):
             raise TypeError("a bug, not a full disk")
@@ -334,7 +358,7 @@ def test_a_bug_in_the_store_is_not_reported_as_stopped_spilling():
         with pytest.raises(TypeError):
             sp.flush()
         assert sp.stats.stopped is None and sp.active
-        assert [n.info for n in nodes] == [{"i": i} for i in range(4)]   # still pending: nothing lost
+        assert [n.info for n in nodes] == [{"i": i} for i in range(4)]  # still pending: nothing lost
     finally:
         sp.restore()
 
@@ -351,7 +375,7 @@ def test_reuse_read_errors_are_counted_and_reported():
     try:
         sp.guard(Node, reuse=("includes",))
         a = Node("a")
-        assert a.includes is None                     # the value is recomputed, as without a store
+        assert a.includes is None  # the value is recomputed, as without a store
         sec = sp.section("memory", "/x")
         assert sec["errors"] == {"reuse_read": 1} and has_problem(sec)
         assert "1 reuse_read errors" in summary_line(sec)
@@ -372,11 +396,11 @@ def test_reuse_bookkeeping_is_bounded_and_forgotten_at_safe_points(tmp_path):
             n.includes = [n.name + ".h"]
         assert sp.record(done, ("includes",)) == 20
         sp.spill(done)
-        assert sp.stats.spilled_attrs == 0                              # recorded, not spilled
+        assert sp.stats.spilled_attrs == 0  # recorded, not spilled
         sp.flush()
         own = sp.own_memory()
-        assert own["tried_reuse"] == 0 and own["reused_values"] == 0   # safe point reached: forgotten
-        sources = [Node(f"d{i}") for i in range(20)]                     # read, reused, never spilled
+        assert own["tried_reuse"] == 0 and own["reused_values"] == 0  # safe point reached: forgotten
+        sources = [Node(f"d{i}") for i in range(20)]  # read, reused, never spilled
         assert [n.includes for n in sources] == [[f"d{i}.h"] for i in range(20)]
         own = sp.own_memory()
         assert own["tried_reuse"] <= 8 and own["reused_values"] <= 8
@@ -393,7 +417,17 @@ def test_summary_line_words_bytes_as_every_dagprof_figure():
     """The store's one line uses the one byte formatter (binary units, as the reports), not decimal MB."""
     from dagstore.spill import summary_line
 
-    sec = {"backend": "lmdb", "path": "/p", "spilled_attrs": 3, "spilled_bytes": 3 * 2**20 // 2, "collapsed": 0,
-           "reloads": 1, "reuse_hits": 0, "refused": 0}
-    assert summary_line(sec) == ("dagstore: lmdb store at /p: spilled 3 values (1.5 MiB), collapsed 0 empty "
-                                 "containers, 1 reloads, 0 reused from the previous build, 0 refused")
+    sec = {
+        "backend": "lmdb",
+        "path": "/p",
+        "spilled_attrs": 3,
+        "spilled_bytes": 3 * 2**20 // 2,
+        "collapsed": 0,
+        "reloads": 1,
+        "reuse_hits": 0,
+        "refused": 0,
+    }
+    assert summary_line(sec) == (
+        "dagstore: lmdb store at /p: spilled 3 values (1.5 MiB), collapsed 0 empty "
+        "containers, 1 reloads, 0 reused from the previous build, 0 refused"
+    )

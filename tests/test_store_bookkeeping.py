@@ -1,4 +1,5 @@
 """The store's own memory: bounded bookkeeping, reported in the profile's store section."""
+
 from __future__ import annotations
 
 from dagprof.profile import load
@@ -12,8 +13,11 @@ def test_own_memory_is_reported_and_plausible(tmp_path, dagprof):
         if name == "b2.dagprof":
             proj.edit_header(0)
         # an explicit list that spills (auto's built-in defaults find nothing above the size floor here)
-        p = dagprof(["build", "--spill", "File.implicit,File.implicit_set,File.includes", "-o", name, "--sizes",
-                     "--", "-Q"], root, check=True)
+        p = dagprof(
+            ["build", "--spill", "File.implicit,File.implicit_set,File.includes", "-o", name, "--sizes", "--", "-Q"],
+            root,
+            check=True,
+        )
         assert "own memory" not in p.stderr
     prof = load(str(root / "b2.dagprof"))
     st = prof.sections["store"]
@@ -25,8 +29,9 @@ def test_own_memory_is_reported_and_plausible(tmp_path, dagprof):
     sources = len(proj.files) + len(proj.headers)
     assert own["tried_reuse"] <= sources and own["reused_values"] <= sources
     assert 0 < own["node_refs"] <= nodes  # at most one entry per node a spilled value refers to
-    assert own["bytes"] == (own["pending_bytes"] + own["reuse_bytes"] + own["node_refs_bytes"]
-                            + own["stats_bytes"] + own["cache_bytes"])
+    assert own["bytes"] == (
+        own["pending_bytes"] + own["reuse_bytes"] + own["node_refs_bytes"] + own["stats_bytes"] + own["cache_bytes"]
+    )
     assert 1_000 < own["bytes"] < 2_000_000  # a few hundred bytes per node at most, on ~150 nodes
     assert own["bytes"] < prof.meta["peak_rss"] / 20
 
@@ -58,8 +63,9 @@ def test_in_process_close_forgets_node_references(tmp_path):
     from conftest import _env
 
     proj = generate(tmp_path / "p", files=10, files_per_dir=10, seed=14)
-    p = subprocess.run([sys.executable, "-c", SCRIPT, str(proj.root)], env=_env(), capture_output=True, text=True,
-                       timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(proj.root)], env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr
     code, spilled, refs_at_end, refs_after_close = json.loads(p.stdout.strip().splitlines()[-1])
     assert code == 0 and spilled > 0

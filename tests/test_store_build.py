@@ -1,4 +1,5 @@
 """The node store on real SCons builds with real LMDB: identical outputs and rebuilds, exact reuse."""
+
 import re
 from pathlib import Path
 
@@ -53,8 +54,9 @@ def test_store_builds_identical_to_plain(tmp_path_factory, plain_steps, spill, s
     from conftest import run_dagprof
 
     def runner(root):
-        return run_dagprof(["build", "--store", store, "--spill", spill, "-o", str(root / "b.dagprof"), "--", "-Q"],
-                           root)
+        return run_dagprof(
+            ["build", "--store", store, "--spill", spill, "-o", str(root / "b.dagprof"), "--", "-Q"], root
+        )
 
     proj, steps = sequence(tmp_path_factory, runner)
     for (step, rc1, cmds1, files1, _), (_, rc2, cmds2, files2, p) in zip(plain_steps, steps):
@@ -62,8 +64,8 @@ def test_store_builds_identical_to_plain(tmp_path_factory, plain_steps, spill, s
         assert cmds1 == cmds2, f"{step}: a different set of targets was rebuilt"
         assert files1 == files2, f"{step}: outputs differ"
         assert "Traceback" not in p.stderr
-    assert steps[1][2] == []                           # the null build built nothing
-    assert len(steps[2][2]) >= 2                        # an edited .c rebuilds its object, library, program
+    assert steps[1][2] == []  # the null build built nothing
+    assert len(steps[2][2]) >= 2  # an edited .c rebuilds its object, library, program
     st = load(proj.root / "b.dagprof").sections["store"]
     assert st["backend"] == store and st["stopped"] is None
     assert st["collapsed"] > 0
@@ -172,7 +174,7 @@ def test_sconstruct_one_liner_with_plain_scons(tmp_path, scons):
 
     st = LMDBStore(str(root / ".dagstore"))
     try:
-        assert any(k.startswith(b"rF:") for k, _ in st.items(b"r"))   # include lists kept for reuse
+        assert any(k.startswith(b"rF:") for k, _ in st.items(b"r"))  # include lists kept for reuse
     finally:
         st.close()
 
@@ -191,8 +193,8 @@ def test_auto_counts_accesses_only_when_the_stored_profile_is_missing_or_old(tmp
     st = LMDBStore(str(root / ".dagstore"))
     try:
         assert st.get_meta("profile_age") == 2
-        assert st.get_meta("access_profile")            # the first build's table is still the advice
-        st.set_meta("profile_age", 9)                  # ... until it is PROFILE_REFRESH builds old
+        assert st.get_meta("access_profile")  # the first build's table is still the advice
+        st.set_meta("profile_age", 9)  # ... until it is PROFILE_REFRESH builds old
     finally:
         st.close()
     dagprof(["build", "--store", "lmdb", "-o", str(root / "b.dagprof"), "--", "-Q"], root, check=True)
@@ -209,11 +211,33 @@ def test_parallel_build_with_store_is_equivalent(tmp_path):
 
     generate(tmp_path / "p", files=60, files_per_dir=15, seed=9)
     edits = tmp_path / "edits.json"
-    edits.write_text(json.dumps([{"edit": "src/d000/f00001.c", "append": "\nint extra_j2(void) { return 2; }\n"},
-                                 {"edit": "include/d001/h1.h", "append": "\n#define J2_EXTRA 1\n"}]))
-    p = subprocess.run([sys.executable, "-m", "dagprof.equivalence", str(tmp_path / "p"), "--edits", str(edits),
-                        "--store", "lmdb", "--", "-Q", "-j2"], capture_output=True, text=True, env=_env(),
-                       timeout=600)
+    edits.write_text(
+        json.dumps(
+            [
+                {"edit": "src/d000/f00001.c", "append": "\nint extra_j2(void) { return 2; }\n"},
+                {"edit": "include/d001/h1.h", "append": "\n#define J2_EXTRA 1\n"},
+            ]
+        )
+    )
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagprof.equivalence",
+            str(tmp_path / "p"),
+            "--edits",
+            str(edits),
+            "--store",
+            "lmdb",
+            "--",
+            "-Q",
+            "-j2",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "EQUIVALENT" in p.stdout
 

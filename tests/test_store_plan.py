@@ -1,5 +1,6 @@
 """Issue 13: the plan is shown and followed, `none` spills nothing, the cost model keeps re-read attributes in
 memory, and the advice never tells to stop storing what SCons' own code reads."""
+
 from __future__ import annotations
 
 from dagprof.analyze import analyze, spill_plan
@@ -17,8 +18,25 @@ from dagstore.policy import (
 
 
 def _build(dagprof, root, spill, out, *extra):
-    return dagprof(["build", "--store", "lmdb", "--dag-cache", "off", "--summary", "--spill", spill, "-o", out,
-                    *extra, "--", "-Q"], root, check=True)
+    return dagprof(
+        [
+            "build",
+            "--store",
+            "lmdb",
+            "--dag-cache",
+            "off",
+            "--summary",
+            "--spill",
+            spill,
+            "-o",
+            out,
+            *extra,
+            "--",
+            "-Q",
+        ],
+        root,
+        check=True,
+    )
 
 
 def test_spill_none_spills_nothing_and_still_reuses(tmp_path, dagprof):
@@ -59,16 +77,24 @@ def test_plan_attribute_with_values_is_spilled_or_explained(tmp_path, dagprof):
 
 
 def _cands():
-    return Candidates(spill={"File": ("includes", "implicit_set", "implicit")}, collapse={}, reuse={},
-                      default_cold={}, all_attrs={"File": ("includes", "implicit_set", "implicit")},
-                      late_phases=("evaluate/build",))
+    return Candidates(
+        spill={"File": ("includes", "implicit_set", "implicit")},
+        collapse={},
+        reuse={},
+        default_cold={},
+        all_attrs={"File": ("includes", "implicit_set", "implicit")},
+        late_phases=("evaluate/build",),
+    )
 
 
 def test_attribute_reloaded_on_most_nodes_is_not_chosen_by_auto():
     rows = [AccessRow("File", a, "evaluate/build", 10, 100, 0) for a in ("includes", "implicit_set", "implicit")]
     # issue 13's project: 39,583 include lists spilled, 34,167 reloaded (86%); implicit_set rarely reloaded
-    history = {"File.includes": [39583, 34167, 39583 * 280, 0], "File.implicit_set": [7341, 50, 7341 * 200, 0],
-               "File.implicit": [7341, 40, 7341 * 30, 0]}
+    history = {
+        "File.includes": [39583, 34167, 39583 * 280, 0],
+        "File.implicit_set": [7341, 50, 7341 * 200, 0],
+        "File.implicit": [7341, 40, 7341 * 30, 0],
+    }
     lat = {"spill_us": 20.0, "reload_us": 10.0}
     plan = choose("auto", _cands(), rows, history, lat=lat)
     assert "includes" not in plan.spill["File"]
@@ -78,12 +104,20 @@ def test_attribute_reloaded_on_most_nodes_is_not_chosen_by_auto():
     assert "implicit" not in plan.spill["File"] and "frees" in plan.dropped["File.implicit"]
     assert spill_verdict(100, 90, 100 * 10_000, lat)[0] is False  # reloaded on most nodes, however big
     # the report follows the same rule on a profile carrying that history
-    prof = Profile(meta={"spillable": {"File": ["includes", "implicit_set", "implicit"]},
-                         "late_phases": ["evaluate/build"]}, phases=[], access=rows,
-                   sections={"store": {"spill_time_s": 0.2, "spilled_attrs": 10000, "reload_time_s": 0.1,
-                                       "reloads": 10000,
-                                       "per_attr": {k: {"spilled": v[0], "reloads": v[1], "bytes": v[2]}
-                                                    for k, v in history.items()}}})
+    prof = Profile(
+        meta={"spillable": {"File": ["includes", "implicit_set", "implicit"]}, "late_phases": ["evaluate/build"]},
+        phases=[],
+        access=rows,
+        sections={
+            "store": {
+                "spill_time_s": 0.2,
+                "spilled_attrs": 10000,
+                "reload_time_s": 0.1,
+                "reloads": 10000,
+                "per_attr": {k: {"spilled": v[0], "reloads": v[1], "bytes": v[2]} for k, v in history.items()},
+            }
+        },
+    )
     assert spill_plan(prof) == {"File": ("implicit_set",)}
     assert cold_attributes(rows, _cands().spill, ("evaluate/build",), history, lat=lat) == plan.spill
     assert "not spilled: File.implicit" in plan_line(plan.as_dict(), {})
@@ -101,15 +135,27 @@ def test_includes_kept_for_reuse_not_chosen_by_auto(tmp_path, dagprof):
 
 
 def test_waiting_s_e_advice_never_says_stop_storing_it():
-    rows = [AccessRow("File", "waiting_s_e", "evaluate/build", 0, 5000, 0),
-            AccessRow("File", "unused_thing", "evaluate/build", 0, 5000, 0)]
-    sizes = {"classes": {"File": {"count": 5000, "total": 10 << 20, "attrs": {
-        "waiting_s_e": {"bytes": 1 << 20, "empty": 0, "empty_bytes": 0},
-        "unused_thing": {"bytes": 1 << 20, "empty": 0, "empty_bytes": 0}}}}}
+    rows = [
+        AccessRow("File", "waiting_s_e", "evaluate/build", 0, 5000, 0),
+        AccessRow("File", "unused_thing", "evaluate/build", 0, 5000, 0),
+    ]
+    sizes = {
+        "classes": {
+            "File": {
+                "count": 5000,
+                "total": 10 << 20,
+                "attrs": {
+                    "waiting_s_e": {"bytes": 1 << 20, "empty": 0, "empty_bytes": 0},
+                    "unused_thing": {"bytes": 1 << 20, "empty": 0, "empty_bytes": 0},
+                },
+            }
+        }
+    }
     from dagprof.builds.scons import SCONS_READS
 
-    prof = Profile(meta={"scons_reads": dict(SCONS_READS), "spillable": {}}, phases=[], access=rows,
-                   sections={"sizes": sizes})
+    prof = Profile(
+        meta={"scons_reads": dict(SCONS_READS), "spillable": {}}, phases=[], access=rows, sections={"sizes": sizes}
+    )
     found = {f["attr"]: f for f in analyze(prof) if f["kind"] == "never_read"}
     w = found["waiting_s_e"]
     assert "stop storing" not in w["message"] and "never read in this build" in w["message"]
@@ -142,7 +188,7 @@ def test_release_pages_drops_mapped_store_pages(tmp_path):
         st.put_many([(b"k%06d" % i, b"x" * 200) for i in range(5000)])
         assert all(st.get(b"k%06d" % i) == b"x" * 200 for i in range(0, 5000, 7))
         assert st.release_pages() > 0
-        assert st.get(b"k000007") == b"x" * 200   # faulted back in from the page cache
+        assert st.get(b"k000007") == b"x" * 200  # faulted back in from the page cache
     finally:
         st.close()
 
@@ -168,8 +214,9 @@ def test_values_too_small_in_a_row_are_not_encoded_and_said_so():
         st = sp.stats.per_attr["N.sig"]
         assert st["small"] == len(nodes) and st["spilled"] == 0
         assert len(encodes) == SMALL_STREAK and st["small_assumed"] == 100
-        line = plan_line({"source": "explicit --spill", "spill": "N.sig", "why": {"N.sig": "explicit"}},
-                         sp.stats.per_attr)
+        line = plan_line(
+            {"source": "explicit --spill", "spill": "N.sig", "why": {"N.sig": "explicit"}}, sp.stats.per_attr
+        )
         assert f"{len(nodes):,} too small" in line and "100 of those not encoded" in line
     finally:
         sp.restore()
@@ -181,7 +228,7 @@ def test_reuse_cost_keeps_figures_with_too_few_samples():
     assert reuse_cost({"hit_us": 30.0, "scan_us": 12.0}, 10, 1.0, 100, 0.01) == {"hit_us": 30.0, "scan_us": 100.0}
     assert reuse_cost(None, 0, 0.0, 0, 0.0) == {}
     assert reuse_verdict(None) == (True, "")
-    assert reuse_verdict({"hit_us": 30.0}) == (True, "")           # nothing to weigh it against yet
+    assert reuse_verdict({"hit_us": 30.0}) == (True, "")  # nothing to weigh it against yet
     keep, why = reuse_verdict({"hit_us": 30.0, "scan_us": 12.0})
     assert not keep and why == "a reuse hit costs 30 us, the scan it saves 12 us"
     assert reuse_verdict({"hit_us": 30.0, "scan_us": 120.0})[0]
@@ -190,7 +237,8 @@ def test_reuse_cost_keeps_figures_with_too_few_samples():
 def test_choose_turns_reuse_off_when_a_hit_costs_more_than_the_scan():
     plan = choose("none", _cands(), reuse={"hit_us": 30.0, "scan_us": 12.0})
     assert plan.reuse == {} and "reuse off: a reuse hit costs 30 us, the scan it saves 12 us" in plan_line(
-        plan.as_dict(), {})
+        plan.as_dict(), {}
+    )
     assert choose("none", _cands(), reuse={"hit_us": 3.0, "scan_us": 12.0}).reuse == _cands().reuse
 
 
@@ -221,7 +269,7 @@ def test_reuse_that_does_not_pay_is_off_and_builds_stay_exact(tmp_path, dagprof,
     st = load(str(root / "r2.dagprof")).sections["store"]
     assert st["reuse_enabled"] is False and st["plan"]["reuse"] == ""
     assert st["reuse_hits"] == 0 and st["recorded"] == 0 and st["reuse_time_s"] == 0
-    assert st["scans"] >= len(proj.files)                     # every source scanned by SCons, timed
+    assert st["scans"] >= len(proj.files)  # every source scanned by SCons, timed
     assert "reuse off: a reuse hit costs 500 us, the scan it saves 5 us" in p.stderr
     assert _commands(p.stdout, root) == _commands(q.stdout, twin.root) != []
     # every scan was timed, but fewer than REUSE_MIN_SAMPLES: the stored figures stay as they were
@@ -247,7 +295,7 @@ def test_one_lookup_in_64_is_left_to_the_scan(tmp_path, dagprof):
     first = load(str(proj.root / "s1.dagprof")).sections["store"]
     _build(dagprof, proj.root, "none", "s2.dagprof")
     st = load(str(proj.root / "s2.dagprof")).sections["store"]
-    lookups = first["scans"]                      # every file scanned by the first build is looked up once
+    lookups = first["scans"]  # every file scanned by the first build is looked up once
     assert lookups >= 64 and st["reuse_sampled"] == lookups // 64
     assert st["reuse_hits"] == lookups - st["reuse_sampled"] and st["scans"] == st["reuse_sampled"]
     assert st["recorded"] == st["reuse_sampled"]  # a sampled file's names are stored again, as after any scan

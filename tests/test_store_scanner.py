@@ -1,19 +1,20 @@
 """Include-list reuse across builds must follow the scanner: a changed scanner rescans, an opaque one is not reused."""
+
 import shutil
 from pathlib import Path
 
 import pytest
 
-SCONSTRUCT = r'''
+SCONSTRUCT = r"""
 import SCons.Scanner
 pat = ARGUMENTS.get('pat', 'A')
 regex = {'A': r'^include_a\s+(\S+)', 'B': r'^use_b\s+(\S+)'}[pat]
 scan = SCons.Scanner.Classic('InScan', ['.in'], 'INPATH', regex)
 env = Environment(tools=[], SCANNERS=[scan])
 env.Command('out.txt', 'main.in', Copy('$TARGET', '$SOURCE'))
-'''
+"""
 
-CLOSURE = r'''
+CLOSURE = r"""
 import SCons.Scanner
 pat = ARGUMENTS.get('pat', 'A')
 word = {'A': 'include_a', 'B': 'use_b'}[pat]
@@ -26,12 +27,17 @@ def make(word):
     return find
 env = Environment(tools=[], SCANNERS=[Scanner(make(word), skeys=['.in'])])
 env.Command('out.txt', 'main.in', Copy('$TARGET', '$SOURCE'))
-'''
+"""
 
-GLOBAL = (CLOSURE.replace("def make(word):\n    def find", "def find")
-          .replace("        return [env.File(n) for n in node.includes]\n    return find\n",
-                   "    return [env.File(n) for n in node.includes]\n")
-          .replace("Scanner(make(word)", "Scanner(find").replace("\n        ", "\n    "))
+GLOBAL = (
+    CLOSURE.replace("def make(word):\n    def find", "def find")
+    .replace(
+        "        return [env.File(n) for n in node.includes]\n    return find\n",
+        "    return [env.File(n) for n in node.includes]\n",
+    )
+    .replace("Scanner(make(word)", "Scanner(find")
+    .replace("\n        ", "\n    ")
+)
 
 
 def _project(root: Path, sconstruct: str) -> Path:
@@ -43,8 +49,9 @@ def _project(root: Path, sconstruct: str) -> Path:
     return root
 
 
-@pytest.mark.parametrize("sconstruct", [SCONSTRUCT, CLOSURE, GLOBAL], ids=["classic-regex", "closure-function",
-                                                                         "global-function"])
+@pytest.mark.parametrize(
+    "sconstruct", [SCONSTRUCT, CLOSURE, GLOBAL], ids=["classic-regex", "closure-function", "global-function"]
+)
 def test_changed_scanner_is_not_answered_from_the_store(tmp_path, dagprof, scons, sconstruct):
     plain = _project(tmp_path / "plain", sconstruct)
     store = tmp_path / "store"
@@ -69,10 +76,10 @@ def test_scanner_signature_follows_what_decides_the_names():
     from dagprof.builds.scons import scanner_signature
 
     c1, c2 = scanner_signature(SCons.Scanner.C.CScanner()), scanner_signature(SCons.Scanner.C.CScanner())
-    assert c1 is not None and c1 == c2                                   # SCons' own scanner: characterised
+    assert c1 is not None and c1 == c2  # SCons' own scanner: characterised
     classic = [scanner_signature(SCons.Scanner.Classic("S", [".in"], "P", rx)) for rx in ("a(b)", "a(c)")]
-    assert None not in classic and classic[0] != classic[1]            # the regex
-    assert scanner_signature(SCons.Scanner.Classic("S", [".x"], "P", "a(b)")) != classic[0]   # the skeys
+    assert None not in classic and classic[0] != classic[1]  # the regex
+    assert scanner_signature(SCons.Scanner.Classic("S", [".x"], "P", "a(b)")) != classic[0]  # the skeys
 
     class Mine(SCons.Scanner.Classic):
         def find_include_names(self, node):
@@ -83,11 +90,11 @@ def test_scanner_signature_follows_what_decides_the_names():
             return ["y"]
 
     mine, other = (scanner_signature(k("S", [".in"], "P", "a(b)")) for k in (Mine, Other))
-    assert mine is not None and mine != other != classic[0]           # a user subclass: its code
+    assert mine is not None and mine != other != classic[0]  # a user subclass: its code
 
     def make(word):
         return lambda node, env, path: [word]
 
-    assert scanner_signature(SCons.Scanner.ScannerBase(make("a"))) is None   # a closure: not reused
+    assert scanner_signature(SCons.Scanner.ScannerBase(make("a"))) is None  # a closure: not reused
     rec = [scanner_signature(SCons.Scanner.ScannerBase(len, recursive=r)) for r in (True, None)]
     assert rec[0] != rec[1]

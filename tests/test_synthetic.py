@@ -1,4 +1,5 @@
 """The synthetic project builds with real SCons and real Make, and both rebuild exactly what changed."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,14 @@ def tree_digest(root: Path) -> str:
         for name in sorted(names):
             p = os.path.join(dirpath, name)
             with open(p, "rb") as f:
-                h.update(os.path.relpath(p, root).encode() + b"\0" + str(os.access(p, os.X_OK)).encode() + b"\0"
-                         + f.read() + b"\0")
+                h.update(
+                    os.path.relpath(p, root).encode()
+                    + b"\0"
+                    + str(os.access(p, os.X_OK)).encode()
+                    + b"\0"
+                    + f.read()
+                    + b"\0"
+                )
     return h.hexdigest()
 
 
@@ -38,8 +45,7 @@ def test_the_same_seed_writes_the_same_tree(tmp_path):
 
 
 def scons(info: ProjectInfo, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "SCons", "-Q", *args], cwd=info.root,
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "SCons", "-Q", *args], cwd=info.root, capture_output=True, text=True)
 
 
 def make(info: ProjectInfo, *args: str) -> subprocess.CompletedProcess:
@@ -54,8 +60,9 @@ def build(tool, info: ProjectInfo, *args: str) -> subprocess.CompletedProcess:
 
 def outputs_on_disk(info: ProjectInfo) -> dict[str, bytes]:
     build_dir = info.root / "build"
-    return {str(p.relative_to(info.root)): p.read_bytes()
-            for p in build_dir.rglob("*") if p.is_file() and p.suffix != ".d"}
+    return {
+        str(p.relative_to(info.root)): p.read_bytes() for p in build_dir.rglob("*") if p.is_file() and p.suffix != ".d"
+    }
 
 
 def object_mtimes(info: ProjectInfo) -> dict[str, int]:
@@ -117,8 +124,9 @@ def test_scons_and_make_build_the_same_outputs(pair) -> None:
     # the stub really followed includes: an object carries every header its source reaches
     src = by_scons.files[5]
     obj = scons_out[by_scons.object_of(src)].decode()
-    assert {h for h in by_scons.reached(src)} == {line[3:] for line in obj.splitlines()
-                                                  if line.startswith("== ")} - {src}
+    assert {h for h in by_scons.reached(src)} == {line[3:] for line in obj.splitlines() if line.startswith("== ")} - {
+        src
+    }
 
 
 @needs_make
@@ -138,8 +146,9 @@ def test_null_build_rebuilds_nothing(pair) -> None:
 def _headers_with_indirect_dependents(info: ProjectInfo) -> list[str]:
     """Headers some source reaches only through another header (the C scanner must recurse)."""
     direct = {h for f in info.files for h in info.includes[f]}
-    return [h for h in info.headers if info.dependents(h) and h not in direct] or \
-           [h for h in info.headers if any(h in info.includes[o] for o in info.headers)]
+    return [h for h in info.headers if info.dependents(h) and h not in direct] or [
+        h for h in info.headers if any(h in info.includes[o] for o in info.headers)
+    ]
 
 
 @needs_make
@@ -220,6 +229,7 @@ def test_reset_build_forces_a_full_build(tmp_path: Path) -> None:
 
 def _expected_sum(info: ProjectInfo) -> int:
     """What build/prog prints: main calls each library's first function with x=1."""
+
     def value(h: str) -> int:
         return len(_macro(h)) + sum(value(i) for i in info.includes[h])
 

@@ -1,4 +1,5 @@
 """Tracker and monitor: counts without keeping instances alive, exact restore, monitor stops."""
+
 from __future__ import annotations
 
 import gc
@@ -74,10 +75,17 @@ def test_instances_are_freed_and_counted() -> None:
     try:
         probe = Weak()
         import weakref
+
         ref = weakref.ref(probe)
         objs = [Slotted(i) for i in range(20)] + [Weak() for _ in range(5)]
-        assert tr.counts()["Slotted"] == {"created": 20, "freed": 0, "alive": 20, "peak": 20,
-                                          "morphed_in": 0, "morphed_out": 0}
+        assert tr.counts()["Slotted"] == {
+            "created": 20,
+            "freed": 0,
+            "alive": 20,
+            "peak": 20,
+            "morphed_in": 0,
+            "morphed_out": 0,
+        }
         del objs, probe
         gc.collect()
         assert ref() is None, "the tracker kept an instance alive"

@@ -6,6 +6,7 @@ the same build with `--spill LIST`, both on the same null build; and the store s
 for what it spilled, kept as too small, and reloaded. On 300 and 1,000 files the bytes came within 1%
 (docs/benchmarks.md); the test allows 10%.
 """
+
 import pytest
 
 from dagprof.profile import load
@@ -33,8 +34,26 @@ def runs(tmp_path_factory):
     out = {"profile": top / "p.dagprof", "none": top / "none.dagprof", "list": top / "list.dagprof"}
     run_dagprof(["profile", "-o", str(out["profile"]), "--", "-Q"], root, check=True)
     for name, spill in (("none", "none"), ("list", SPILL)):
-        run_dagprof(["build", "--store", "lmdb", "--store-path", str(top / f"store-{name}"), "--dag-cache", "off",
-                     "--spill", spill, "--sizes", "-o", str(out[name]), "--", "-Q"], root, check=True)
+        run_dagprof(
+            [
+                "build",
+                "--store",
+                "lmdb",
+                "--store-path",
+                str(top / f"store-{name}"),
+                "--dag-cache",
+                "off",
+                "--spill",
+                spill,
+                "--sizes",
+                "-o",
+                str(out[name]),
+                "--",
+                "-Q",
+            ],
+            root,
+            check=True,
+        )
     return {k: load(v) for k, v in out.items()}
 
 
@@ -56,8 +75,12 @@ def test_spill_prediction_matches_the_store(runs):
         assert abs(spill["spill"][name]["values"] - met) <= 0.05 * met, (name, spill["spill"][name], store[name])
         assert spill["spill"][name]["reloads"] == store[name]["reloads"] == 0
     # contentsig's values encode under the store's floor: none spilled, as the store found
-    assert spill["spill"]["File.contentsig"] == {**spill["spill"]["File.contentsig"], "bytes": 0, "values": 0,
-                                                 "why": "too small"}
+    assert spill["spill"]["File.contentsig"] == {
+        **spill["spill"]["File.contentsig"],
+        "bytes": 0,
+        "values": 0,
+        "why": "too small",
+    }
     assert store["File.contentsig"]["spilled"] == 0 and store["File.contentsig"]["small"] > 0
     # reloads: no fewer than the store's, and far below every read from the build phase on
     assert lst.sections["store"]["reloads"] <= est["reloads"] <= est["reloads_upper"] / 3

@@ -12,6 +12,7 @@
 Callers import this module (`from dagprof.builds import scons as adapter`); the names below are the
 adapter's interface to the rest of dagprof. Importing it does not import SCons.
 """
+
 from __future__ import annotations
 
 from .scons_enable import enable_store
@@ -47,12 +48,36 @@ from .scons_store import (
 from .scons_wrap import WRAPPER_FILE, hook_safe_points
 
 __all__ = [
-    "BOUNDARY_CLASS_NAMES", "NODE_CLASS_NAMES", "PHASE_BUILD", "PHASE_READ", "PHASE_SCONSIGN", "PHASE_STARTUP",
-    "boundary_classes", "live_nodes", "node_classes", "node_key", "scons_version",
-    "BuildHooks", "RunResult", "profile_build", "run_scons", "scons_argv0",
+    "BOUNDARY_CLASS_NAMES",
+    "NODE_CLASS_NAMES",
+    "PHASE_BUILD",
+    "PHASE_READ",
+    "PHASE_SCONSIGN",
+    "PHASE_STARTUP",
+    "boundary_classes",
+    "live_nodes",
+    "node_classes",
+    "node_key",
+    "scons_version",
+    "BuildHooks",
+    "RunResult",
+    "profile_build",
+    "run_scons",
+    "scons_argv0",
     "scanner_signature",
-    "COLLAPSE_ATTRS", "DEFAULT_COLD", "KEEP_ATTRS", "MEMO_EVICT", "PROFILE_REFRESH", "REUSE_ATTRS", "SCONS_READS",
-    "SPILL_ATTRS", "StoreHooks", "file_stamp", "make_codec", "store_candidates",
-    "WRAPPER_FILE", "hook_safe_points",
+    "COLLAPSE_ATTRS",
+    "DEFAULT_COLD",
+    "KEEP_ATTRS",
+    "MEMO_EVICT",
+    "PROFILE_REFRESH",
+    "REUSE_ATTRS",
+    "SCONS_READS",
+    "SPILL_ATTRS",
+    "StoreHooks",
+    "file_stamp",
+    "make_codec",
+    "store_candidates",
+    "WRAPPER_FILE",
+    "hook_safe_points",
     "enable_store",
 ]

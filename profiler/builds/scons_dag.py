@@ -7,6 +7,7 @@ Two halves with different import budgets:
 The snapshot format and its streaming check are in dagstore/dagcache.py, the read-phase input
 recorder in dagstore/inputs.py; neither knows SCons.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,14 +27,44 @@ if TYPE_CHECKING:
 # else (-n, -c, -q, -h, --interactive, --debug, --tree, --taskmastertrace, -C/-D/-U/-u, --config,
 # --cache-force, options this list does not know) runs SCons. value: the option takes an argument.
 SAFE_OPTIONS = {
-    "-Q": False, "-s": False, "--silent": False, "--quiet": False, "-k": False, "--keep-going": False,
-    "-S": False, "--no-keep-going": False, "--stop": False, "-j": True, "--jobs": True,
-    "-f": True, "--file": True, "--makefile": True, "--sconstruct": True, "--site-dir": True,
-    "--no-site-dir": False, "--warn": True, "--warning": True, "--random": False,
-    "--implicit-cache": False, "--max-drift": True, "--hash-chunksize": True, "--md5-chunksize": True,
-    "--duplicate": True, "--diskcheck": True, "-I": True, "--include-dir": True, "--stack-size": True,
-    "--hash-format": True, "--cache-readonly": False, "--cache-disable": False, "--no-cache": False,
-    "--cache-show": False, "-i": False, "--ignore-errors": False, "-Y": True, "--repository": True,
+    "-Q": False,
+    "-s": False,
+    "--silent": False,
+    "--quiet": False,
+    "-k": False,
+    "--keep-going": False,
+    "-S": False,
+    "--no-keep-going": False,
+    "--stop": False,
+    "-j": True,
+    "--jobs": True,
+    "-f": True,
+    "--file": True,
+    "--makefile": True,
+    "--sconstruct": True,
+    "--site-dir": True,
+    "--no-site-dir": False,
+    "--warn": True,
+    "--warning": True,
+    "--random": False,
+    "--implicit-cache": False,
+    "--max-drift": True,
+    "--hash-chunksize": True,
+    "--md5-chunksize": True,
+    "--duplicate": True,
+    "--diskcheck": True,
+    "-I": True,
+    "--include-dir": True,
+    "--stack-size": True,
+    "--hash-format": True,
+    "--cache-readonly": False,
+    "--cache-disable": False,
+    "--no-cache": False,
+    "--cache-show": False,
+    "-i": False,
+    "--ignore-errors": False,
+    "-Y": True,
+    "--repository": True,
     "--srcdir": True,
 }
 
@@ -95,10 +126,15 @@ def invocation(args: list[str], store_path: str) -> dict:
     from .. import __version__
 
     return {
-        "args": list(args), "SCONSFLAGS": os.environ.get("SCONSFLAGS", ""), "cwd": os.getcwd(),
-        "store": os.path.abspath(store_path), "python": [sys.executable, sys.version],
-        "scons": _scons_identity(), "dagprof": __version__,
-        "tty": [os.isatty(1), os.isatty(2)], "record": RECORD_FORMAT,
+        "args": list(args),
+        "SCONSFLAGS": os.environ.get("SCONSFLAGS", ""),
+        "cwd": os.getcwd(),
+        "store": os.path.abspath(store_path),
+        "python": [sys.executable, sys.version],
+        "scons": _scons_identity(),
+        "dagprof": __version__,
+        "tty": [os.isatty(1), os.isatty(2)],
+        "record": RECORD_FORMAT,
     }
 
 
@@ -114,8 +150,11 @@ def try_answer(args: list[str], store_path: str, summary: bool) -> int | None:
     except SnapshotDamaged as e:
         where = cache.set_aside(str(e))
         # a problem, said always (as the attribute store does when it sets a damaged store aside)
-        print(f"dagprof: warning: DAG snapshot damaged ({e}); "
-              f"{'set aside at ' + where if where else 'left in place'}; running SCons", file=sys.stderr)
+        print(
+            f"dagprof: warning: DAG snapshot damaged ({e}); "
+            f"{'set aside at ' + where if where else 'left in place'}; running SCons",
+            file=sys.stderr,
+        )
         return None
     if not ans.up_to_date:
         _say(f"DAG cache: {ans.reason}; running SCons", summary, verbose_only=True)
@@ -368,7 +407,7 @@ class DagRecorder:
 
         hash_name = SCons.Util.get_hash_format() or SCons.Util.get_current_hash_algorithm_used() or "md5"
         read_inputs = self.inputs.file_paths()
-        node_paths: list[str] = []   # files the build opened that are nodes: their own records check them
+        node_paths: list[str] = []  # files the build opened that are nodes: their own records check them
         checked_kind: list[str] = []  # stat probes of these: the node records check as much
         content_deciders = _content_deciders()
         rehash = True
@@ -405,8 +444,11 @@ class DagRecorder:
                 if env is not None and id(env) not in seen_envs:
                     seen_envs.add(id(env))
                     for f in (getattr(env, "decide_source", None), getattr(env, "decide_target", None)):
-                        if f is not None and f not in content_deciders and f.__name__ not in (
-                                "default_decide_source", "default_decide_target"):
+                        if (
+                            f is not None
+                            and f not in content_deciders
+                            and f.__name__ not in ("default_decide_source", "default_decide_target")
+                        ):
                             rehash = False
                 rec = dc.node_record(path, sig)
                 if rec[1] == "f" and sig is None and path in read_inputs:
@@ -478,11 +520,20 @@ class DagRecorder:
         cache = DagCache(self.store_path)
         try:
             self.snapshot = cache.record(
-                self.invocation, inputs, self.result["nodes"], hash_name=self.result["hash"],
-                recorded_at_ns=recorded_at, dag_digest=dag.hexdigest(), dag_targets=self.targets,
-                built_nothing=self.built_nothing, answerable=not reasons, reason="; ".join(reasons),
-                output=None if self.output.overflow else self.output.chunks, rehash=self.result["rehash"],
-                root=self.result["root"])
+                self.invocation,
+                inputs,
+                self.result["nodes"],
+                hash_name=self.result["hash"],
+                recorded_at_ns=recorded_at,
+                dag_digest=dag.hexdigest(),
+                dag_targets=self.targets,
+                built_nothing=self.built_nothing,
+                answerable=not reasons,
+                reason="; ".join(reasons),
+                output=None if self.output.overflow else self.output.chunks,
+                rehash=self.result["rehash"],
+                root=self.result["root"],
+            )
         except (OSError, lmdb.Error) as e:  # the store's own failures (no directory, full disk, map full)
             self.record_error = f"{type(e).__name__}: {e}"
             _say(f"DAG snapshot not recorded ({self.record_error}); the next build runs SCons", self.summary)
@@ -560,10 +611,15 @@ def after_build(recorder: DagRecorder, exit_code: int, predicted: Any, summary: 
     if header is not None and header.get("off"):
         off = header["off"]
         example = f" (e.g. {off['target']})" if off.get("target") else ""
-        _say(f"DAG cache turned off: {off.get('reason')}{example}; "
-             f"`dagprof build --dag-cache reset` turns it back on", summary)
+        _say(
+            f"DAG cache turned off: {off.get('reason')}{example}; `dagprof build --dag-cache reset` turns it back on",
+            summary,
+        )
     if predicted is not None and predicted.up_to_date and (exit_code != 0 or not recorder.built_nothing):
-        print("dagprof: DAG cache verify: the cache would have answered 'up to date' but SCons rebuilt "
-              f"{recorder.first_built or 'something'}", file=sys.stderr)
+        print(
+            "dagprof: DAG cache verify: the cache would have answered 'up to date' but SCons rebuilt "
+            f"{recorder.first_built or 'something'}",
+            file=sys.stderr,
+        )
         return VERIFY_MISMATCH
     return None

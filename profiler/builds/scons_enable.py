@@ -1,4 +1,5 @@
 """enable_store(): the one line for an SConstruct run by plain `scons` (`import dagprof; dagprof.enable_store()`)."""
+
 from __future__ import annotations
 
 import sys

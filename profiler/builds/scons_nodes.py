@@ -1,5 +1,6 @@
 """SCons' nodes as dagprof sees them: the node classes to watch, the shared objects sizing stops at,
 stable node keys, the live nodes, and the names of the build phases."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -84,4 +85,3 @@ def node_key(node: object) -> str | None:
     if isinstance(node, SCons.Node.Alias.Alias):
         return "A:" + node.name
     return None
-

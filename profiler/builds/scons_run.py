@@ -1,5 +1,6 @@
 """Running SCons in this process exactly as `scons ARGS` would (run_scons), with phases and safe points
 reported, and one profiled build on top of it (profile_build)."""
+
 from __future__ import annotations
 
 import os
@@ -99,16 +100,20 @@ def run_scons(
 
     # SCons' Export()/Import() find the user's namespace by walking up the stack past every frame
     # whose module is SCons.Script.SConscript, so the wrapper must look like part of that module.
-    ns: dict[str, Any] = {"__name__": _SConscript.__name__, "_orig": orig_sconscript, "_enter": enter,
-                          "_leave": leave}
-    exec(compile(
-        "def _SConscript(*a, **kw):\n"
-        "    _enter()\n"
-        "    try:\n"
-        "        return _orig(*a, **kw)\n"
-        "    finally:\n"
-        "        _leave()\n",
-        WRAPPER_FILE, "exec"), ns)
+    ns: dict[str, Any] = {"__name__": _SConscript.__name__, "_orig": orig_sconscript, "_enter": enter, "_leave": leave}
+    exec(
+        compile(
+            "def _SConscript(*a, **kw):\n"
+            "    _enter()\n"
+            "    try:\n"
+            "        return _orig(*a, **kw)\n"
+            "    finally:\n"
+            "        _leave()\n",
+            WRAPPER_FILE,
+            "exec",
+        ),
+        ns,
+    )
     sconscript = ns["_SConscript"]
 
     orig_build_targets = Main._build_targets
@@ -202,8 +207,7 @@ def profile_build(
             introspector.mark(name)
         for h in hooks:
             h.on_phase(name)
-        if lazy_counts and not counted[0] and name == PHASE_READ and any(getattr(h, "counting", False)
-                                                                          for h in hooks):
+        if lazy_counts and not counted[0] and name == PHASE_READ and any(getattr(h, "counting", False) for h in hooks):
             count()
 
     on_done = None

@@ -1,5 +1,6 @@
 """What decides the include names an SCons scanner stores on a node, hashed (scanner_signature): the
 store reuses a file's include names only from a scan by a scanner with the same signature."""
+
 from __future__ import annotations
 
 import os
@@ -176,4 +177,3 @@ def scanner_signature(scanner: object) -> bytes | None:
     except _Opaque:
         return None
     return hashlib.blake2b("\x1f".join(sig.out).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest().encode()
-

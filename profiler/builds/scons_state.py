@@ -5,6 +5,7 @@ are SCons' own options (for the command line's hint).
 
 Plain files and strings only: importing this module does not import SCons (is_scons_option does, when called).
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,19 @@ from collections.abc import Iterable, Mapping, Sequence
 # The names SCons tries, in its order, for the top-level build file (SCons.Script.Main).
 SCONSTRUCT_NAMES = ("SConstruct", "Sconstruct", "sconstruct", "SConstruct.py", "Sconstruct.py", "sconstruct.py")
 # Options with which SCons finds the SConstruct somewhere other than the current directory.
-LOCATING_OPTIONS = ("-f", "--file", "--makefile", "--sconstruct", "-C", "--directory", "-u", "-U", "-D", "--up",
-                    "--search-up")
+LOCATING_OPTIONS = (
+    "-f",
+    "--file",
+    "--makefile",
+    "--sconstruct",
+    "-C",
+    "--directory",
+    "-u",
+    "-U",
+    "-D",
+    "--up",
+    "--search-up",
+)
 # SCons' build state: one .sconsign.dblite at the top by default, or a .sconsign per directory.
 SCONSIGN_PREFIX = ".sconsign"
 SCONSIGN_GLOB = SCONSIGN_PREFIX + "*"
@@ -53,8 +65,11 @@ def has_sconstruct(directory: str | os.PathLike[str]) -> bool:
 
 def locates_sconstruct(scons_args: Iterable[str]) -> bool:
     """Do these arguments tell SCons where the SConstruct is (so the current directory need not hold one)?"""
-    return any(a == o or a.startswith(o + "=") or (o in ("-f", "-C") and a.startswith(o)) for a in scons_args
-               for o in LOCATING_OPTIONS)
+    return any(
+        a == o or a.startswith(o + "=") or (o in ("-f", "-C") and a.startswith(o))
+        for a in scons_args
+        for o in LOCATING_OPTIONS
+    )
 
 
 def sconsign_files(top: str, skip_dirs: Iterable[str] = ()) -> list[str]:

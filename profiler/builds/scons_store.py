@@ -1,5 +1,6 @@
 """The node store (dagstore) on a SCons build: which node attributes are safe to collapse, spill or reuse,
 file stamps, the codec for SCons' node infos, and StoreHooks, which plugs a Spiller into the build."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,19 @@ if TYPE_CHECKING:
 # Attributes whose EMPTY containers collapse to a shared marker once a node's task is done. SCons
 # re-reads (and re-creates) them through the guard if it ever needs them again; nobody keeps a
 # reference to these containers across a task boundary.
-COLLAPSE_ATTRS = ("waiting_parents", "waiting_s_e", "side_effects", "sources", "sources_set", "depends",
-                  "depends_set", "ignore", "ignore_set", "implicit", "prerequisites")
+COLLAPSE_ATTRS = (
+    "waiting_parents",
+    "waiting_s_e",
+    "side_effects",
+    "sources",
+    "sources_set",
+    "depends",
+    "depends_set",
+    "ignore",
+    "ignore_set",
+    "implicit",
+    "prerequisites",
+)
 FS_COLLAPSE_ATTRS = ("scanner_paths", "_path_elements")
 # Attributes that may be spilled once a node's task is done (value semantics; never merged by identity).
 SPILL_ATTRS = ("includes", "implicit", "implicit_set", "binfo", "contentsig", "cachedir_csig", "cachesig")
@@ -44,13 +56,11 @@ REUSE_ATTRS = ("includes",)
 # binfo is not in the defaults: its lists are shared with the .sconsign entry it was merged into, so
 # spilling it encodes ~1 KB per target and frees almost nothing (measured: peak RSS unchanged, +7 s).
 # `auto` never picks it (KEEP_ATTRS); an explicit --spill does, and the plan line says it frees little.
-KEEP_ATTRS = {"binfo": "shared with .sconsign: frees little",
-              "includes": "re-read by the scanners: kept for reuse"}
+KEEP_ATTRS = {"binfo": "shared with .sconsign: frees little", "includes": "re-read by the scanners: kept for reuse"}
 # includes is not in the defaults either: the scanners read a file's include names again for every
 # target that depends on it (issue 13: 86% of spilled include lists were reloaded). They are recorded
 # for the next build and stay in memory (reuse), under every plan.
-DEFAULT_COLD = {"File": ("implicit_set", "implicit"),
-                "Entry": ("implicit_set", "implicit")}
+DEFAULT_COLD = {"File": ("implicit_set", "implicit"), "Entry": ("implicit_set", "implicit")}
 # Node attributes SCons' own code reads in some builds even when this one never did: the report's
 # advice never says to stop storing them (dagprof.analyze, via meta "scons_reads"). attribute -> reader.
 SCONS_READS = {
@@ -113,8 +123,15 @@ def store_candidates() -> Candidates:
         spill[name] = tuple(a for a in attrs if a in slots)
         collapse[name] = tuple(a for a in COLLAPSE_ATTRS + (FS_COLLAPSE_ATTRS if is_fs else ()) if a in slots)
         reuse[name] = tuple(a for a in REUSE_ATTRS if a in slots) if is_fs else ()
-    return Candidates(spill=spill, collapse=collapse, reuse=reuse, default_cold=dict(DEFAULT_COLD),
-                      all_attrs=all_attrs, late_phases=(PHASE_BUILD, PHASE_SCONSIGN), keep=dict(KEEP_ATTRS))
+    return Candidates(
+        spill=spill,
+        collapse=collapse,
+        reuse=reuse,
+        default_cold=dict(DEFAULT_COLD),
+        all_attrs=all_attrs,
+        late_phases=(PHASE_BUILD, PHASE_SCONSIGN),
+        keep=dict(KEEP_ATTRS),
+    )
 
 
 class _Slot(Protocol):
@@ -168,19 +185,27 @@ def make_codec() -> Codec:
 
     codec = Codec(resolve_node=refs.__getitem__, node_key=key)
     codec.node_refs = refs  # accounted in the store section (Spiller.own_memory), cleared by forget_node_refs()
-    for cls in load_classes((
-        ("SCons.Node.FS", "FileNodeInfo"), ("SCons.Node.FS", "FileBuildInfo"),
-        ("SCons.Node.FS", "DirNodeInfo"), ("SCons.Node.FS", "DirBuildInfo"),
-        ("SCons.Node.Alias", "AliasNodeInfo"), ("SCons.Node.Alias", "AliasBuildInfo"),
-        ("SCons.Node.Python", "ValueNodeInfo"), ("SCons.Node.Python", "ValueBuildInfo"),
-        ("SCons.Node", "NodeInfoBase"), ("SCons.Node", "BuildInfoBase"),
-    )):
+    for cls in load_classes(
+        (
+            ("SCons.Node.FS", "FileNodeInfo"),
+            ("SCons.Node.FS", "FileBuildInfo"),
+            ("SCons.Node.FS", "DirNodeInfo"),
+            ("SCons.Node.FS", "DirBuildInfo"),
+            ("SCons.Node.Alias", "AliasNodeInfo"),
+            ("SCons.Node.Alias", "AliasBuildInfo"),
+            ("SCons.Node.Python", "ValueNodeInfo"),
+            ("SCons.Node.Python", "ValueBuildInfo"),
+            ("SCons.Node", "NodeInfoBase"),
+            ("SCons.Node", "BuildInfoBase"),
+        )
+    ):
         codec.register(cls)
     return codec
 
 
 def _then(method: Callable, collapse_now: Callable, names: tuple[str, ...]) -> Callable:
     """`method`, followed by collapsing the empty containers it just created."""
+
     def wrapper(node, *a, **kw):
         method(node, *a, **kw)
         collapse_now(node, names)
@@ -191,8 +216,15 @@ def _then(method: Callable, collapse_now: Callable, names: tuple[str, ...]) -> C
 class StoreHooks:
     """Plugs a dagstore Spiller into a SCons build: guards at start, spills when a node's task is done."""
 
-    def __init__(self, kind: str = "lmdb", path: str | None = None, spill: str = "auto",
-                 collapse_at_creation: bool = True, wait_s: float = 0.0, restore_at_close: bool = True) -> None:
+    def __init__(
+        self,
+        kind: str = "lmdb",
+        path: str | None = None,
+        spill: str = "auto",
+        collapse_at_creation: bool = True,
+        wait_s: float = 0.0,
+        restore_at_close: bool = True,
+    ) -> None:
         from dagstore.policy import choose
         from dagstore.spill import Spiller
 
@@ -266,9 +298,11 @@ class StoreHooks:
             # returns: the blocks freed are reused by the next node's, so they never pile up (collapsing
             # them later leaves pymalloc pools fragmented and does not lower peak RSS; docs/benchmarks.md).
             # Node.__init__ makes most of them; FS.Base.__init__ and File._morph add one each.
-            for owner, method, names in ((SCons.Node.Node, "__init__", tuple(COLLAPSE_ATTRS)),
-                                         (FS.Base, "__init__", ("_path_elements",)),
-                                         (FS.File, "_morph", ("scanner_paths",))):
+            for owner, method, names in (
+                (SCons.Node.Node, "__init__", tuple(COLLAPSE_ATTRS)),
+                (FS.Base, "__init__", ("_path_elements",)),
+                (FS.File, "_morph", ("scanner_paths",)),
+            ):
                 self._patches.set(owner, method, hidden(_then(getattr(owner, method), collapse_now, names)))
         # A scanned file's include names are only read again if it is rescanned: right after the
         # scan is a safe point for them (scanned source files in a VariantDir never get a task).
@@ -369,8 +403,10 @@ class StoreHooks:
                 return store.get_meta(name)
             except meta_errors as e:
                 errors["meta_read"] = errors.get("meta_read", 0) + 1
-                print(f"dagprof: warning: unreadable {name!r} record in the store ({type(e).__name__}: {e}); "
-                      "ignored", file=sys.stderr)
+                print(
+                    f"dagprof: warning: unreadable {name!r} record in the store ({type(e).__name__}: {e}); ignored",
+                    file=sys.stderr,
+                )
                 return None
 
         previous = history = lat = None
@@ -385,8 +421,14 @@ class StoreHooks:
             history = meta("spill_history")
             recorded = meta("store_latency")
             lat = latency_of_section(recorded) if isinstance(recorded, dict) else None
-        self.plan = choose(self.spec, self.candidates, previous, history if isinstance(history, dict) else None,
-                           lat=lat, reuse=self._reuse_cost)
+        self.plan = choose(
+            self.spec,
+            self.candidates,
+            previous,
+            history if isinstance(history, dict) else None,
+            lat=lat,
+            reuse=self._reuse_cost,
+        )
         self.spiller.reuse_enabled = bool(self.plan.reuse)
         self._spill_reusable = any(set(self.plan.reuse.get(c, ())) & set(a) for c, a in self.plan.spill.items())
         try:
@@ -457,20 +499,28 @@ class StoreHooks:
             st = self.spiller.stats
             per = st.per_attr
             # [spilled, reloads, encoded bytes, values kept at safe points (too small, refused)]: the cost model's input
-            self.store.set_meta("spill_history", {k: [v["spilled"], v["reloads"], v["bytes"],
-                                                      v.get("small", 0) + v.get("refused", 0)]
-                                                  for k, v in per.items()
-                                                  if v.get("spilled") or v.get("small") or v.get("refused")})
+            self.store.set_meta(
+                "spill_history",
+                {
+                    k: [v["spilled"], v["reloads"], v["bytes"], v.get("small", 0) + v.get("refused", 0)]
+                    for k, v in per.items()
+                    if v.get("spilled") or v.get("small") or v.get("refused")
+                },
+            )
             if st.spilled_attrs or st.reloads:
                 from dagstore.policy import latency
 
-                self.store.set_meta("store_latency", latency(st.spill_time_s, st.spilled_attrs, st.reload_time_s,
-                                                             st.reloads))
+                self.store.set_meta(
+                    "store_latency", latency(st.spill_time_s, st.spilled_attrs, st.reload_time_s, st.reloads)
+                )
             from dagstore.policy import reuse_cost
 
-            self.store.set_meta("reuse_cost", reuse_cost(self._reuse_cost, st.reuse_hits,
-                                                         st.reuse_time_s + st.record_time_s, st.scans,
-                                                         st.scan_time_s))
+            self.store.set_meta(
+                "reuse_cost",
+                reuse_cost(
+                    self._reuse_cost, st.reuse_hits, st.reuse_time_s + st.record_time_s, st.scans, st.scan_time_s
+                ),
+            )
             if rows and any(r.reads or r.writes for r in rows):
                 self.store.set_meta("access_profile", [r.as_list() for r in rows])
                 self.store.set_meta("profile_age", 0)
@@ -542,4 +592,3 @@ class StoreHooks:
         if self.warning:
             sec["warning"] = self.warning
         return {"store": sec}
-

@@ -1,6 +1,7 @@
 """dagprof's wrappers inside SCons: code that SCons' stack walks take for its own, the script frame plain
 `scons` runs main() from, and the two safe points every component needs (a finished task, the .sconsign
 write). File locations matter here: see WRAPPER_FILE."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,9 @@ def call_as_script(argv0: str, main: Callable[[], Any]) -> None:
     exec(compile("\n" * (line - 1) + "_dagprof_main()\n", argv0, "exec"), {"_dagprof_main": main})  # noqa: S102
 
 
-def hook_safe_points(patches: ClassPatches, before_sconsign: Callable[[], None],
-                      on_node_done: Callable[[list[object]], None] | None) -> None:
+def hook_safe_points(
+    patches: ClassPatches, before_sconsign: Callable[[], None], on_node_done: Callable[[list[object]], None] | None
+) -> None:
     """Wrap the two SCons points every component needs: a finished task, and the .sconsign write."""
     import SCons.SConsign as SConsign
     import SCons.Taskmaster as Taskmaster
@@ -64,4 +66,3 @@ def hook_safe_points(patches: ClassPatches, before_sconsign: Callable[[], None],
             on_node_done(self.targets)  # the task is finished: its targets are a safe point
 
         patches.set(Taskmaster.Task, "postprocess", hidden(postprocess))
-

@@ -4,6 +4,7 @@ when nothing changed.
 The DAG cache's fast path is commands/fast.py, called by the console entry (entry.py) before this
 module or argparse is imported: an up-to-date build must not import SCons, rich or the profiler.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,26 +22,54 @@ RAN_SCONS = False  # set once SCons ran in this process: entry.main may then end
 
 def register(subparsers: Any) -> None:
     """The `build` subparser; its handler is run()."""
-    p = add_command(subparsers, NAME, "run an SCons build with cold node attributes spilled to a store, "
-                    "or answer it from the DAG cache when nothing changed", EXAMPLE)
-    p.add_argument("--store", choices=("lmdb", "memory", "none"), default="lmdb",
-                   help="where spilled values go (default: %(default)s)")
+    p = add_command(
+        subparsers,
+        NAME,
+        "run an SCons build with cold node attributes spilled to a store, "
+        "or answer it from the DAG cache when nothing changed",
+        EXAMPLE,
+    )
+    p.add_argument(
+        "--store",
+        choices=("lmdb", "memory", "none"),
+        default="lmdb",
+        help="where spilled values go (default: %(default)s)",
+    )
     p.add_argument("--store-path", metavar="DIR", help="store directory (default: .dagstore in the top directory)")
-    p.add_argument("--spill", default="auto", metavar="ATTRS",
-                   help="'auto' (previous build's access profile), 'none', or Class.attr,Class.attr,...")
-    p.add_argument("--store-wait", type=float, default=0.0, metavar="SECONDS",
-                   help="wait this long for a store another build holds, then build without it (default: 0)")
+    p.add_argument(
+        "--spill",
+        default="auto",
+        metavar="ATTRS",
+        help="'auto' (previous build's access profile), 'none', or Class.attr,Class.attr,...",
+    )
+    p.add_argument(
+        "--store-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for a store another build holds, then build without it (default: 0)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="also write a profile (access counts + store stats)")
     p.add_argument("--sizes", action="store_true", help="size node data left resident at the end (slower)")
-    p.add_argument("--summary", action="store_true",
-                   help="print dagprof's own lines (store summary, DAG cache) on stderr even when it is not a terminal")
-    p.add_argument("--quiet-store", action="store_true",
-                   help="never print the summary line, not even on a terminal (problems are still reported)")
-    p.add_argument("--dag-cache", choices=("on", "off", "verify", "reset"), default="on",
-                   help="answer an up-to-date build from the last build's DAG snapshot without running SCons "
-                        "(on); never (off); run SCons anyway and report if the cache would have been wrong "
-                        "(verify, exit 67); forget the snapshot and turn the cache back on (reset); never with -o or "
-                        "--sizes, which need a real build")
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="print dagprof's own lines (store summary, DAG cache) on stderr even when it is not a terminal",
+    )
+    p.add_argument(
+        "--quiet-store",
+        action="store_true",
+        help="never print the summary line, not even on a terminal (problems are still reported)",
+    )
+    p.add_argument(
+        "--dag-cache",
+        choices=("on", "off", "verify", "reset"),
+        default="on",
+        help="answer an up-to-date build from the last build's DAG snapshot without running SCons "
+        "(on); never (off); run SCons anyway and report if the cache would have been wrong "
+        "(verify, exit 67); forget the snapshot and turn the cache back on (reset); never with -o or "
+        "--sizes, which need a real build",
+    )
     p.set_defaults(handler=run)
 
 
@@ -83,8 +112,15 @@ def run(args: Any, scons_args: list[str]) -> int:
             if args.store_wait < 0:
                 raise UsageError("--store-wait must be >= 0 seconds")
             # the process exits after this build: no reload of spilled values at the end (see StoreHooks)
-            hooks.append(adapter.StoreHooks(kind=args.store, path=args.store_path, spill=args.spill,
-                                            wait_s=args.store_wait, restore_at_close=False))
+            hooks.append(
+                adapter.StoreHooks(
+                    kind=args.store,
+                    path=args.store_path,
+                    spill=args.spill,
+                    wait_s=args.store_wait,
+                    restore_at_close=False,
+                )
+            )
         except PolicyError as e:
             raise UsageError(str(e)) from None
     elif args.spill not in ("auto", "none"):
@@ -107,12 +143,20 @@ def run(args: Any, scons_args: list[str]) -> int:
         pause.resume()
 
 
-def _build(args: Any, scons_args: list[str], adapter: Any, hooks: list[Any], lazy_counts: bool, introspector: Any,
-           recorder: Any, would_answer: Any, summary: bool) -> int:
+def _build(
+    args: Any,
+    scons_args: list[str],
+    adapter: Any,
+    hooks: list[Any],
+    lazy_counts: bool,
+    introspector: Any,
+    recorder: Any,
+    would_answer: Any,
+    summary: bool,
+) -> int:
     """Run SCons with the hooks, report, record the DAG snapshot; the exit code."""
     # the access counters only run when the store wants a fresh profile (see PROFILE_REFRESH)
-    profile = adapter.profile_build(scons_args, introspector=introspector, extra_hooks=hooks,
-                                    lazy_counts=lazy_counts)
+    profile = adapter.profile_build(scons_args, introspector=introspector, extra_hooks=hooks, lazy_counts=lazy_counts)
     global RAN_SCONS
     RAN_SCONS = True
     profile.meta["store"] = args.store if args.store != "none" else None

@@ -3,6 +3,7 @@
 The command line only: options in, one plain CompareSpec to the engine (profiler/compare.py, which
 knows no argparse and raises CompareError), the result out as a table, JSON or HTML.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,28 +25,52 @@ def register(subparsers: Any) -> None:
     """The `compare` subparser; its handler is run()."""
     from ..compare import STATES, STORES
 
-    p = add_command(subparsers, NAME, "run the build as plain SCons, with the node store and from the DAG cache, "
-                                      "alternately, and compare", EXAMPLE)
+    p = add_command(
+        subparsers,
+        NAME,
+        "run the build as plain SCons, with the node store and from the DAG cache, alternately, and compare",
+        EXAMPLE,
+    )
     p.description = textwrap.fill(
-                     "Runs plain SCons (`python -m SCons ARGS`, no dagprof code in the process), `dagprof build "
-                     "--store KIND --dag-cache off` (the attribute store) and, for null builds with the lmdb store, "
-                     "`dagprof build` answered from the DAG cache, on the same build state, each in its own process, "
-                     "alternately (with --make, GNU Make too); prints medians and ratios to plain SCons. "
-                     "Exit 0; 70 when a build failed; 64 on a bad command line.", 78)
+        "Runs plain SCons (`python -m SCons ARGS`, no dagprof code in the process), `dagprof build "
+        "--store KIND --dag-cache off` (the attribute store) and, for null builds with the lmdb store, "
+        "`dagprof build` answered from the DAG cache, on the same build state, each in its own process, "
+        "alternately (with --make, GNU Make too); prints medians and ratios to plain SCons. "
+        "Exit 0; 70 when a build failed; 64 on a bad command line.",
+        78,
+    )
     p.add_argument("--store", choices=STORES, default="lmdb", help="store backend (default: %(default)s)")
     p.add_argument("--runs", type=int, default=3, help="timed runs per variant, alternated (default: %(default)s)")
-    p.add_argument("--spill", default="auto", metavar="ATTRS",
-                   help="'auto', 'none' or Class.attr,... passed to the store runs (default: %(default)s)")
-    p.add_argument("--no-sizes", action="store_true",
-                   help="skip the untimed sizing passes (node data at the end is then not shown)")
-    p.add_argument("--state", choices=STATES, default="null",
-                   help="null: null build after a full build, store's first build; second: the store kept "
-                        "from a previous store build; full: a full build from clean (default: %(default)s)")
-    p.add_argument("--dag-cache", choices=("on", "off"), default="on",
-                   help="on: also measure null builds answered from the DAG cache (variant 'dagcache', after a "
-                        "confirming build; lmdb store, null/second states only); off: skip it (default: %(default)s)")
-    p.add_argument("--make", action="store_true",
-                   help="also measure GNU Make's build of the same tree (variant 'make'; needs a Makefile)")
+    p.add_argument(
+        "--spill",
+        default="auto",
+        metavar="ATTRS",
+        help="'auto', 'none' or Class.attr,... passed to the store runs (default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-sizes",
+        action="store_true",
+        help="skip the untimed sizing passes (node data at the end is then not shown)",
+    )
+    p.add_argument(
+        "--state",
+        choices=STATES,
+        default="null",
+        help="null: null build after a full build, store's first build; second: the store kept "
+        "from a previous store build; full: a full build from clean (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dag-cache",
+        choices=("on", "off"),
+        default="on",
+        help="on: also measure null builds answered from the DAG cache (variant 'dagcache', after a "
+        "confirming build; lmdb store, null/second states only); off: skip it (default: %(default)s)",
+    )
+    p.add_argument(
+        "--make",
+        action="store_true",
+        help="also measure GNU Make's build of the same tree (variant 'make'; needs a Makefile)",
+    )
     p.add_argument("--make-args", default="", metavar="ARGS", help="arguments for make, one string (default: none)")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
     p.add_argument("--html", metavar="OUT", help="also write a self-contained HTML report")
@@ -90,9 +115,17 @@ def run(args: Any, scons_args: list[str]) -> int:
     validate(args, scons_args)
     # the DAG cache answers null builds from an lmdb store's snapshot: not a full build, not the memory store
     dagcache = args.dag_cache == "on" and args.store == "lmdb" and args.state != "full"
-    spec = CompareSpec(scons_args=scons_args, store=args.store, runs=args.runs, spill=args.spill, state=args.state,
-                       sizes=not args.no_sizes, dagcache=dagcache, make=args.make,
-                       make_args=shlex.split(args.make_args))
+    spec = CompareSpec(
+        scons_args=scons_args,
+        store=args.store,
+        runs=args.runs,
+        spill=args.spill,
+        state=args.state,
+        sizes=not args.no_sizes,
+        dagcache=dagcache,
+        make=args.make,
+        make_args=shlex.split(args.make_args),
+    )
     try:
         result = with_progress(spec, f"compare ({args.state} build)")
     except CompareError as e:

@@ -2,6 +2,7 @@
 
 The story itself (what is shown, in the terminal and in one HTML page) is profiler/demo.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,13 +28,22 @@ PROFILE_REPORT = "demo-profile.html"
 
 def register(subparsers: Any) -> None:
     """The `demo` subparser; its handler is run()."""
-    p = add_command(subparsers, NAME, "generate a synthetic project, profile it, and compare plain SCons, the store, "
-                                      "the DAG cache and Make", EXAMPLE)
+    p = add_command(
+        subparsers,
+        NAME,
+        "generate a synthetic project, profile it, and compare plain SCons, the store, the DAG cache and Make",
+        EXAMPLE,
+    )
     p.add_argument("--files", type=int, default=DEFAULT_FILES, help="C files to generate (default: %(default)s)")
     p.add_argument("--dir", metavar="DIR", help="where to generate it (new or empty; default: a temporary directory)")
     p.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="timed runs per variant (default: %(default)s)")
-    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
-                   help="parallel jobs for the full build (default: %(default)s)")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="parallel jobs for the full build (default: %(default)s)",
+    )
     p.add_argument("--no-sizes", action="store_true", help="skip the untimed sizing passes (faster)")
     p.set_defaults(handler=run)
 
@@ -74,10 +84,12 @@ def run(args: Any, scons_args: list[str]) -> int:
     t0 = time.perf_counter()
     with err.status(f"generating a {args.files}-file synthetic C project in {root}"):
         info = generate(root, files=args.files)
-    out.print(f"project: {root}: {len(info.files)} C files in {len(info.dirs)} libraries, "
-              f"{len(info.headers)} headers, about {info.nodes_estimate:,} SCons nodes, and an equivalent "
-              "Makefile; compiler: a stand-in that writes outputs (tools/stubcc), so the figures are the "
-              "build tools' own")
+    out.print(
+        f"project: {root}: {len(info.files)} C files in {len(info.dirs)} libraries, "
+        f"{len(info.headers)} headers, about {info.nodes_estimate:,} SCons nodes, and an equivalent "
+        "Makefile; compiler: a stand-in that writes outputs (tools/stubcc), so the figures are the "
+        "build tools' own"
+    )
     make = shutil.which("make") is not None
     fulls = []
     if make:  # first, so its -MMD dependency files exist and its null build checks headers too
@@ -97,8 +109,9 @@ def run(args: Any, scons_args: list[str]) -> int:
 
     profile_path = os.path.join(tempfile.mkdtemp(prefix="dagprof-demo-profile-"), "null.dagprof")
     with err.status("1/3 profiling the null build (dagprof profile)"):
-        prof = run_measured([sys.executable, "-m", "dagprof", "profile", "-o", profile_path, "--", "-Q"],
-                            cwd=root, env=env)
+        prof = run_measured(
+            [sys.executable, "-m", "dagprof", "profile", "-o", profile_path, "--", "-Q"], cwd=root, env=env
+        )
     if prof["exit_code"] != 0:
         print(f"dagprof: profiling the null build failed (exit {prof['exit_code']}) in {root}", file=sys.stderr)
         return exitcodes.BUILD_FAILED
@@ -108,9 +121,18 @@ def run(args: Any, scons_args: list[str]) -> int:
     shutil.rmtree(os.path.dirname(profile_path), ignore_errors=True)
     memory = memory_story(profile)
     try:
-        result = with_progress(CompareSpec(scons_args=["-Q"], runs=args.runs, cwd=root, state="null",
-                                           sizes=not args.no_sizes, dagcache=True, make=make),
-                               "2-3/3 null builds, alternately")
+        result = with_progress(
+            CompareSpec(
+                scons_args=["-Q"],
+                runs=args.runs,
+                cwd=root,
+                state="null",
+                sizes=not args.no_sizes,
+                dagcache=True,
+                make=make,
+            ),
+            "2-3/3 null builds, alternately",
+        )
     except CompareError as e:
         print(f"dagprof: {e}", file=sys.stderr)
         return exitcodes.BUILD_FAILED

@@ -1,4 +1,5 @@
 """`dagprof diff OLD NEW`: two profiles compared, and the memory-regression gate (also `profile --baseline`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,17 +30,30 @@ def add_gate_options(p: argparse.ArgumentParser, baseline: bool) -> None:
 
     if baseline:
         p.add_argument("--baseline", metavar="OLD", help="a profile to gate against (exit 68 on a regression)")
-    p.add_argument("--max-growth", type=growth_arg, metavar="PCT",
-                   help="exit 68 when peak RSS, node bytes per node or a class's bytes per instance grew by more "
-                        "than this, e.g. 5%%" + (" (default with --baseline: 5%%)" if baseline else ""))
-    p.add_argument("--rss-floor", type=int, default=RSS_FLOOR, metavar="BYTES",
-                   help="peak-RSS growth always tolerated, for noise (default: %(default)s = 4 MiB)")
+    p.add_argument(
+        "--max-growth",
+        type=growth_arg,
+        metavar="PCT",
+        help="exit 68 when peak RSS, node bytes per node or a class's bytes per instance grew by more "
+        "than this, e.g. 5%%" + (" (default with --baseline: 5%%)" if baseline else ""),
+    )
+    p.add_argument(
+        "--rss-floor",
+        type=int,
+        default=RSS_FLOOR,
+        metavar="BYTES",
+        help="peak-RSS growth always tolerated, for noise (default: %(default)s = 4 MiB)",
+    )
 
 
 def register(subparsers: Any) -> None:
     """The `diff` subparser; its handler is run()."""
-    p = add_command(subparsers, NAME, "compare two profiles: bytes, instances, reads/writes, peak RSS, wall; "
-                                      "optionally gate on growth", EXAMPLE)
+    p = add_command(
+        subparsers,
+        NAME,
+        "compare two profiles: bytes, instances, reads/writes, peak RSS, wall; optionally gate on growth",
+        EXAMPLE,
+    )
     p.add_argument("old", metavar="OLD", help="the baseline profile")
     p.add_argument("new", metavar="NEW", help="the profile to compare with it")
     p.add_argument("--json", action="store_true", help="print the diff as JSON instead of tables")

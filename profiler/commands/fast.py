@@ -5,6 +5,7 @@ up-to-date build costs the interpreter, lmdb and msgpack, and the check itself. 
 this parser fully understands is answered; anything else (an unknown or bad option, --output, --sizes,
 another store, --dag-cache other than on) returns None and goes the normal way, which reports errors.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,7 @@ def answer_from_dag_cache(argv: list[str]) -> int | None:
     if argv[:1] != ["build"]:
         return None
     rest = argv[1:]
-    ours, scons_args = (rest[: rest.index("--")], rest[rest.index("--") + 1:]) if "--" in rest else (rest, [])
+    ours, scons_args = (rest[: rest.index("--")], rest[rest.index("--") + 1 :]) if "--" in rest else (rest, [])
     opts = _parse(ours)
     if opts is None or opts.get("--store", "lmdb") != "lmdb" or opts.get("--dag-cache", "on") != "on":
         return None

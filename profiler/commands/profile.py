@@ -1,4 +1,5 @@
 """`dagprof profile`: run an SCons build in-process and record where its memory goes."""
+
 from __future__ import annotations
 
 import sys
@@ -20,9 +21,13 @@ def register(subparsers: Any) -> None:
     pr.add_argument("-o", "--output", default="profile.dagprof", help="profile file to write (default: %(default)s)")
     pr.add_argument("--readers", action="store_true", help="also count distinct instances reading each attribute")
     pr.add_argument("--no-introspect", action="store_true", help="access counts only: no sizing, monitor or cycles")
-    for comp, what in (("tracker", "instance counts and lifetimes (class hooks, gc scans at phase marks)"),
-                       ("cycles", "the garbage-collector watch"), ("monitor", "the RSS sampling thread"),
-                       ("sizes", "sizing at the end"), ("dup-stats", "duplicate-value statistics of the sizing")):
+    for comp, what in (
+        ("tracker", "instance counts and lifetimes (class hooks, gc scans at phase marks)"),
+        ("cycles", "the garbage-collector watch"),
+        ("monitor", "the RSS sampling thread"),
+        ("sizes", "sizing at the end"),
+        ("dup-stats", "duplicate-value statistics of the sizing"),
+    ):
         pr.add_argument(f"--no-{comp}", action="store_true", help=f"leave out {what} (to measure its cost)")
     pr.add_argument("--interval", type=float, default=0.1, help="monitor sampling interval in seconds")
     pr.add_argument("--detail", default="", help="classes for the per-instance detail log, e.g. File,Dir")
@@ -55,10 +60,16 @@ def run(args: Any, scons_args: list[str]) -> int:
     introspector = None
     if not args.no_introspect:
         detail = [d.strip() for d in args.detail.split(",") if d.strip()]
-        introspector = make_introspector(adapter, detail=detail, interval_s=args.interval,
-                                         tracker=not args.no_tracker, cycles=not args.no_cycles,
-                                         monitor=not args.no_monitor, sizes=not args.no_sizes,
-                                         dup_stats=not args.no_dup_stats)
+        introspector = make_introspector(
+            adapter,
+            detail=detail,
+            interval_s=args.interval,
+            tracker=not args.no_tracker,
+            cycles=not args.no_cycles,
+            monitor=not args.no_monitor,
+            sizes=not args.no_sizes,
+            dup_stats=not args.no_dup_stats,
+        )
     profile = adapter.profile_build(scons_args, readers=args.readers, introspector=introspector)
     global RAN_SCONS
     RAN_SCONS = True
@@ -66,8 +77,10 @@ def run(args: Any, scons_args: list[str]) -> int:
     if code and adapter.PHASE_READ not in profile.phase_names():
         # SCons stopped before reading any SConscript (no SConstruct, a bad option): it said why on stderr;
         # there is no build to report on, as `dagprof build` prints nothing of its own then
-        print(f"dagprof: SCons stopped before reading an SConstruct (exit {code}); nothing profiled, no profile "
-              "written", file=sys.stderr)
+        print(
+            f"dagprof: SCons stopped before reading an SConstruct (exit {code}); nothing profiled, no profile written",
+            file=sys.stderr,
+        )
         return code
     profile.save(out)
     status = show(profile, args)

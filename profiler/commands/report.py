@@ -1,4 +1,5 @@
 """`dagprof report FILE`: show a recorded profile (text, JSON, HTML), or estimate changes with --what-if."""
+
 from __future__ import annotations
 
 import sys
@@ -20,9 +21,12 @@ def register(subparsers: Any) -> None:
     rp.add_argument("--html", metavar="OUT", help="write a self-contained HTML report")
     rp.add_argument("--top", type=int, default=8, help="hottest/coldest attributes shown per class")
     rp.add_argument("--budget", type=int, metavar="BYTES", help="exit 66 when findings estimate more savings than this")
-    rp.add_argument("--what-if", metavar="SPEC",
-                    help="estimate savings of changes before making them, e.g. "
-                         "'spill=File.includes;lazy=File.waiting_parents;intern=File.contentsig;drop=File.scanner_paths'")
+    rp.add_argument(
+        "--what-if",
+        metavar="SPEC",
+        help="estimate savings of changes before making them, e.g. "
+        "'spill=File.includes;lazy=File.waiting_parents;intern=File.contentsig;drop=File.scanner_paths'",
+    )
     rp.set_defaults(handler=run)
 
 
@@ -52,8 +56,11 @@ def show(profile: Any, args: Any) -> int:
 
         total = estimated_saving(findings_of(profile))  # each byte once, though findings overlap
         if total > args.budget:
-            print(f"dagprof: findings estimate {total:,} bytes (each byte counted once), over the budget of "
-                  f"{args.budget:,}", file=sys.stderr)
+            print(
+                f"dagprof: findings estimate {total:,} bytes (each byte counted once), over the budget of "
+                f"{args.budget:,}",
+                file=sys.stderr,
+            )
             return exitcodes.BUDGET
     return exitcodes.OK
 

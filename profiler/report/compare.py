@@ -11,6 +11,7 @@ with metrics peak_rss, peak_rss_anon, peak_rss_file, wall_s, node_bytes, nodes, 
 spilled_bytes, reloads, reuse_hits. Text, JSON and HTML all show the rows of `compare_rows`; the first
 variant is the baseline every ratio divides by.
 """
+
 from __future__ import annotations
 
 import json
@@ -115,8 +116,14 @@ def compare_rows(result: dict, keys: tuple[str, ...] | None = None) -> list[dict
             if r is None and a and b is not None:
                 r = b / a
             ratios[n] = r
-        row: dict[str, Any] = {"key": key, "label": label, "unit": unit, "lower_is_better": lower_better,
-                               "ratio": ratios.get(names[1]), "ratios": ratios}
+        row: dict[str, Any] = {
+            "key": key,
+            "label": label,
+            "unit": unit,
+            "lower_is_better": lower_better,
+            "ratio": ratios.get(names[1]),
+            "ratios": ratios,
+        }
         for n in names:
             row[n] = medians[n]
             row[f"{n}_runs"] = _runs(variants[n], key)
@@ -192,8 +199,16 @@ def _chart(result: dict) -> Any:
     for name in names:
         rss = _median(v[name], "peak_rss")
         if rss is not None:
-            bars.append((f"{name} peak RSS", rss, [(_median(v[name], "peak_rss_anon") or 0, "#dc3912", "anon"),
-                                                   (_median(v[name], "peak_rss_file") or 0, "#109618", "file")]))
+            bars.append(
+                (
+                    f"{name} peak RSS",
+                    rss,
+                    [
+                        (_median(v[name], "peak_rss_anon") or 0, "#dc3912", "anon"),
+                        (_median(v[name], "peak_rss_file") or 0, "#109618", "file"),
+                    ],
+                )
+            )
     for name in names:
         nb = _median(v[name], "node_bytes")
         if nb is not None:
@@ -208,8 +223,11 @@ def html_context(result: dict, keys: tuple[str, ...] | None = None) -> dict[str,
     for r in rows:
         r["cells"] = []
         for i, n in enumerate(names):
-            cell = {"name": n, "value": _fmt(r[n], r["unit"]),
-                    "runs": ", ".join(_fmt(x, r["unit"]) for x in r[f"{n}_runs"])}
+            cell = {
+                "name": n,
+                "value": _fmt(r[n], r["unit"]),
+                "runs": ", ".join(_fmt(x, r["unit"]) for x in r[f"{n}_runs"]),
+            }
             if i:
                 better = _better(r["ratios"][n], r["lower_is_better"])
                 cell["ratio"] = _fmt_ratio(r["ratios"][n])
@@ -223,8 +241,13 @@ def write_compare_html(result: dict, path: str) -> None:
     from dagprof.report.html import environment, json_script, write_atomic
 
     argv = result.get("argv") or []
-    html = environment().get_template("compare.html.j2").render(
-        title="dagprof compare" + (": scons " + " ".join(map(str, argv)) if argv else ""),
-        data=json_script({"table": compare_rows(result)}), **html_context(result),
+    html = (
+        environment()
+        .get_template("compare.html.j2")
+        .render(
+            title="dagprof compare" + (": scons " + " ".join(map(str, argv)) if argv else ""),
+            data=json_script({"table": compare_rows(result)}),
+            **html_context(result),
+        )
     )
     write_atomic(path, html)

@@ -4,6 +4,7 @@ Every number comes from the dict `dagprof.diff.diff_profiles` computed once; the
 single report's chart renderers (dagprof.report.svg) and page frame (base.html.j2), one chart per
 section with OLD and NEW side by side.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,6 +25,7 @@ TOP_ATTRS = 20
 
 
 # ---- formatting shared by text and HTML ------------------------------------------------------------
+
 
 def fmt_value(v: float | None, unit: str) -> str:
     """A value in its unit; '-' when not recorded."""
@@ -63,12 +65,17 @@ def gate_lines(g: dict[str, Any]) -> list[str]:
     lines = []
     if g["failed"]:
         n = len(g["causes"])
-        lines.append(f"memory regression: {n} limit{'s' if n != 1 else ''} exceeded (max growth {pct}); "
-                     f"largest cause{'s' if n != 1 else ''}:")
+        lines.append(
+            f"memory regression: {n} limit{'s' if n != 1 else ''} exceeded (max growth {pct}); "
+            f"largest cause{'s' if n != 1 else ''}:"
+        )
         for c in g["causes"][:3]:
-            line = (f"  {c['what']}: {fmt_value(c['old'], 'bytes')} -> {fmt_value(c['new'], 'bytes')} "
-                    f"({c['rel'] * 100:+.1f}%, {fmt_delta(c['bytes'], 'bytes')} in all)" if c["rel"] is not None else
-                    f"  {c['what']}: {fmt_delta(c['delta'], 'bytes')}")
+            line = (
+                f"  {c['what']}: {fmt_value(c['old'], 'bytes')} -> {fmt_value(c['new'], 'bytes')} "
+                f"({c['rel'] * 100:+.1f}%, {fmt_delta(c['bytes'], 'bytes')} in all)"
+                if c["rel"] is not None
+                else f"  {c['what']}: {fmt_delta(c['delta'], 'bytes')}"
+            )
             if c["attrs"]:
                 line += "; grew most: " + ", ".join(f"{a['name']} {fmt_delta(a['delta'], 'bytes')}" for a in c["attrs"])
             lines.append(line)
@@ -83,6 +90,7 @@ def gate_lines(g: dict[str, Any]) -> list[str]:
 
 # ---- text ------------------------------------------------------------------------------------------
 
+
 def render_text(d: dict[str, Any], console: Console, g: dict[str, Any] | None = None, top: int = TOP_ATTRS) -> None:
     """The diff as terminal tables: run, classes, attributes (biggest byte change first), then the gate."""
     o, n = d["old"], d["new"]
@@ -92,15 +100,21 @@ def render_text(d: dict[str, Any], console: Console, g: dict[str, Any] | None = 
     console.print()
 
     def table(title: str) -> Table:
-        return Table(title=title, title_justify="left", show_edge=False, pad_edge=False, box=None,
-                     header_style="bold cyan")
+        return Table(
+            title=title, title_justify="left", show_edge=False, pad_edge=False, box=None, header_style="bold cyan"
+        )
 
     t = table("[bold]Run[/bold]")
     for col in ("", "OLD", "NEW", "change", "%"):
         t.add_column(col, justify="left" if not col else "right", no_wrap=True)
     for r in d["run"]:
-        t.add_row(r["label"], fmt_value(r["old"], r["unit"]), fmt_value(r["new"], r["unit"]),
-                  Text(fmt_delta(r["delta"], r["unit"]), style=_style(r)), fmt_rel(r))
+        t.add_row(
+            r["label"],
+            fmt_value(r["old"], r["unit"]),
+            fmt_value(r["new"], r["unit"]),
+            Text(fmt_delta(r["delta"], r["unit"]), style=_style(r)),
+            fmt_rel(r),
+        )
     console.print(t)
     console.print()
 
@@ -110,22 +124,33 @@ def render_text(d: dict[str, Any], console: Console, g: dict[str, Any] | None = 
             t.add_column(col, justify="left" if col in ("class", "") else "right", no_wrap=True)
         for c in d["classes"]:
             b, k, pi = c["bytes"], c["count"], c["per_instance"]
-            t.add_row(c["cls"], "" if c["status"] == "both" else c["status"],
-                      fmt_value(b["old"], "bytes"), fmt_value(b["new"], "bytes"),
-                      Text(fmt_delta(b["delta"], "bytes"), style=_style(b)), fmt_rel(b),
-                      f"{fmt_int(k['old'])} -> {fmt_int(k['new'])}",
-                      f"{fmt_value(pi['old'], 'count')} -> {fmt_value(pi['new'], 'count')}", fmt_rel(pi))
+            t.add_row(
+                c["cls"],
+                "" if c["status"] == "both" else c["status"],
+                fmt_value(b["old"], "bytes"),
+                fmt_value(b["new"], "bytes"),
+                Text(fmt_delta(b["delta"], "bytes"), style=_style(b)),
+                fmt_rel(b),
+                f"{fmt_int(k['old'])} -> {fmt_int(k['new'])}",
+                f"{fmt_value(pi['old'], 'count')} -> {fmt_value(pi['new'], 'count')}",
+                fmt_rel(pi),
+            )
         console.print(t)
         console.print()
 
-    changed = [a for a in d["attrs"] if a["bytes"]["delta"] or a["reads"]["delta"] or a["writes"]["delta"]
-               or a["status"] != "both"]
+    changed = [
+        a
+        for a in d["attrs"]
+        if a["bytes"]["delta"] or a["reads"]["delta"] or a["writes"]["delta"] or a["status"] != "both"
+    ]
     if changed:
         shown = changed[:top]
         access = d["compared"]["access"]
         phases = [ph for ph in d["phases"] if any(a["phases"][ph]["reads"]["delta"] for a in shown)]
-        t = table(f"[bold]Attributes[/bold] ({len(shown)} of {len(changed)} changed, biggest byte change first)"
-                  + ("; reads per phase: change" if phases else ""))
+        t = table(
+            f"[bold]Attributes[/bold] ({len(shown)} of {len(changed)} changed, biggest byte change first)"
+            + ("; reads per phase: change" if phases else "")
+        )
         t.add_column("attribute", no_wrap=True)
         t.add_column("", no_wrap=True)
         for col in ("bytes NEW", "change", "%", "per inst.") + (("reads NEW", "change", "writes") if access else ()):
@@ -134,12 +159,20 @@ def render_text(d: dict[str, Any], console: Console, g: dict[str, Any] | None = 
             t.add_column(ph, justify="right", no_wrap=True)
         for a in shown:
             b, pi = a["bytes"], a["per_instance"]
-            cells: list[Any] = [f"{a['cls']}.{a['attr']}", "" if a["status"] == "both" else a["status"],
-                                fmt_value(b["new"], "bytes"), Text(fmt_delta(b["delta"], "bytes"), style=_style(b)),
-                                fmt_rel(b), fmt_delta(pi["delta"], "count")]
+            cells: list[Any] = [
+                f"{a['cls']}.{a['attr']}",
+                "" if a["status"] == "both" else a["status"],
+                fmt_value(b["new"], "bytes"),
+                Text(fmt_delta(b["delta"], "bytes"), style=_style(b)),
+                fmt_rel(b),
+                fmt_delta(pi["delta"], "count"),
+            ]
             if access:
-                cells += [fmt_int(a["reads"]["new"]), fmt_delta(a["reads"]["delta"], "count"),
-                          fmt_delta(a["writes"]["delta"], "count")]
+                cells += [
+                    fmt_int(a["reads"]["new"]),
+                    fmt_delta(a["reads"]["delta"], "count"),
+                    fmt_delta(a["writes"]["delta"], "count"),
+                ]
             cells += [fmt_delta(a["phases"][ph]["reads"]["delta"], "count") for ph in phases]
             t.add_row(*cells)
         console.print(t)
@@ -159,6 +192,7 @@ def render_text(d: dict[str, Any], console: Console, g: dict[str, Any] | None = 
 
 # ---- JSON ------------------------------------------------------------------------------------------
 
+
 def to_json(d: dict[str, Any], g: dict[str, Any] | None = None) -> str:
     """Stable JSON of the diff (and the gate's verdict when one ran): the same numbers as the tables."""
     data = dict(d)
@@ -169,12 +203,16 @@ def to_json(d: dict[str, Any], g: dict[str, Any] | None = None) -> str:
 
 # ---- HTML ------------------------------------------------------------------------------------------
 
+
 def _rss_points(p: Profile) -> list[tuple[float, float]]:
     samples = (p.sections.get("monitor") or {}).get("samples") or []
     pts = [(float(s[0]), float(s[1])) for s in samples if len(s) > 1 and isinstance(s[1], (int, float))]
     if not pts:
-        pts = [(float(s.get("t") or 0.0), float(s["rss"])) for s in p.sections.get("snapshots") or []
-               if isinstance(s.get("rss"), (int, float))]
+        pts = [
+            (float(s.get("t") or 0.0), float(s["rss"]))
+            for s in p.sections.get("snapshots") or []
+            if isinstance(s.get("rss"), (int, float))
+        ]
     return pts
 
 
@@ -187,36 +225,66 @@ def _pairs(chart_id: str, rows: list[tuple[str, Any, Any]], empty: str) -> Marku
     return svg.bar_chart(chart_id, bars, empty=empty)
 
 
-def html_context(d: dict[str, Any], old: Profile, new: Profile, g: dict[str, Any] | None = None,
-                 top: int = TOP_ATTRS) -> dict[str, Any]:
+def html_context(
+    d: dict[str, Any], old: Profile, new: Profile, g: dict[str, Any] | None = None, top: int = TOP_ATTRS
+) -> dict[str, Any]:
     """What diff.html.j2 shows: the diff's rows, formatted, and one OLD-vs-NEW chart per section."""
     from dagprof.report.html import json_script
 
     marks = [(float(t), str(nm)) for t, nm in ((new.sections.get("monitor") or {}).get("marks") or [])]
-    memory = svg.line_chart("chart-memory", [("OLD RSS", OLD_COLOUR, _rss_points(old)),
-                                             ("NEW RSS", NEW_COLOUR, _rss_points(new))], marks,
-                            empty="no memory samples in these profiles (the monitor did not run)")
+    memory = svg.line_chart(
+        "chart-memory",
+        [("OLD RSS", OLD_COLOUR, _rss_points(old)), ("NEW RSS", NEW_COLOUR, _rss_points(new))],
+        marks,
+        empty="no memory samples in these profiles (the monitor did not run)",
+    )
     no_sizes = "no sizes in both profiles (sizing did not run in one of them)"
-    chart_class = _pairs("chart-class-bytes", [(c["cls"], c["bytes"]["old"], c["bytes"]["new"])
-                                               for c in d["classes"]], no_sizes)
+    chart_class = _pairs(
+        "chart-class-bytes", [(c["cls"], c["bytes"]["old"], c["bytes"]["new"]) for c in d["classes"]], no_sizes
+    )
     sized = [a for a in d["attrs"] if a["bytes"]["delta"]]
-    chart_attr = _pairs("chart-attr-bytes", [(f"{a['cls']}.{a['attr']}", a["bytes"]["old"], a["bytes"]["new"])
-                                             for a in sized[:top]],
-                        "no attribute bytes changed" if d["compared"]["sizes"] else no_sizes)
-    reads = sorted((a for a in d["attrs"] if a["reads"]["delta"]), key=lambda a: (-abs(a["reads"]["delta"]),
-                                                                                   a["cls"], a["attr"]))[:top]
+    chart_attr = _pairs(
+        "chart-attr-bytes",
+        [(f"{a['cls']}.{a['attr']}", a["bytes"]["old"], a["bytes"]["new"]) for a in sized[:top]],
+        "no attribute bytes changed" if d["compared"]["sizes"] else no_sizes,
+    )
+    reads = sorted(
+        (a for a in d["attrs"] if a["reads"]["delta"]), key=lambda a: (-abs(a["reads"]["delta"]), a["cls"], a["attr"])
+    )[:top]
     vmax = max((abs(a["phases"][ph]["reads"]["delta"] or 0) for a in reads for ph in d["phases"]), default=0)
-    access = [{"name": f"{a['cls']}.{a['attr']}", "reads": a["reads"], "writes": a["writes"],
-               "cells": [{"ph": ph, "delta": a["phases"][ph]["reads"]["delta"],
-                          "text": fmt_delta(a["phases"][ph]["reads"]["delta"], "count"),
-                          "colour": svg.heat_colour(abs(a["phases"][ph]["reads"]["delta"] or 0), vmax)}
-                         for ph in d["phases"]]} for a in reads]
+    access = [
+        {
+            "name": f"{a['cls']}.{a['attr']}",
+            "reads": a["reads"],
+            "writes": a["writes"],
+            "cells": [
+                {
+                    "ph": ph,
+                    "delta": a["phases"][ph]["reads"]["delta"],
+                    "text": fmt_delta(a["phases"][ph]["reads"]["delta"], "count"),
+                    "colour": svg.heat_colour(abs(a["phases"][ph]["reads"]["delta"] or 0), vmax),
+                }
+                for ph in d["phases"]
+            ],
+        }
+        for a in reads
+    ]
     return {
         "title": f"dagprof diff: {d['old']['source']} vs {d['new']['source']}",
-        "d": d, "gate": g, "gate_lines": gate_lines(g) if g is not None else [],
-        "chart_memory": memory, "chart_class": chart_class, "chart_attr": chart_attr, "access": access,
-        "attrs": sized[:top] if sized else [], "fmt_value": fmt_value, "fmt_delta": fmt_delta, "fmt_rel": fmt_rel,
-        "old_colour": OLD_COLOUR, "new_colour": NEW_COLOUR, "meta": new.meta,
+        "d": d,
+        "gate": g,
+        "gate_lines": gate_lines(g) if g is not None else [],
+        "chart_memory": memory,
+        "chart_class": chart_class,
+        "chart_attr": chart_attr,
+        "access": access,
+        "attrs": sized[:top] if sized else [],
+        "fmt_value": fmt_value,
+        "fmt_delta": fmt_delta,
+        "fmt_rel": fmt_rel,
+        "old_colour": OLD_COLOUR,
+        "new_colour": NEW_COLOUR,
+        "meta": new.meta,
         "data": json_script({"run": d["run"], "gate": g}),
     }
 

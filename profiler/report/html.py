@@ -4,6 +4,7 @@ Nothing is fetched from the network, so the file can be mailed, archived or open
 machine without internet. Charts carry stable ids (chart-memory, chart-class-bytes,
 chart-attr-bytes, chart-access-heat) for tests and for people linking to them.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,14 +76,17 @@ def _memory_chart(profile: Profile) -> Markup:
         if snaps:
             points = [(float(s.get("t") or 0.0), float(s["rss"])) for s in snaps]
             series.append(("RSS (snapshots)", SERIES[0][1], points))
-    return svg.line_chart("chart-memory", series, marks,
-                          empty="no memory samples in this profile (the monitor did not run)")
+    return svg.line_chart(
+        "chart-memory", series, marks, empty="no memory samples in this profile (the monitor did not run)"
+    )
 
 
 def _class_bars(profile: Profile, sizes: list[dict]) -> Markup:
     if sizes:
-        bars = [(c["cls"], c["total"], [(sum(a["empty_bytes"] for a in c["attrs"]), "#ff9900", "empty containers")])
-                for c in sizes]
+        bars = [
+            (c["cls"], c["total"], [(sum(a["empty_bytes"] for a in c["attrs"]), "#ff9900", "empty containers")])
+            for c in sizes
+        ]
     else:
         bars = [(r["cls"], r["total_bytes"], []) for r in tables.counts_table(profile) if r["total_bytes"]]
     return svg.bar_chart("chart-class-bytes", bars, empty="no sizes in this profile (sizing did not run)")
@@ -94,14 +98,19 @@ def _attr_bars(sizes: list[dict]) -> Markup:
     bars = []
     for label, a in rows[:TOP_ATTR_BARS]:
         dup = max(0, a["dup_bytes"] - a["empty_bytes"])
-        bars.append((label, a["bytes"], [(a["empty_bytes"], "#ff9900", "empty containers"),
-                                          (dup, "#990099", "duplicate values")]))
+        bars.append(
+            (
+                label,
+                a["bytes"],
+                [(a["empty_bytes"], "#ff9900", "empty containers"), (dup, "#990099", "duplicate values")],
+            )
+        )
     return svg.bar_chart("chart-attr-bytes", bars, empty="no sizes in this profile (sizing did not run)")
 
 
 def _heat(profile: Profile) -> dict[str, Any]:
     """Every attribute of every class (hottest first) with a colour per phase cell."""
-    summary = tables.access_summary(profile, top=10 ** 9)
+    summary = tables.access_summary(profile, top=10**9)
     vmax = max((cell[0] for c in summary for r in c["hot"] for cell in r["phases"].values()), default=0)
     tmax = max((r["total"][0] for c in summary for r in c["hot"]), default=0)
     for c in summary:
@@ -131,15 +140,20 @@ def context(profile: Profile) -> dict[str, Any]:
         "sizes": sizes,
         "sizes_meta": profile.sections.get("sizes") or {},
         "counts": tables.counts_table(profile),
-        "lifetimes": sorted((profile.sections.get("lifetimes") or {}).items(),
-                            key=lambda kv: (-(kv[1].get("created") or 0), kv[0])),
+        "lifetimes": sorted(
+            (profile.sections.get("lifetimes") or {}).items(), key=lambda kv: (-(kv[1].get("created") or 0), kv[0])
+        ),
         "monitor": mon,
         "snapshots": profile.sections.get("snapshots") or [],
         "cycles": profile.sections.get("cycles"),
         "findings": findings_of(profile),
         "store": profile.sections.get("store"),
-        "data": json_script({"samples": [s[:4] for s in (profile.sections.get("monitor") or {}).get("samples") or []],
-                             "series": [name for name, _c, _i in SERIES]}),
+        "data": json_script(
+            {
+                "samples": [s[:4] for s in (profile.sections.get("monitor") or {}).get("samples") or []],
+                "series": [name for name, _c, _i in SERIES],
+            }
+        ),
     }
 
 

@@ -3,6 +3,7 @@
 Numbers are the same rows the text report prints (dagprof.report.tables), so a script can
 check any figure a user saw on the terminal.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,14 @@ def to_dict(profile: Profile) -> dict[str, Any]:
     """The JSON document as plain data, for callers that embed it (e.g. the HTML report)."""
     data = profile.to_dict()
     data["access_totals"] = [
-        {"cls": t.cls, "attr": t.attr, "reads": t.reads, "writes": t.writes, "deletes": t.deletes,
-         "readers": t.instances}
+        {
+            "cls": t.cls,
+            "attr": t.attr,
+            "reads": t.reads,
+            "writes": t.writes,
+            "deletes": t.deletes,
+            "readers": t.instances,
+        }
         for t in sorted(profile.access_totals().values(), key=lambda t: (t.cls, -t.reads, t.attr))
     ]
     data["access_summary"] = tables.access_summary(profile)

@@ -4,6 +4,7 @@ Nothing here formats or prints: each function turns a Profile into lists/dicts o
 that a renderer lays out. Keeping the selection logic (what is hot, what is cold, what is shown)
 in one place is what makes "the JSON numbers equal the text numbers" true by construction.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,7 +23,7 @@ def class_attrs(profile: Profile) -> dict[str, list[str]]:
     sizes = (profile.sections.get("sizes") or {}).get("classes") or {}
     for cls, c in sizes.items():
         attrs = out.setdefault(cls, [])
-        for a in (c.get("attrs") or {}):
+        for a in c.get("attrs") or {}:
             if a not in attrs:
                 attrs.append(a)
     return out
@@ -55,13 +56,15 @@ def access_summary(profile: Profile, top: int = 8) -> list[dict[str, Any]]:
             for ph in phases:
                 c = cells.get((cls, attr, ph))
                 per_phase[ph] = [c.reads, c.writes, c.deletes] if c else [0, 0, 0]
-            rows.append({
-                "attr": attr,
-                "phases": per_phase,
-                "total": [t.reads, t.writes, t.deletes],
-                "readers": t.instances,
-                "bytes": attr_bytes(profile, cls, attr),
-            })
+            rows.append(
+                {
+                    "attr": attr,
+                    "phases": per_phase,
+                    "total": [t.reads, t.writes, t.deletes],
+                    "readers": t.instances,
+                    "bytes": attr_bytes(profile, cls, attr),
+                }
+            )
         hot_sorted = sorted(rows, key=lambda r: (-r["total"][0], -r["total"][1], r["attr"]))
         if len(rows) <= 2 * top:
             hot, cold, hidden = hot_sorted, [], 0
@@ -74,18 +77,20 @@ def access_summary(profile: Profile, top: int = 8) -> list[dict[str, Any]]:
             )
             cold = cold_sorted[:top]
             hidden = len(rows) - len(hot) - len(cold)
-        out.append({
-            "cls": cls,
-            "reads": sum(r["total"][0] for r in rows),
-            "writes": sum(r["total"][1] for r in rows),
-            "deletes": sum(r["total"][2] for r in rows),
-            "attrs": len(rows),
-            "never_read": sum(1 for r in rows if r["total"][0] == 0),
-            "show_readers": any(r["readers"] >= 0 for r in rows),
-            "hot": hot,
-            "cold": cold,
-            "hidden": hidden,
-        })
+        out.append(
+            {
+                "cls": cls,
+                "reads": sum(r["total"][0] for r in rows),
+                "writes": sum(r["total"][1] for r in rows),
+                "deletes": sum(r["total"][2] for r in rows),
+                "attrs": len(rows),
+                "never_read": sum(1 for r in rows if r["total"][0] == 0),
+                "show_readers": any(r["readers"] >= 0 for r in rows),
+                "hot": hot,
+                "cold": cold,
+                "hidden": hidden,
+            }
+        )
     out.sort(key=lambda c: (-c["reads"], c["cls"]))
     return out
 
@@ -93,9 +98,16 @@ def access_summary(profile: Profile, top: int = 8) -> list[dict[str, Any]]:
 def counts_table(profile: Profile) -> list[dict[str, Any]]:
     """The size-annotated counts table, biggest total bytes first."""
     counts = profile.sections.get("counts") or {}
-    rows = [{"cls": cls, **{k: c.get(k, 0) for k in ("now", "peak", "created", "morphed_in", "morphed_out",
-                                                        "avg_bytes", "total_bytes")}}
-            for cls, c in counts.items()]
+    rows = [
+        {
+            "cls": cls,
+            **{
+                k: c.get(k, 0)
+                for k in ("now", "peak", "created", "morphed_in", "morphed_out", "avg_bytes", "total_bytes")
+            },
+        }
+        for cls, c in counts.items()
+    ]
     rows.sort(key=lambda r: (-(r["total_bytes"] or 0), r["cls"]))
     return rows
 
@@ -109,25 +121,29 @@ def class_sizes(profile: Profile) -> list[dict[str, Any]]:
         attrs = []
         for attr, a in (c.get("attrs") or {}).items():
             b = int(a.get("bytes", 0) or 0)
-            attrs.append({
-                "attr": attr,
-                "bytes": b,
-                "pct": (100.0 * b / total) if total else 0.0,
-                "set": int(a.get("set", 0) or 0),
-                "empty": int(a.get("empty", 0) or 0),
-                "empty_bytes": int(a.get("empty_bytes", 0) or 0),
-                "distinct": int(a.get("distinct", -1) if a.get("distinct") is not None else -1),
-                "dup_bytes": int(a.get("dup_bytes", 0) or 0),
-            })
+            attrs.append(
+                {
+                    "attr": attr,
+                    "bytes": b,
+                    "pct": (100.0 * b / total) if total else 0.0,
+                    "set": int(a.get("set", 0) or 0),
+                    "empty": int(a.get("empty", 0) or 0),
+                    "empty_bytes": int(a.get("empty_bytes", 0) or 0),
+                    "distinct": int(a.get("distinct", -1) if a.get("distinct") is not None else -1),
+                    "dup_bytes": int(a.get("dup_bytes", 0) or 0),
+                }
+            )
         attrs.sort(key=lambda r: (-r["bytes"], r["attr"]))
-        out.append({
-            "cls": cls,
-            "count": int(c.get("count", 0) or 0),
-            "total": total,
-            "shallow": int(c.get("shallow", 0) or 0),
-            "per_instance": (total // int(c["count"])) if c.get("count") else 0,
-            "attrs": attrs,
-        })
+        out.append(
+            {
+                "cls": cls,
+                "count": int(c.get("count", 0) or 0),
+                "total": total,
+                "shallow": int(c.get("shallow", 0) or 0),
+                "per_instance": (total // int(c["count"])) if c.get("count") else 0,
+                "attrs": attrs,
+            }
+        )
     out.sort(key=lambda r: (-r["total"], r["cls"]))
     return out
 

@@ -2,6 +2,7 @@
 
 Every number comes from dagprof.report.tables, the same rows the JSON and HTML renderers use.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,8 +17,19 @@ from dagprof.report import tables
 from dagprof.report.tables import fmt_int
 from dagstore.units import fmt_bytes
 
-SECTIONS = ("meta", "phases", "access", "sizes", "counts", "lifetimes", "monitor", "snapshots",
-            "cycles", "findings", "store")
+SECTIONS = (
+    "meta",
+    "phases",
+    "access",
+    "sizes",
+    "counts",
+    "lifetimes",
+    "monitor",
+    "snapshots",
+    "cycles",
+    "findings",
+    "store",
+)
 
 
 def _cell(counts: list[int], with_deletes: bool) -> Text:
@@ -39,11 +51,21 @@ def render_access_summary(profile: Profile, console: Console, top: int = 8) -> N
     for c in summary:
         with_deletes = c["deletes"] > 0
         unit = "reads/writes/deletes" if with_deletes else "reads/writes"
-        title = (f"[bold]{c['cls']}[/bold]: {c['reads']:,} reads, {c['writes']:,} writes"
-                 + (f", {c['deletes']:,} deletes" if with_deletes else "")
-                 + f"; {c['attrs']} attributes, {c['never_read']} never read")
-        t = Table(title=title, title_justify="left", caption=f"cells: {unit}", caption_justify="left",
-                  show_edge=False, pad_edge=False, box=None, header_style="bold cyan")
+        title = (
+            f"[bold]{c['cls']}[/bold]: {c['reads']:,} reads, {c['writes']:,} writes"
+            + (f", {c['deletes']:,} deletes" if with_deletes else "")
+            + f"; {c['attrs']} attributes, {c['never_read']} never read"
+        )
+        t = Table(
+            title=title,
+            title_justify="left",
+            caption=f"cells: {unit}",
+            caption_justify="left",
+            show_edge=False,
+            pad_edge=False,
+            box=None,
+            header_style="bold cyan",
+        )
         t.add_column("", no_wrap=True)
         t.add_column("attribute", no_wrap=True)
         for ph in phases:
@@ -53,8 +75,9 @@ def render_access_summary(profile: Profile, console: Console, top: int = 8) -> N
             t.add_column("readers", justify="right", no_wrap=True)
         t.add_column("bytes", justify="right", no_wrap=True)
 
-        def add(row: dict[str, Any], label: Text, t: Table = t, c: dict[str, Any] = c,
-                with_deletes: bool = with_deletes) -> None:  # bound now: called in this iteration only
+        def add(
+            row: dict[str, Any], label: Text, t: Table = t, c: dict[str, Any] = c, with_deletes: bool = with_deletes
+        ) -> None:  # bound now: called in this iteration only
             cells: list[Any] = [label, row["attr"]]
             cells += [_cell(row["phases"][ph], with_deletes) for ph in phases]
             cells.append(_cell(row["total"], with_deletes))
@@ -124,12 +147,21 @@ def _render_meta(profile: Profile, console: Console) -> bool:
         ("cwd", m.get("cwd")),
         ("started", m.get("started")),
         ("machine", m.get("machine")),
-        ("versions", ", ".join(f"{label} {m[k]}" for k, label in (("tool_version", "dagprof"),
-                                                                  ("scons_version", "SCons"),
-                                                                  ("python_version", "Python")) if m.get(k))),
+        (
+            "versions",
+            ", ".join(
+                f"{label} {m[k]}"
+                for k, label in (("tool_version", "dagprof"), ("scons_version", "SCons"), ("python_version", "Python"))
+                if m.get(k)
+            ),
+        ),
         ("wall time", f"{m['wall_s']:.2f} s" if isinstance(m.get("wall_s"), (int, float)) else None),
-        ("peak RSS", (fmt_bytes(m["peak_rss"]) + " (the kernel's high-water mark of the build)")
-         if isinstance(m.get("peak_rss"), (int, float)) else None),
+        (
+            "peak RSS",
+            (fmt_bytes(m["peak_rss"]) + " (the kernel's high-water mark of the build)")
+            if isinstance(m.get("peak_rss"), (int, float))
+            else None,
+        ),
         ("exit code", m.get("exit_code")),
         ("store", m.get("store") or ("none" if "store" in m else None)),
     ]
@@ -181,25 +213,52 @@ def _render_sizes(profile: Profile, console: Console, top_attrs: int = 12) -> bo
     for col in ("instances", "total bytes", "", "shallow", "bytes/instance"):
         t.add_column(col, justify="right")
     for c in rows:
-        t.add_row(c["cls"], fmt_int(c["count"]), fmt_int(c["total"]), fmt_bytes(c["total"]),
-                  fmt_int(c["shallow"]), fmt_int(c["per_instance"]))
+        t.add_row(
+            c["cls"],
+            fmt_int(c["count"]),
+            fmt_int(c["total"]),
+            fmt_bytes(c["total"]),
+            fmt_int(c["shallow"]),
+            fmt_int(c["per_instance"]),
+        )
     console.print(t)
     console.print()
     for c in rows:
         if not c["attrs"]:
             continue
-        t = Table(title=f"[bold]{c['cls']}[/bold] attributes ({fmt_bytes(c['total'])} total)",
-                  title_justify="left", box=None, header_style="bold cyan")
+        t = Table(
+            title=f"[bold]{c['cls']}[/bold] attributes ({fmt_bytes(c['total'])} total)",
+            title_justify="left",
+            box=None,
+            header_style="bold cyan",
+        )
         for col in ("attribute", "bytes", "", "% class", "set", "empty", "empty bytes", "distinct", "dup bytes"):
             t.add_column(col, justify="left" if col == "attribute" else "right", no_wrap=True)
         for a in c["attrs"][:top_attrs]:
-            t.add_row(a["attr"], fmt_int(a["bytes"]), fmt_bytes(a["bytes"]), f"{a['pct']:.1f}%",
-                      fmt_int(a["set"]), fmt_int(a["empty"]), fmt_int(a["empty_bytes"]),
-                      fmt_int(a["distinct"]), fmt_int(a["dup_bytes"]))
+            t.add_row(
+                a["attr"],
+                fmt_int(a["bytes"]),
+                fmt_bytes(a["bytes"]),
+                f"{a['pct']:.1f}%",
+                fmt_int(a["set"]),
+                fmt_int(a["empty"]),
+                fmt_int(a["empty_bytes"]),
+                fmt_int(a["distinct"]),
+                fmt_int(a["dup_bytes"]),
+            )
         rest = c["attrs"][top_attrs:]
         if rest:
-            t.add_row(Text(f"… {len(rest)} more", style="dim"), fmt_int(sum(a["bytes"] for a in rest)),
-                      fmt_bytes(sum(a["bytes"] for a in rest)), "", "", "", "", "", "")
+            t.add_row(
+                Text(f"… {len(rest)} more", style="dim"),
+                fmt_int(sum(a["bytes"] for a in rest)),
+                fmt_bytes(sum(a["bytes"] for a in rest)),
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+            )
         console.print(t)
         console.print()
     return True
@@ -214,13 +273,23 @@ def _render_counts(profile: Profile, console: Console) -> bool:
     for col in ("class", "now", "peak", "created", "morphed in", "morphed out", "avg bytes", "total bytes", ""):
         t.add_column(col, justify="left" if col == "class" else "right")
     for r in rows:
-        t.add_row(r["cls"], fmt_int(r["now"]), fmt_int(r["peak"]), fmt_int(r["created"]),
-                  fmt_int(r.get("morphed_in", 0)), fmt_int(r.get("morphed_out", 0)),
-                  fmt_int(r["avg_bytes"]), fmt_int(r["total_bytes"]), fmt_bytes(r["total_bytes"]))
+        t.add_row(
+            r["cls"],
+            fmt_int(r["now"]),
+            fmt_int(r["peak"]),
+            fmt_int(r["created"]),
+            fmt_int(r.get("morphed_in", 0)),
+            fmt_int(r.get("morphed_out", 0)),
+            fmt_int(r["avg_bytes"]),
+            fmt_int(r["total_bytes"]),
+            fmt_bytes(r["total_bytes"]),
+        )
     console.print(t)
-    console.print("[dim]by class at the end: now = live instances (gc scan at the end); created = instances that "
-                  "became this class (new, plus morphs into it: Entry -> File); morphed out = left it for another "
-                  "class[/dim]")
+    console.print(
+        "[dim]by class at the end: now = live instances (gc scan at the end); created = instances that "
+        "became this class (new, plus morphs into it: Entry -> File); morphed out = left it for another "
+        "class[/dim]"
+    )
     console.print()
     return True
 
@@ -230,10 +299,12 @@ def _render_lifetimes(profile: Profile, console: Console) -> bool:
     if not lt:
         return False
     _heading(console, "Lifetimes")
-    console.print("[dim]by class at the end, as Instances: created - morphed out - freed = alive (= Instances' "
-                  "now, unless instances existed before the profiler started); "
-                  "lifetimes of the freed instances, and ages at the "
-                  "end of those still alive ('-': none)[/dim]")
+    console.print(
+        "[dim]by class at the end, as Instances: created - morphed out - freed = alive (= Instances' "
+        "now, unless instances existed before the profiler started); "
+        "lifetimes of the freed instances, and ages at the "
+        "end of those still alive ('-': none)[/dim]"
+    )
     t = Table(box=None, header_style="bold cyan")
     ages = any("alive_mean_s" in r for r in lt.values())
     cols = ["class", "created", "freed", "alive", "freed: mean s", "p50 s", "max s"]
@@ -243,13 +314,22 @@ def _render_lifetimes(profile: Profile, console: Console) -> bool:
         t.add_column(col, justify="left" if col == "class" else "right")
     for cls, r in sorted(lt.items(), key=lambda kv: (-(kv[1].get("created") or 0), kv[0])):
         freed = bool(r.get("freed"))
-        row = [cls, fmt_int(r.get("created")), fmt_int(r.get("freed")), fmt_int(r.get("alive")),
-               _f3(r.get("mean_s")) if freed else "-", _f3(r.get("p50_s")) if freed else "-",
-               _f3(r.get("max_s")) if freed else "-"]
+        row = [
+            cls,
+            fmt_int(r.get("created")),
+            fmt_int(r.get("freed")),
+            fmt_int(r.get("alive")),
+            _f3(r.get("mean_s")) if freed else "-",
+            _f3(r.get("p50_s")) if freed else "-",
+            _f3(r.get("max_s")) if freed else "-",
+        ]
         if ages:
             alive = bool(r.get("alive"))
-            row += [_f3(r.get("alive_mean_s")) if alive else "-", _f3(r.get("alive_p50_s")) if alive else "-",
-                    _f3(r.get("alive_max_s")) if alive else "-"]
+            row += [
+                _f3(r.get("alive_mean_s")) if alive else "-",
+                _f3(r.get("alive_p50_s")) if alive else "-",
+                _f3(r.get("alive_max_s")) if alive else "-",
+            ]
         t.add_row(*row)
     console.print(t)
     console.print()
@@ -268,13 +348,19 @@ def _render_monitor(profile: Profile, console: Console) -> bool:
     hwm = profile.meta.get("peak_rss")
     if isinstance(hwm, (int, float)):  # the same figure as the Run section's, so the two agree
         t.add_row("peak RSS", fmt_bytes(hwm), f"{int(hwm):,} bytes, the kernel's high-water mark (as in Run)")
-    t.add_row("highest sampled RSS", fmt_bytes(m["peak_rss"]),
-              f"{m['peak_rss']:,} bytes, the largest of the samples below (misses peaks between samples)")
+    t.add_row(
+        "highest sampled RSS",
+        fmt_bytes(m["peak_rss"]),
+        f"{m['peak_rss']:,} bytes, the largest of the samples below (misses peaks between samples)",
+    )
     t.add_row("highest sampled anon", fmt_bytes(m["peak_rss_anon"]), f"{m['peak_rss_anon']:,} bytes")
     t.add_row("highest sampled file", fmt_bytes(m["peak_rss_file"]), f"{m['peak_rss_file']:,} bytes")
     t.add_row("samples", f"{m['samples']:,}", f"every {m['interval_s']} s over {m['duration_s']:.2f} s")
-    t.add_row("monitor cost", f"{m['cost_cpu_s']:.3f} s CPU",
-              f"{m['cost_samples']:,} samples, {fmt_bytes(m['cost_self_bytes'])} own memory")
+    t.add_row(
+        "monitor cost",
+        f"{m['cost_cpu_s']:.3f} s CPU",
+        f"{m['cost_samples']:,} samples, {fmt_bytes(m['cost_self_bytes'])} own memory",
+    )
     console.print(t)
     if m["marks"]:
         console.print("[dim]phase marks: " + ", ".join(f"{name} @ {t_:.2f} s" for t_, name in m["marks"]) + "[/dim]")
@@ -289,7 +375,7 @@ def _render_snapshots(profile: Profile, console: Console) -> bool:
     _heading(console, "Snapshots")
     classes: list[str] = []
     for s in snaps:
-        for cls in (s.get("counts") or {}):
+        for cls in s.get("counts") or {}:
             if cls not in classes:
                 classes.append(cls)
     has_bytes = any(s.get("bytes") for s in snaps)
@@ -316,10 +402,12 @@ def _render_cycles(profile: Profile, console: Console) -> bool:
     if not cy:
         return False
     _heading(console, "Reference cycles (garbage collector)")
-    console.print(f"collections {fmt_int(cy.get('collections'))}, collected {fmt_int(cy.get('collected'))}, "
-                  f"unreachable cycles {fmt_int(cy.get('unreachable_cycles'))}, "
-                  f"objects in them at the final check {fmt_int(cy.get('garbage'))}, "
-                  f"uncollectable {fmt_int(cy.get('uncollectable', 0))}")
+    console.print(
+        f"collections {fmt_int(cy.get('collections'))}, collected {fmt_int(cy.get('collected'))}, "
+        f"unreachable cycles {fmt_int(cy.get('unreachable_cycles'))}, "
+        f"objects in them at the final check {fmt_int(cy.get('garbage'))}, "
+        f"uncollectable {fmt_int(cy.get('uncollectable', 0))}"
+    )
     if not (cy.get("by_class") or {}):
         console.print("no tracked class was found in an unreachable cycle")
     by = cy.get("by_class") or {}
@@ -331,8 +419,9 @@ def _render_cycles(profile: Profile, console: Console) -> bool:
             t.add_row(cls, fmt_int(n))
         console.print(t)
     for ex in (cy.get("examples") or [])[:5]:
-        console.print(f"  [bold]{ex.get('cls')}[/bold]: " + " -> ".join(str(x) for x in ex.get("chain") or []),
-                      soft_wrap=True)
+        console.print(
+            f"  [bold]{ex.get('cls')}[/bold]: " + " -> ".join(str(x) for x in ex.get("chain") or []), soft_wrap=True
+        )
     console.print()
     return True
 
@@ -341,8 +430,7 @@ def findings_table(findings: list[dict[str, Any]], title: str | None = None) -> 
     """The findings as one table, for the report and the demo alike (bytes exact and human, kind, where, advice)."""
     t = Table(box=None, header_style="bold cyan", title=title, title_justify="left")
     for col in ("bytes", "", "kind", "where", "advice"):
-        t.add_column(col, justify="right" if col in ("bytes", "") else "left",
-                     no_wrap=col != "advice", overflow="fold")
+        t.add_column(col, justify="right" if col in ("bytes", "") else "left", no_wrap=col != "advice", overflow="fold")
     for f in findings:
         where = "all candidates" if f["cls"] == "*" else f["cls"] + (f".{f['attr']}" if f.get("attr") else "")
         t.add_row(fmt_int(f["bytes"]), fmt_bytes(f["bytes"]), f["kind"], where, f["message"])
@@ -360,16 +448,23 @@ def _render_findings(profile: Profile, console: Console, limit: int = 30) -> boo
     console.print(findings_table(found[:limit]))
     if len(found) > limit:
         rest = found[limit:]
-        console.print(f"[dim]… {len(rest)} more findings ({fmt_bytes(sum(f['bytes'] for f in rest))}); "
-                      "the JSON report lists them all[/dim]")
+        console.print(
+            f"[dim]… {len(rest)} more findings ({fmt_bytes(sum(f['bytes'] for f in rest))}); "
+            "the JSON report lists them all[/dim]"
+        )
     once = estimated_saving(found)
-    console.print(f"all findings together: {fmt_int(once)} bytes ({fmt_bytes(once)}), each byte counted once "
-                  "(findings on one attribute overlap; --budget compares this figure)")
-    spill = next((f["spill"] for f in found if f["kind"] == "spill_candidate" and f.get("attr") is None
-                  and f.get("spill")), None)
+    console.print(
+        f"all findings together: {fmt_int(once)} bytes ({fmt_bytes(once)}), each byte counted once "
+        "(findings on one attribute overlap; --budget compares this figure)"
+    )
+    spill = next(
+        (f["spill"] for f in found if f["kind"] == "spill_candidate" and f.get("attr") is None and f.get("spill")), None
+    )
     if spill:
-        console.print("\nto spill them: [bold]dagprof build --store lmdb --spill " + spill + " -- <scons args>[/bold]",
-                      soft_wrap=True)
+        console.print(
+            "\nto spill them: [bold]dagprof build --store lmdb --spill " + spill + " -- <scons args>[/bold]",
+            soft_wrap=True,
+        )
     console.print()
     return True
 
@@ -382,11 +477,17 @@ def _render_store(profile: Profile, console: Console) -> bool:
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold")
     t.add_column(justify="right")
-    rows = [("path", st.get("path")), ("attributes spilled", fmt_int(st.get("spilled_attrs"))),
-            ("bytes spilled", f"{fmt_int(st.get('spilled_bytes'))} ({fmt_bytes(st.get('spilled_bytes'))})"),
-            ("reloads", fmt_int(st.get("reloads"))), ("reuse hits", fmt_int(st.get("reuse_hits"))),
-            ("refused", fmt_int(st.get("refused"))), ("spill time", f"{_f3(st.get('spill_time_s'))} s"),
-            ("reload time", f"{_f3(st.get('reload_time_s'))} s"), ("stopped", st.get("stopped"))]
+    rows = [
+        ("path", st.get("path")),
+        ("attributes spilled", fmt_int(st.get("spilled_attrs"))),
+        ("bytes spilled", f"{fmt_int(st.get('spilled_bytes'))} ({fmt_bytes(st.get('spilled_bytes'))})"),
+        ("reloads", fmt_int(st.get("reloads"))),
+        ("reuse hits", fmt_int(st.get("reuse_hits"))),
+        ("refused", fmt_int(st.get("refused"))),
+        ("spill time", f"{_f3(st.get('spill_time_s'))} s"),
+        ("reload time", f"{_f3(st.get('reload_time_s'))} s"),
+        ("stopped", st.get("stopped")),
+    ]
     if st.get("collapsed") is not None:
         rows.insert(3, ("empty containers collapsed", fmt_int(st.get("collapsed"))))
     if st.get("memo_evicted") is not None:
@@ -395,9 +496,11 @@ def _render_store(profile: Profile, console: Console) -> bool:
         rows.insert(6, ("reuse refused (file changed)", fmt_int(st.get("reuse_stale"))))
     own = st.get("own_memory") or {}
     if own:
-        what = (f"{fmt_int(own.get('bytes'))} ({fmt_bytes(own.get('bytes'))}) at the end of the build: "
-                f"{fmt_int(own.get('node_refs'))} node references, {fmt_int(own.get('pending_entries'))} pending "
-                f"values, {fmt_int(own.get('tried_reuse'))} objects awaiting their safe point")
+        what = (
+            f"{fmt_int(own.get('bytes'))} ({fmt_bytes(own.get('bytes'))}) at the end of the build: "
+            f"{fmt_int(own.get('node_refs'))} node references, {fmt_int(own.get('pending_entries'))} pending "
+            f"values, {fmt_int(own.get('tried_reuse'))} objects awaiting their safe point"
+        )
         rows.append(("store's own memory", what))
     plan = st.get("plan") or {}
     if plan.get("line"):  # the plan, why each attribute is in it, and what became of it at the safe points

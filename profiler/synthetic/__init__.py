@@ -28,6 +28,7 @@ trees build with gcc/ar/ranlib and ``build/prog`` runs and prints a number.
 
 This module only writes files; it never imports SCons.
 """
+
 from __future__ import annotations
 
 import glob
@@ -59,6 +60,7 @@ TOOLS = (("stubcc", True), ("stubcc.awk", False), ("stubar", True), ("stubranlib
 # ---------------------------------------------------------------------------------------------
 # the project model
 
+
 @dataclass
 class ProjectInfo:
     """A generated project and the edits tests and benches make to it (keeps build files in sync)."""
@@ -66,25 +68,31 @@ class ProjectInfo:
     root: Path
     compiler: str
     seed: int
-    dirs: list[str]                       # directory names: "d000", ...
-    files: list[str]                      # C sources relative to root (main.c excluded)
-    headers: list[str]                    # headers relative to root (private and public)
-    includes: dict[str, list[str]]        # file -> headers it includes directly (resolved paths)
+    dirs: list[str]  # directory names: "d000", ...
+    files: list[str]  # C sources relative to root (main.c excluded)
+    headers: list[str]  # headers relative to root (private and public)
+    includes: dict[str, list[str]]  # file -> headers it includes directly (resolved paths)
     targets: list[str] = field(default_factory=lambda: [PROGRAM])
-    next_index: int = 0                   # index of the next file add_file() creates
-    includes_per_file: int = 3            # used by add_file() for new sources
+    next_index: int = 0  # index of the next file add_file() creates
+    includes_per_file: int = 3  # used by add_file() for new sources
 
     # ---- queries -------------------------------------------------------------------------
     @property
     def nodes_estimate(self) -> int:
         """Rough SCons node count; 16,118 for the 5k default, where SCons' --debug=count saw 16,115."""
         n_files, n_dirs = len(self.files) + 1, len(self.dirs)
-        return (3 * n_files + len(self.headers)               # src + variant sources, objects, headers
-                + n_dirs                                      # private headers seen from build/dNNN
-                + n_dirs + 1                                  # libs, prog
-                + n_dirs + 3                                  # SConstruct + SConscripts
-                + 3 * n_dirs + 7                              # Dir nodes
-                + 4)                                          # tools/
+        return (
+            3 * n_files
+            + len(self.headers)  # src + variant sources, objects, headers
+            + n_dirs  # private headers seen from build/dNNN
+            + n_dirs
+            + 1  # libs, prog
+            + n_dirs
+            + 3  # SConstruct + SConscripts
+            + 3 * n_dirs
+            + 7  # Dir nodes
+            + 4
+        )  # tools/
 
     def object_of(self, source: str) -> str:
         """Object path (relative to root) built from a source under src/."""
@@ -191,8 +199,16 @@ class ProjectInfo:
 # ---------------------------------------------------------------------------------------------
 # generation
 
-def generate(root: str | Path, files: int = 5000, files_per_dir: int = 50, headers_per_dir: int = 5,
-             includes_per_file: int = 3, seed: int = 0, compiler: str = "stub") -> ProjectInfo:
+
+def generate(
+    root: str | Path,
+    files: int = 5000,
+    files_per_dir: int = 50,
+    headers_per_dir: int = 5,
+    includes_per_file: int = 3,
+    seed: int = 0,
+    compiler: str = "stub",
+) -> ProjectInfo:
     """Write a synthetic project under ``root`` (created if missing) and describe it."""
     if compiler not in COMPILERS:
         raise ValueError(f"compiler must be one of {', '.join(COMPILERS)}, not {compiler!r}")
@@ -247,9 +263,17 @@ def generate(root: str | Path, files: int = 5000, files_per_dir: int = 50, heade
         sources.append(path)
     _write_all(root, pending)
 
-    info = ProjectInfo(root=root, compiler=compiler, seed=seed, dirs=dirs, files=sources,
-                       headers=headers, includes=includes, next_index=files,
-                       includes_per_file=includes_per_file)
+    info = ProjectInfo(
+        root=root,
+        compiler=compiler,
+        seed=seed,
+        dirs=dirs,
+        files=sources,
+        headers=headers,
+        includes=includes,
+        next_index=files,
+        includes_per_file=includes_per_file,
+    )
     (root / "SConstruct").write_text(_sconstruct(compiler, files, n_dirs))
     (root / "src" / "SConscript").write_text(_src_sconscript(dirs))
     _write_tools(root)
@@ -260,6 +284,7 @@ def generate(root: str | Path, files: int = 5000, files_per_dir: int = 50, heade
 # ---------------------------------------------------------------------------------------------
 # file contents
 
+
 def _dir_name(d: int, n_dirs: int) -> str:
     return f"d{d:0{max(3, len(str(n_dirs - 1)))}d}"
 
@@ -269,6 +294,7 @@ def _file_name(i: int) -> str:
 
 
 # Plain string operations below: pathlib costs seconds at 20k files.
+
 
 def _func_name(path_or_index: str | int) -> str:
     if isinstance(path_or_index, int):
@@ -312,8 +338,12 @@ def _header(h: str, incs: list[str]) -> str:
     m = _macro(h)
     lines = [f"/* {h}: generated by profiler.builds.synthetic */", f"#ifndef {m}_H", f"#define {m}_H"]
     lines += [f'#include "{_include_spelling(i)}"' for i in incs]
-    lines += [f"#define {m}_REV 0", f"#define {m} ({m}_REV + {len(m)}" + "".join(f" + {_macro(i)}" for i in incs) + ")",
-              "#endif", ""]
+    lines += [
+        f"#define {m}_REV 0",
+        f"#define {m} ({m}_REV + {len(m)}" + "".join(f" + {_macro(i)}" for i in incs) + ")",
+        "#endif",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -321,15 +351,27 @@ def _c_source(i: int, incs: list[str]) -> str:
     fn = _func_name(i)
     lines = ["/* generated by profiler.builds.synthetic */"]
     lines += [f'#include "{_include_spelling(h)}"' for h in incs]
-    lines += ["", f"int {fn}(int x);", "", f"int {fn}(int x)", "{", "    int rev = 0;",
-              "    return x + rev" + "".join(f" + {_macro(h)}" for h in incs) + ";", "}", ""]
+    lines += [
+        "",
+        f"int {fn}(int x);",
+        "",
+        f"int {fn}(int x)",
+        "{",
+        "    int rev = 0;",
+        "    return x + rev" + "".join(f" + {_macro(h)}" for h in incs) + ";",
+        "}",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def _main_c(by_dir: dict[str, list[str]]) -> str:
     firsts = [_func_name(srcs[0]) for srcs in by_dir.values() if srcs]
-    lines = ["/* generated by profiler.builds.synthetic: calls one function of every library */",
-             "#include <stdio.h>", ""]
+    lines = [
+        "/* generated by profiler.builds.synthetic: calls one function of every library */",
+        "#include <stdio.h>",
+        "",
+    ]
     lines += [f"int {fn}(int x);" for fn in firsts]
     lines += ["", "int main(void)", "{", "    long sum = 0;"]
     lines += [f"    sum += {fn}(1);" for fn in firsts]
@@ -338,7 +380,7 @@ def _main_c(by_dir: dict[str, list[str]]) -> str:
 
 
 def _sconstruct(compiler: str, files: int, n_dirs: int) -> str:
-    return f'''# Generated by profiler.builds.synthetic: {files} C files in {n_dirs} libraries, one program.
+    return f"""# Generated by profiler.builds.synthetic: {files} C files in {n_dirs} libraries, one program.
 import os
 
 COMPILER = {compiler!r}
@@ -354,7 +396,7 @@ env.Append(CPPPATH=['#include'])
 
 prog = SConscript('src/SConscript', variant_dir='build', duplicate=0, exports='env')
 Default(prog)
-'''
+"""
 
 
 def _src_sconscript(dirs: list[str]) -> str:
@@ -394,33 +436,38 @@ def _makefile(info: ProjectInfo) -> str:
     else:
         tools = "CC := gcc\nAR := ar\nRANLIB := ranlib\n"
     dirs = " ".join(["build", "build/lib"] + [f"build/{d}" for d in info.dirs])
-    return "".join([
-        "# Generated by profiler.builds.synthetic: non-recursive equivalent of the SConstruct.\n",
-        "MAKEFLAGS += --no-builtin-rules\n.SUFFIXES:\n.DELETE_ON_ERROR:\n", tools,
-        "CPPFLAGS := -Iinclude\nCFLAGS :=\n\n",
-        "all: build/prog\n.PHONY: all clean\n\n",
-        _make_list("DIRS", info.dirs),
-        "include $(DIRS:%=src/%/module.mk)\n\n",
-        "LIBS := $(DIRS:%=build/lib/lib%.a)\nLDLIBS := $(DIRS:%=-l%)\n",
-        "OBJS := build/main.o $(foreach d,$(DIRS),$(OBJS_$(d)))\nDEPS := $(OBJS:.o=.d)\n\n",
-        "build/prog: build/main.o $(LIBS)\n\t$(CC) -o $@ build/main.o -Lbuild/lib $(LDLIBS)\n\n",
-        "build/%.o: src/%.c\n\t$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<\n\n",
-        "build/main.o: | build\n\n",
-        f"{dirs}:\n\tmkdir -p $@\n\n",
-        "clean:\n\trm -rf build\n\n-include $(DEPS)\n",
-    ])
+    return "".join(
+        [
+            "# Generated by profiler.builds.synthetic: non-recursive equivalent of the SConstruct.\n",
+            "MAKEFLAGS += --no-builtin-rules\n.SUFFIXES:\n.DELETE_ON_ERROR:\n",
+            tools,
+            "CPPFLAGS := -Iinclude\nCFLAGS :=\n\n",
+            "all: build/prog\n.PHONY: all clean\n\n",
+            _make_list("DIRS", info.dirs),
+            "include $(DIRS:%=src/%/module.mk)\n\n",
+            "LIBS := $(DIRS:%=build/lib/lib%.a)\nLDLIBS := $(DIRS:%=-l%)\n",
+            "OBJS := build/main.o $(foreach d,$(DIRS),$(OBJS_$(d)))\nDEPS := $(OBJS:.o=.d)\n\n",
+            "build/prog: build/main.o $(LIBS)\n\t$(CC) -o $@ build/main.o -Lbuild/lib $(LDLIBS)\n\n",
+            "build/%.o: src/%.c\n\t$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<\n\n",
+            "build/main.o: | build\n\n",
+            f"{dirs}:\n\tmkdir -p $@\n\n",
+            "clean:\n\trm -rf build\n\n-include $(DEPS)\n",
+        ]
+    )
 
 
 def _module_mk(info: ProjectInfo, d: str, sources: list[str]) -> str:
     """One directory's Make rules; the library depends on it, so removing a source relinks."""
     lib = info.library_of(d)
-    return "".join([
-        f"# Generated by profiler.builds.synthetic: rules of src/{d}, included by the top Makefile.\n",
-        _make_list(f"OBJS_{d}", [info.object_of(s) for s in sources]),
-        f"\n$(OBJS_{d}): | build/{d}\n",
-        f"{lib}: $(OBJS_{d}) src/{d}/module.mk | build/lib\n",
-        f"\trm -f $@\n\t$(AR) rc $@ $(OBJS_{d})\n\t$(RANLIB) $@\n",
-    ])
+    return "".join(
+        [
+            f"# Generated by profiler.builds.synthetic: rules of src/{d}, included by the top Makefile.\n",
+            _make_list(f"OBJS_{d}", [info.object_of(s) for s in sources]),
+            f"\n$(OBJS_{d}): | build/{d}\n",
+            f"{lib}: $(OBJS_{d}) src/{d}/module.mk | build/lib\n",
+            f"\trm -f $@\n\t$(AR) rc $@ $(OBJS_{d})\n\t$(RANLIB) $@\n",
+        ]
+    )
 
 
 def _write_tools(root: Path) -> None:
