@@ -225,7 +225,10 @@ def bench_env(from_source: bool = False, cache_dir: str = BYTECODE_DIR) -> dict[
     env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("SCONSFLAGS", None)
     env.pop("MAKEFLAGS", None)
-    if not from_source:
+    if from_source:
+        env.pop("PYTHONPYCACHEPREFIX", None)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ written by a first run either
+    else:
         env["PYTHONPYCACHEPREFIX"] = cache_dir
         env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env

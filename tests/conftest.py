@@ -58,6 +58,15 @@ def run_dagprof(args, cwd, check=False, timeout=600):
     return p
 
 
+def run_python(script, *args, timeout=300):
+    """Run a Python script in a fresh interpreter that imports this checkout; fails the test on a non-zero exit."""
+    p = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, env=_env(), timeout=timeout
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
 def run_scons(args, cwd, timeout=600):
     """Run plain SCons as a real process, the baseline every store/profiler run is compared with."""
     return subprocess.run(

@@ -1,10 +1,9 @@
 """Garbage collection in `dagprof build`: released executors freed at once, no collection after SCons ends."""
 
 import json
-import subprocess
-import sys
 
-from conftest import _env
+import pytest
+from conftest import run_python
 
 from dagprof.synthetic import generate
 
@@ -16,7 +15,7 @@ import SCons.Executor
 
 gc.disable()  # what a full collection would find stays findable
 hooks = [adapter.StoreHooks(kind="memory")] if sys.argv[2] == "store" else []
-prof = adapter.profile_build(["-Q"] + sys.argv[3:], extra_hooks=hooks)
+prof = adapter.profile_build(sys.argv[3:] or ["-Q"], extra_hooks=hooks)
 gc.set_debug(gc.DEBUG_SAVEALL)
 gc.collect()
 garbage = sum(1 for o in gc.garbage if isinstance(o, SCons.Executor.Executor))
@@ -27,16 +26,7 @@ print(json.dumps({"exit": prof.meta["exit_code"], "garbage_executors": garbage})
 
 
 def _run(root, variant, *args):
-    p = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(root), variant, *args],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-        check=False,
-    )
-    assert p.returncode == 0, p.stdout + p.stderr
-    return json.loads(p.stdout.splitlines()[-1])
+    return json.loads(run_python(SCRIPT, root, variant, *args).stdout.splitlines()[-1])
 
 
 def test_released_executors_are_not_left_as_garbage(tmp_path):
@@ -50,24 +40,38 @@ def test_released_executors_are_not_left_as_garbage(tmp_path):
     assert store["garbage_executors"] == 0
 
 
-def test_shared_executor_of_a_multi_target_command(tmp_path):
-    """Two targets of one command share an executor: releasing the first drops its lvars, the second
-    target's command line still expands $TARGETS/$SOURCES (SCons rebuilds them), outputs as plain."""
-    (tmp_path / "in.txt").write_text("x\n")
-    (tmp_path / "SConstruct").write_text(
-        "env = Environment()\n"
-        "a, b = env.Command(['a.out', 'b.out'], 'in.txt',\n"
-        "                   'cat $SOURCE > ${TARGETS[0]} && cat $SOURCES $SOURCE > ${TARGETS[1]}')\n"
-        "env.Command('c.out', [a, b], 'cat $SOURCES > $TARGET')\n"
-    )
-    first = _run(tmp_path, "store")
-    assert first["exit"] == 0 and first["garbage_executors"] == 0
-    assert (tmp_path / "c.out").read_text() == "x\nx\nx\n"
-    (tmp_path / "in.txt").write_text("y\n")
-    again = _run(tmp_path, "store")
-    assert again["exit"] == 0 and again["garbage_executors"] == 0
-    assert (tmp_path / "b.out").read_text() == "y\ny\n"
-    assert (tmp_path / "c.out").read_text() == "y\ny\ny\n"
+MULTI = (
+    "env = Environment()\n"
+    "a, b = env.Command(['a.out', 'b.out'], 'in.txt',\n"
+    "                   'cat $SOURCE > ${TARGETS[0]} && cat $SOURCES $SOURCE > ${TARGETS[1]}')\n"
+    "env.Command('c.out', [a, b], 'cat $SOURCES > $TARGET')\n"
+    "env.Command('d.out', b, 'cat $SOURCE > $TARGET')\n"
+)
+
+
+@pytest.mark.parametrize("args", [["-j2"], ["--debug=explain"], ["--tree=all"]])
+def test_shared_executor_of_a_multi_target_command(tmp_path, args):
+    """Two targets of one command share an executor: the store drops its lvars when the first is released, and
+    every later use ($TARGETS/$SOURCES in explain, tree and -j builds, the rebuilt command lines) sees what plain
+    SCons sees: the same output and the same files, before and after an edit."""
+    out = {}
+    for variant in ("plain", "store"):
+        root = tmp_path / variant
+        root.mkdir()
+        (root / "in.txt").write_text("x\n")
+        (root / "SConstruct").write_text(MULTI)
+        first = run_python(SCRIPT, root, variant, "-Q", *args)
+        (root / "in.txt").write_text("y\n")
+        second = run_python(SCRIPT, root, variant, "-Q", *args)
+        lines = [p.stdout.splitlines()[:-1] for p in (first, second)]
+        if "-j2" in args:  # parallel jobs print in the order they finish
+            lines = [sorted(x) for x in lines]
+        out[variant] = lines + [(root / f).read_text() for f in ("a.out", "b.out", "c.out", "d.out")]
+        if variant == "store":
+            assert json.loads(second.stdout.splitlines()[-1])["garbage_executors"] == 0
+    assert out["store"] == out["plain"]
+    assert out["plain"][2:] == ["y\n", "y\ny\n", "y\ny\ny\n", "y\ny\n"]
+    assert any("cat" in line for line in out["plain"][1])  # the second build ran the commands again
 
 
 PAUSE_SCRIPT = r"""
@@ -94,15 +98,7 @@ print(json.dumps({"code": code, "late": len(late), "enabled": gc.isenabled()}))
 
 def test_no_collection_after_scons_ends_and_the_collector_comes_back(tmp_path):
     proj = generate(tmp_path / "p", files=12, files_per_dir=6, seed=5)
-    p = subprocess.run(
-        [sys.executable, "-c", PAUSE_SCRIPT, str(proj.root)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-        check=False,
-    )
-    assert p.returncode == 0, p.stdout + p.stderr
+    p = run_python(PAUSE_SCRIPT, proj.root)
     got = json.loads(p.stdout.splitlines()[-1])
     assert got == {"code": 0, "late": 0, "enabled": True}
     assert "not recorded" not in p.stderr  # the snapshot was written, with the collector paused

@@ -1,9 +1,6 @@
 """In-process runs undo everything they patched: guards (after reloading spilled values), counters, wrappers."""
 
-import subprocess
-import sys
-
-from conftest import _env
+from conftest import run_python
 
 from dagprof.synthetic import generate
 
@@ -52,15 +49,7 @@ print(json.dumps(results))
 
 
 def _run(root, store):
-    p = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(root), store],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-        check=False,
-    )
-    assert p.returncode == 0, p.stdout + p.stderr
+    p = run_python(SCRIPT, root, store)
     import json
 
     return json.loads(p.stdout.splitlines()[-1]), p

@@ -69,7 +69,7 @@ SAFE_OPTIONS = {
 }
 
 
-# What the recorder computes per target (_target_digest, _node_name): part of the invocation, so a dagprof
+# What the recorder computes per target (_target_digester, _node_name): part of the invocation, so a dagprof
 # that digests differently never compares its graphs with an older one's (that would turn the cache off)
 RECORD_FORMAT = 2
 
@@ -565,7 +565,7 @@ def _node_name(node: Any) -> str:
 
 
 def _target_digester() -> Callable[[Any], bytes]:
-    """_target_digest with its lookups done once (it runs for every target of every build)."""
+    """The per-target digest, its lookups done once (it runs for every target of every build)."""
     from SCons.Node import FS
 
     from dagstore.hashes import new_hash
@@ -586,11 +586,6 @@ def _target_digester() -> Callable[[Any], bytes]:
         return h.digest()[:16]
 
     return digest
-
-
-def _target_digest(node: Any) -> bytes:
-    """What SCons' decision for a target rests on besides file contents: its command and explicit inputs."""
-    return _target_digester()(node)
 
 
 def would_answer(args: list[str], store_path: str) -> Any:

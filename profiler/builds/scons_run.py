@@ -211,10 +211,13 @@ def profile_build(
             count()
 
     on_done = None
-    if hooks:
-        # a hook that only reads finished nodes (READS_DONE_NODES) sees them before one that spills or
-        # evicts their values; every other call keeps the hooks' order
-        node_hooks = sorted(hooks, key=lambda h: not getattr(h, "READS_DONE_NODES", False))
+    # a hook that only reads finished nodes (READS_DONE_NODES) sees them before one that spills or
+    # evicts their values; every other call keeps the hooks' order. A hook with WANTS_NODES = False
+    # is not called per task (no task wrapper at all when no hook wants them)
+    node_hooks = sorted(
+        (h for h in hooks if getattr(h, "WANTS_NODES", True)), key=lambda h: not getattr(h, "READS_DONE_NODES", False)
+    )
+    if node_hooks:
 
         def on_done(nodes: list[object]) -> None:
             for h in node_hooks:

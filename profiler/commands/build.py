@@ -191,6 +191,8 @@ class _PauseGcAtEnd:
     (~0.2 s at 5,000 files, docs/benchmarks.md); nothing it could free would lower the peak any more.
     """
 
+    WANTS_NODES = False  # scons_run: not called per task
+
     def __init__(self) -> None:
         self.paused = False
 
