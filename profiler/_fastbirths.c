@@ -134,14 +134,17 @@ BirthMap_ass_subscript(BirthMap *m, PyObject *arg, PyObject *value)
 {
     uintptr_t key;
     if (key_arg(arg, &key) < 0) return -1;
+    double t = 0.0;
+    if (value != NULL) {  /* converted first: a __float__ that touched this map cannot leave `s` stale */
+        t = PyFloat_AsDouble(value);
+        if (t == -1.0 && PyErr_Occurred()) return -1;
+    }
     Slot *s = find(m, key);
     if (value == NULL) {
         if (s == NULL) { PyErr_SetObject(PyExc_KeyError, arg); return -1; }
         remove_at(m, (size_t)(s - m->table));
         return 0;
     }
-    double t = PyFloat_AsDouble(value);
-    if (t == -1.0 && PyErr_Occurred()) return -1;
     if (s != NULL) { s->t = t; return 0; }
     if ((m->used + 1) * 3 > m->cap * 2 && grow(m) < 0) return -1;
     size_t i = slot_of(key, m->cap);

@@ -18,7 +18,7 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
-    PyObject *objects;      /* the list of parked objects (strong reference) */
+    PyObject *objects;      /* a tuple of the parked objects (strong reference) */
     Py_ssize_t n;
     Entry *sorted;
     Py_ssize_t *parent;
@@ -71,18 +71,20 @@ GarbageIndex_dealloc(GarbageIndex *g)
 static PyObject *
 GarbageIndex_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    PyObject *objects;
-    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &objects)) return NULL;
+    PyObject *list;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &list)) return NULL;
+    /* a tuple copy: the indexes stay valid whatever happens to the caller's list afterwards */
+    PyObject *objects = PyList_AsTuple(list);
+    if (objects == NULL) return NULL;
     GarbageIndex *g = (GarbageIndex *)type->tp_alloc(type, 0);
-    if (g == NULL) return NULL;
-    Py_INCREF(objects);
+    if (g == NULL) { Py_DECREF(objects); return NULL; }
     g->objects = objects;
-    g->n = PyList_GET_SIZE(objects);
+    g->n = PyTuple_GET_SIZE(objects);
     g->sorted = PyMem_Malloc((g->n ? g->n : 1) * sizeof(Entry));
     g->parent = PyMem_Malloc((g->n ? g->n : 1) * sizeof(Py_ssize_t));
     if (g->sorted == NULL || g->parent == NULL) { Py_DECREF(g); return PyErr_NoMemory(); }
     for (Py_ssize_t i = 0; i < g->n; i++) {
-        g->sorted[i].addr = (uintptr_t)PyList_GET_ITEM(objects, i);
+        g->sorted[i].addr = (uintptr_t)PyTuple_GET_ITEM(objects, i);
         g->sorted[i].index = i;
         g->parent[i] = i;
     }
@@ -127,7 +129,7 @@ visit_ref(PyObject *o, void *arg)
 static int
 traverse(GarbageIndex *g, Py_ssize_t i, Visit *v)
 {
-    PyObject *o = PyList_GET_ITEM(g->objects, i);
+    PyObject *o = PyTuple_GET_ITEM(g->objects, i);
     if (!PyObject_IS_GC(o)) return 0;
     traverseproc tr = Py_TYPE(o)->tp_traverse;
     if (tr == NULL) return 0;

@@ -471,7 +471,9 @@ typedef struct {
     Py_ssize_t n;
     Py_ssize_t *offsets;
     long long *set, *bytes, *empty, *empty_bytes, *unkeyable, *dup_bytes;
-    PyObject *keysets;      /* list of n KeySets (duplicate statistics), or None */
+    PyObject *keysets;      /* tuple of n KeySets (duplicate statistics), or None */
+    PyObject *owners;       /* tuple of the types that define each member: obj must be an instance of all */
+    PyObject *checked;      /* the last type whose instances were found to be instances of every owner */
 } SlotAcc;
 
 static void
@@ -480,6 +482,8 @@ SlotAcc_dealloc(SlotAcc *self)
     PyMem_Free(self->offsets);
     PyMem_Free(self->set);
     Py_XDECREF(self->keysets);
+    Py_XDECREF(self->owners);
+    Py_XDECREF(self->checked);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -505,6 +509,8 @@ SlotAcc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             }
     SlotAcc *self = (SlotAcc *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
+    self->owners = PyTuple_New(n);
+    if (self->owners == NULL) { Py_DECREF(self); return NULL; }
     self->n = n;
     self->offsets = PyMem_Calloc(n ? n : 1, sizeof(Py_ssize_t));
     self->set = PyMem_Calloc(6 * (n ? n : 1), sizeof(long long));
@@ -528,9 +534,17 @@ SlotAcc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             return NULL;
         }
         self->offsets[i] = d->offset;
+        PyObject *owner = (PyObject *)((PyDescrObject *)m)->d_type;
+        Py_INCREF(owner);
+        PyTuple_SET_ITEM(self->owners, i, owner);
     }
-    Py_INCREF(keysets);
-    self->keysets = keysets;
+    if (keysets == Py_None) {
+        Py_INCREF(keysets);
+        self->keysets = keysets;
+    } else {
+        self->keysets = PyList_AsTuple(keysets);   /* a copy the caller cannot change under us */
+        if (self->keysets == NULL) { Py_DECREF(self); return NULL; }
+    }
     return (PyObject *)self;
 }
 
@@ -774,6 +788,15 @@ Walker_size_slots(Walker *w, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *obj = args[0], *keyfunc = args[2], *unkeyable = args[3];
     SlotAcc *acc = (SlotAcc *)args[1];
+    if ((PyObject *)Py_TYPE(obj) != acc->checked) {  /* slots are read at fixed offsets: only from instances of their types */
+        for (Py_ssize_t i = 0; i < acc->n; i++)
+            if (!PyObject_TypeCheck(obj, (PyTypeObject *)PyTuple_GET_ITEM(acc->owners, i))) {
+                PyErr_SetString(PyExc_TypeError, "size_slots: obj is not an instance of the members' types");
+                return NULL;
+            }
+        Py_INCREF(Py_TYPE(obj));
+        Py_XSETREF(acc->checked, (PyObject *)Py_TYPE(obj));
+    }
     int dup = acc->keysets != Py_None;
     for (Py_ssize_t i = 0; i < acc->n; i++) {
         PyObject *v = *(PyObject **)((char *)obj + acc->offsets[i]);
@@ -814,7 +837,7 @@ Walker_size_slots(Walker *w, PyObject *const *args, Py_ssize_t nargs)
             if (key == unkeyable) {
                 acc->unkeyable[i]++;
             } else {
-                KeySet *keys = (KeySet *)PyList_GET_ITEM(acc->keysets, i);
+                KeySet *keys = (KeySet *)PyTuple_GET_ITEM(acc->keysets, i);
                 int r = keyset_add(keys, key, 1);
                 if (r < 0) {
                     if (!PyErr_ExceptionMatches(PyExc_TypeError)) { Py_DECREF(key); goto fail; }

@@ -124,3 +124,20 @@ def test_c_and_python_garbage_index_agree() -> None:
     assert c == py
     assert c["unreachable_cycles"] == 30 + 15  # a Holder without a Node is a structure of its own
     assert c["by_class"] == {"Node": sum(1 + k % 4 for k in range(30)), "Holder": 30}
+
+
+def test_c_garbage_index_keeps_its_own_copy_of_the_list() -> None:
+    """The C index reads objects by index later: shrinking the caller's list must not make it read past it."""
+    import pytest
+
+    from dagprof import cycles
+
+    if cycles._GarbageIndex is None:
+        pytest.skip("C index not built (or DAGPROF_NO_C set)")
+    a, b = Node(), Node()
+    a.links, b.links = {"peer": b}, {"peer": a}
+    objs = [a, a.links, b, b.links]
+    index = cycles._GarbageIndex(objs)
+    expect = [index.edges(i) for i in range(4)]
+    objs.clear()
+    assert [index.edges(i) for i in range(4)] == expect and expect[0]

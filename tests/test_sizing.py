@@ -499,3 +499,24 @@ def test_c_keyset_has_set_membership(walk: str) -> None:
     with pytest.raises(TypeError):
         [1] in ks  # noqa: B015
     assert sys.getsizeof(ks) < sys.getsizeof(ref)
+
+
+def test_c_slot_sizing_refuses_an_object_of_another_type(walk: str) -> None:
+    """Slots are read at fixed offsets: the C accumulator refuses an object that is not of the members' types."""
+    if walk != "C walk":
+        pytest.skip("the C accumulator itself")
+
+    class Slotted:
+        __slots__ = ("a", "b")
+
+    class Other:
+        __slots__ = ("x",)
+
+    acc = sizing._SlotAcc((Slotted.__dict__["a"], Slotted.__dict__["b"]), None)
+    walker = sizing.Sizer(use_c=True).seen
+    ok = Slotted()
+    ok.a, ok.b = [1, 2], "x"
+    walker.size_slots(ok, acc, repr, object())
+    assert acc.rows()[0][0] == 1 and acc.rows()[1][0] == 1
+    with pytest.raises(TypeError):
+        walker.size_slots(Other(), acc, repr, object())

@@ -283,3 +283,22 @@ def test_c_birth_map_behaves_as_a_dict(births: str) -> None:
     assert len(m) == 0 and m.values() == [] and 12345 not in m
     with pytest.raises(KeyError):
         m.pop(id(objs[0]))
+
+
+def test_c_birth_map_converts_the_value_before_it_looks_the_key_up(births: str) -> None:
+    """A value whose __float__ changes the map (it grows and moves every entry) still lands where it belongs."""
+    if births != "C births":
+        pytest.skip("the C table itself")
+    m = tracker._BirthMap()
+    objs = [object() for _ in range(64)]
+    m[id(objs[0])] = 1.0
+
+    class Sneaky:
+        def __float__(self) -> float:
+            for k, o in enumerate(objs[1:], start=2):  # enough inserts to grow the table
+                m[id(o)] = float(k)
+            return 99.0
+
+    m[id(objs[0])] = Sneaky()
+    assert m[id(objs[0])] == 99.0 and len(m) == 64
+    assert sorted(m.values()) == sorted([99.0] + [float(k) for k in range(2, 65)])
