@@ -22,8 +22,9 @@ import sys
 import tempfile
 
 from _common import (
-    IMPORT_PATH,
     alternate,
+    bench_env,
+    bytecode_note,
     fmt_bytes,
     fmt_ratio,
     median,
@@ -47,10 +48,11 @@ def main() -> int:
     ap.add_argument("-j", "--jobs", type=int, default=2, help="parallel jobs for the initial full build")
     ap.add_argument("--teardown", action="store_true", help="also the last variant with interpreter teardown")
     ap.add_argument("--baseline", metavar="CHECKOUT", help="also the last variant from another checkout")
+    ap.add_argument("--from-source", action="store_true", help="no cached byte code (see _common.bench_env)")
     a = ap.parse_args()
 
     root = a.dir or tempfile.mkdtemp(prefix="dagprof-overhead-")
-    env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = bench_env(from_source=a.from_source)
     if not os.path.exists(os.path.join(root, "SConstruct")):  # an existing project is reused as it is
         generate(root, files=a.files)
     full = run_measured(scons_command("-Q", f"-j{a.jobs}"), cwd=root, env=env)
@@ -93,7 +95,7 @@ def main() -> int:
             print(f"{view} missing: run the baseline's tests/conftest.py once", file=sys.stderr)
             return 1
         cmds["baseline"] = writing("baseline")
-        envs["baseline"] = dict(os.environ, PYTHONPATH=view + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        envs["baseline"] = dict(env, PYTHONPATH=view + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if a.teardown:
         cli = "import sys; from dagprof.cli import main; sys.exit(main(sys.argv[1:]))"
         cmds[f"{last_name}, with teardown"] = [sys.executable, "-c", cli, *writing("teardown")[3:]]
@@ -102,6 +104,10 @@ def main() -> int:
         f"access-profiling overhead, {a.files}-file synthetic project, null build, {a.runs} alternating runs",
         " | ".join(" ".join(c) for c in cmds.values()),
     )
+    print(bytecode_note(env))
+    if not a.from_source:  # unmeasured: each variant's byte code written once
+        for k, c in cmds.items():
+            run_measured(c, cwd=root, env=envs[k])
     print(f"load before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     results = alternate(a.runs, {k: (lambda c=c, e=envs[k]: run_measured(c, cwd=root, env=e)) for k, c in cmds.items()})
     for name, runs in results.items():
