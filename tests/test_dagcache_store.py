@@ -39,6 +39,7 @@ def _record(
     inputs=(),
     answerable=True,
     output=((1, b"scons: `.' is up to date.\n"),),
+    **extra,
 ):
     return cache.record(
         INV,
@@ -47,11 +48,12 @@ def _record(
         hash_name="md5",
         recorded_at_ns=time.time_ns(),
         dag_digest=dag,
-        dag_targets=targets or {"out": b"1"},
+        dag_targets={"out": b"1"} if targets is None else targets,
         built_nothing=built_nothing,
         answerable=answerable,
         reason="" if answerable else "no",
         output=list(output),
+        **extra,
     )
 
 
@@ -181,20 +183,7 @@ def test_touch_is_not_a_change_and_a_racy_stamp_is_rehashed(tmp_path):
 def test_timestamp_deciders_do_not_rehash(tmp_path):
     paths = _files(tmp_path, 1)
     cache = DagCache(str(tmp_path / "store"))
-    cache.record(
-        INV,
-        [],
-        _nodes(paths),
-        hash_name="md5",
-        recorded_at_ns=time.time_ns(),
-        dag_digest="d",
-        dag_targets={},
-        built_nothing=True,
-        answerable=True,
-        reason="",
-        output=[],
-        rehash=False,
-    )
+    _record(cache, _nodes(paths), dag="d", targets={}, output=(), rehash=False)
     assert cache.answer(INV).up_to_date
     now = time.time_ns()
     os.utime(paths[0], ns=(now, now))
@@ -205,20 +194,7 @@ def test_missing_path_that_appears_and_relative_paths(tmp_path):
     cache = DagCache(str(tmp_path / "store"))
     rec = node_record(str(tmp_path / "later.h"), None)
     rec[0] = "later.h"
-    cache.record(
-        INV,
-        [],
-        [rec],
-        hash_name="md5",
-        recorded_at_ns=time.time_ns(),
-        dag_digest="d",
-        dag_targets={},
-        built_nothing=True,
-        answerable=True,
-        reason="",
-        output=[],
-        root=str(tmp_path) + "/",
-    )
+    _record(cache, [rec], dag="d", targets={}, output=(), root=str(tmp_path) + "/")
     assert cache.answer(INV).up_to_date
     (tmp_path / "later.h").write_text("x")
     ans = cache.answer(INV)

@@ -92,26 +92,21 @@ def test_diff_shows_added_values_with_sign_and_order(dagprof, profiles):
     assert lines[0].startswith("File.includes") and "+" in lines[0]
 
 
+def gated_profile(dagprof, profiles, name, root):
+    """`dagprof profile` of the project at root, gated on the base profile (5%), writing NAME.dagprof."""
+    out = profiles["dir"] / f"{name}.dagprof"
+    return dagprof(
+        ["profile", "--baseline", str(profiles["base1"]), "--max-growth", "5%", "-o", str(out), "--", "-Q"], root
+    )
+
+
 def test_gate_passes_on_unchanged_build(dagprof, profiles):
     p, d = diff_json(dagprof, profiles, "base1", "base2", "--max-growth", "5%")
     assert p.returncode == OK, d["gate"]
     assert not d["gate"]["failed"] and "node bytes per node" in d["gate"]["checked"]
     assert {r["key"]: r for r in d["run"]}["node_bytes_per_node"]["delta"] == 0  # deterministic
     # and in one step, from the build itself
-    g = dagprof(
-        [
-            "profile",
-            "--baseline",
-            str(profiles["base1"]),
-            "--max-growth",
-            "5%",
-            "-o",
-            str(profiles["dir"] / "again.dagprof"),
-            "--",
-            "-Q",
-        ],
-        profiles["base_root"],
-    )
+    g = gated_profile(dagprof, profiles, "again", profiles["base_root"])
     assert g.returncode == OK, g.stderr
     assert "no memory regression beyond 5%" in g.stderr
 
@@ -122,20 +117,7 @@ def test_gate_fails_with_its_code_on_the_regression(dagprof, profiles):
     whats = [c["what"] for c in d["gate"]["causes"]]
     assert "File bytes per instance" in whats and "node bytes per node" in whats
     assert all(c["rel"] > 0.05 for c in d["gate"]["causes"])
-    g = dagprof(
-        [
-            "profile",
-            "--baseline",
-            str(profiles["base1"]),
-            "--max-growth",
-            "5%",
-            "-o",
-            str(profiles["dir"] / "more2.dagprof"),
-            "--",
-            "-Q",
-        ],
-        profiles["more_root"],
-    )
+    g = gated_profile(dagprof, profiles, "more2", profiles["more_root"])
     assert g.returncode == REGRESSION, g.stderr
     assert "memory regression" in g.stderr and "File.includes" in g.stderr
     causes = [ln for ln in g.stderr.splitlines() if ln.startswith("dagprof:   ")]
@@ -226,20 +208,7 @@ def test_gate_prints_the_three_largest_causes(dagprof, profiles):
     shown = [ln for ln in verdict if ln.startswith("  ") and not ln.startswith("  …")]
     assert [ln.split(":")[0].strip() for ln in shown] == [c["what"] for c in causes[:3]]
     assert f"… and {len(causes) - 3} more" in t.stdout
-    g = dagprof(
-        [
-            "profile",
-            "--baseline",
-            str(profiles["base1"]),
-            "--max-growth",
-            "5%",
-            "-o",
-            str(profiles["dir"] / "worse2.dagprof"),
-            "--",
-            "-Q",
-        ],
-        profiles["worse_root"],
-    )
+    g = gated_profile(dagprof, profiles, "worse2", profiles["worse_root"])
     assert g.returncode == REGRESSION, g.stderr
     lines = [ln for ln in g.stderr.splitlines() if ln.startswith("dagprof:   ")]
     assert len(lines) == 4 and lines[-1].startswith("dagprof:   … and ")
