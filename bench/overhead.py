@@ -37,6 +37,39 @@ from _common import (
 from dagprof.profile import load
 from dagprof.synthetic import generate
 
+FEATURES = """
+# added by bench/overhead.py --features: what real SConscripts have besides compiling C
+def _generate(target, source, env):  # a Python function action
+    text = source[0].get_text_contents()
+    with open(str(target[0]), "w") as f:
+        f.write("/* generated from %s */\\nint gen_{d}(void) {{ return %d; }}\\n" % (text, len(text)))
+    return None
+
+version = env.Value("{d}-1.0")  # a Value node
+generated = env.Command("gen_{d}.c", version, _generate)  # a generated source, compiled into the library
+"""
+LIST_END = "'''))"
+
+
+def add_features(root: str) -> int:
+    """Per library directory: a Value node, a Python function action and the source it generates."""
+    n = 0
+    src = os.path.join(root, "src")
+    for d in sorted(os.listdir(src)):
+        path = os.path.join(src, d, "SConscript")
+        if not (d.startswith("d") and os.path.isfile(path)):
+            continue
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        head, sep, rest = text.partition("lib = env.StaticLibrary(")
+        if not sep or LIST_END not in rest or "gen_" in text:
+            continue
+        rest = rest.replace(LIST_END, LIST_END[:-1] + " + generated)", 1)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(head + FEATURES.format(d=d) + "\n" + sep + rest)
+        n += 1
+    return n
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -49,12 +82,19 @@ def main() -> int:
     ap.add_argument("--teardown", action="store_true", help="also the last variant with interpreter teardown")
     ap.add_argument("--baseline", metavar="CHECKOUT", help="also the last variant from another checkout")
     ap.add_argument("--from-source", action="store_true", help="no cached byte code (see _common.bench_env)")
+    ap.add_argument(
+        "--features",
+        action="store_true",
+        help="a new project's SConscripts also get a Value node, a Python function action and a generated source each",
+    )
     a = ap.parse_args()
 
     root = a.dir or tempfile.mkdtemp(prefix="dagprof-overhead-")
     env = bench_env(from_source=a.from_source)
     if not os.path.exists(os.path.join(root, "SConstruct")):  # an existing project is reused as it is
         generate(root, files=a.files)
+        if a.features:
+            print(f"features added to {add_features(root)} SConscripts", file=sys.stderr)
     full = run_measured(scons_command("-Q", f"-j{a.jobs}"), cwd=root, env=env)
     if full["exit_code"] != 0:
         print(f"full build failed (exit {full['exit_code']})", file=sys.stderr)
