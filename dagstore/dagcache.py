@@ -165,18 +165,17 @@ class Answer:
         self.seconds = 0.0
 
 
-def pack_record(rec: list) -> bytes:
-    """A record as stored: callers pack node records as they make them (bytes cost less than lists)."""
-    return _pack(rec)
+_PACK_OPTIONS: dict[str, Any] = {"use_bin_type": True, "unicode_errors": "surrogateescape"}
 
 
 def record_packer() -> Callable[[list], bytes]:
-    """pack_record for a stream of records: one Packer, its options parsed once (same bytes)."""
-    return msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape").pack
+    """Packs records as stored, for callers that pack node records as they make them (bytes cost less than
+    lists): one Packer, its options parsed once (the same bytes as _pack)."""
+    return msgpack.Packer(**_PACK_OPTIONS).pack
 
 
 def _pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogateescape")
+    return msgpack.packb(obj, **_PACK_OPTIONS)
 
 
 def _unpack(blob: bytes | memoryview) -> Any:

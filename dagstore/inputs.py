@@ -560,13 +560,8 @@ class InputRecorder:
             out.extend(execs)
         return out
 
-    def forget_file(self, path: str) -> bool:
-        """Drop one recorded file (the caller tracks it another way); True when it had been recorded."""
-        with self._lock:
-            return self._files.pop(path, None) is not None
-
     def forget_files(self, paths: Iterable[str]) -> None:
-        """forget_file() for many paths under one lock (a build's every node)."""
+        """Drop these recorded files, if recorded (the caller tracks them another way: a build's every node)."""
         with self._lock:
             pop = self._files.pop
             for p in paths:
@@ -581,18 +576,20 @@ class InputRecorder:
         """Drop a stat/access probe of a path whose stat kind the caller checks itself (an lstat probe stays:
         a file replaced by a link to the same content changes what lstat says, not what stat says)."""
         with self._lock:
-            if self._probes.get(path) == _FOLLOW:
-                del self._probes[path]
-                return True
-            return False
+            return self._forget_probe(path)
 
     def forget_probes(self, paths: Iterable[str]) -> None:
         """forget_probe() for many paths under one lock."""
         with self._lock:
-            probes = self._probes
             for p in paths:
-                if probes.get(p) == _FOLLOW:
-                    del probes[p]
+                self._forget_probe(p)
+
+    def _forget_probe(self, path: str) -> bool:
+        """The rule of forget_probe(), with the lock held."""
+        if self._probes.get(path) == _FOLLOW:
+            del self._probes[path]
+            return True
+        return False
 
     def summary(self) -> dict[str, int]:
         """Counts per record kind, for reports (before records(): writes count as "o")."""
