@@ -339,25 +339,22 @@ class StoreHooks:
         # demand (Executor.get_lvars), so dropping them when the node lets the executor go breaks the
         # cycle: it is freed at once. Another target of the same executor just rebuilds them.
         orig_release = FS.File.release_target_info
-        executor_of = _raw_slot(SCons.Node.Node, "executor").__get__
+        executor_slot = _raw_slot(SCons.Node.Node, "executor").__get__
+
+        def executor_of(node):
+            try:
+                return executor_slot(node)
+            except AttributeError:  # never created
+                return None
 
         def release_target_info(node):
-            try:
-                ex = executor_of(node)
-            except AttributeError:
-                ex = None
+            ex = executor_of(node)
             orig_release(node)
-            if ex is None:
-                return
-            try:
-                if executor_of(node) is not None:
-                    return  # kept (keep_targetinfo, interactive): so are its lvars
-            except AttributeError:
-                pass
-            try:
-                del ex.lvars
-            except AttributeError:
-                pass
+            if ex is not None and executor_of(node) is None:  # let go (kept under keep_targetinfo, interactive)
+                try:
+                    del ex.lvars
+                except AttributeError:  # never built
+                    pass
 
         self._patches.set(FS.File, "release_target_info", hidden(release_target_info))
 
