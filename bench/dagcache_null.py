@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from _common import IMPORT_PATH, alternate, fmt_bytes, median, print_header, print_table, run_measured
+from _common import alternate, bench_env, fmt_bytes, median, print_header, print_table, run_measured
 from scaling import _expect_cached, _peak, commands
 
 
@@ -29,19 +29,15 @@ def main(argv: list[str] | None = None) -> int:
         "PYTHONDONTWRITEBYTECODE is set, as on this machine)",
     )
     a = ap.parse_args(argv)
-    env = dict(os.environ, PYTHONPATH=IMPORT_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("SCONSFLAGS", None)
-    env.pop("MAKEFLAGS", None)
+    env = bench_env(from_source=True)  # the checkout as it is; --pycache-prefix adds the installed form
     cmds = commands(1)
     variants = {
         "make": lambda: run_measured(cmds["make"], cwd=a.project, env=env, capture=True),
         "dagcache": lambda: run_measured(cmds["dagcache"], cwd=a.project, env=env, capture=True),
     }
     if a.pycache_prefix:
-        env_pyc = dict(env, PYTHONPYCACHEPREFIX=a.pycache_prefix)
-        warm = dict(env_pyc)
-        warm.pop("PYTHONDONTWRITEBYTECODE", None)
-        _expect_cached(run_measured(cmds["dagcache"], cwd=a.project, env=warm, capture=True), "byte-code warm-up")
+        env_pyc = bench_env(cache_dir=a.pycache_prefix)
+        _expect_cached(run_measured(cmds["dagcache"], cwd=a.project, env=env_pyc, capture=True), "byte-code warm-up")
         variants["dagcache (byte code)"] = lambda: run_measured(
             cmds["dagcache"], cwd=a.project, env=env_pyc, capture=True
         )
