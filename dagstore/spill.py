@@ -658,6 +658,8 @@ class Spiller:
 
     def section(self, backend: str, path: str | None) -> dict[str, Any]:
         """The profile's "store" section."""
+        from .policy import latency
+
         s = self.stats
         return {
             "own_memory": self.own_memory(),
@@ -676,6 +678,9 @@ class Spiller:
             "small": s.small,
             "spill_time_s": round(s.spill_time_s, 4),
             "reload_time_s": round(s.reload_time_s, 4),
+            # per value, unrounded: the figures the store records for the next `--spill auto` (meta
+            # "store_latency"), so the report's advice weighs exactly what the store will weigh
+            **latency(s.spill_time_s, s.spilled_attrs, s.reload_time_s, s.reloads),
             "record_time_s": round(s.record_time_s, 4),
             "reuse_time_s": round(s.reuse_time_s, 4),
             "reuse_sampled": s.reuse_sampled,

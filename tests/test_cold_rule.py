@@ -36,3 +36,21 @@ def test_policy_and_analyze_share_the_function():
 
     assert "cold_attributes" in inspect.getsource(analyze.spill_plan)
     assert "cold_attributes" in inspect.getsource(policy.choose)
+
+
+def test_the_report_weighs_the_latency_the_store_records():
+    """The cost model's per-value latency: the profile's store section must give the report exactly what the
+    store records for the next `--spill auto` (meta "store_latency"). The section's times are rounded to
+    0.1 ms for reading, which on a small build moved the report's verdict on File.implicit_set away from
+    the plan's; the section carries the unrounded per-value figures."""
+    from dagstore.backends import MemoryStore
+    from dagstore.codec import Codec
+    from dagstore.policy import latency, latency_of_section
+    from dagstore.spill import Spiller
+
+    sp = Spiller(MemoryStore(), Codec())
+    st = sp.stats
+    st.spill_time_s, st.spilled_attrs, st.reload_time_s, st.reloads = 0.00123456, 61, 0.00004321, 3
+    recorded = latency(st.spill_time_s, st.spilled_attrs, st.reload_time_s, st.reloads)  # what StoreHooks stores
+    assert latency_of_section(sp.section("memory", None)) == recorded
+    assert recorded["spill_us"] != latency(round(st.spill_time_s, 4), st.spilled_attrs)["spill_us"]  # rounding mattered
