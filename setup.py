@@ -1,4 +1,4 @@
-"""Builds the optional C fast paths (access counters, sizing walk, cycle index, birth records, spill guards);
+"""Builds the optional C fast paths (access counters, sizing walk, cycle index, birth records, spill guards, audit hook);
 pure Python is used when they cannot be built."""
 from setuptools import Extension, setup
 
@@ -8,4 +8,5 @@ setup(ext_modules=[
     Extension("dagprof._fastcycles", ["profiler/_fastcycles.c"], optional=True),
     Extension("dagprof._fastbirths", ["profiler/_fastbirths.c"], optional=True),
     Extension("dagstore._fastguard", ["dagstore/_fastguard.c"], optional=True),
+    Extension("dagstore._fastaudit", ["dagstore/_fastaudit.c"], optional=True),
 ])

@@ -73,6 +73,7 @@ _MISSING = object()
 
 _ACTIVE: InputRecorder | None = None  # the one started recorder, read by the hook and wrappers
 _HOOKED = False  # audit hooks cannot be removed: install once per process
+_CHOOK: Any = None  # dagstore._fastaudit once installed: the hook in C, told when to call us (_set_mode)
 _START_LOCK = allocate_lock()
 _tl = _local()  # .quiet: this thread is the recorder itself, do not record
 
@@ -312,11 +313,12 @@ class InputRecorder:
             if self._patched:
                 raise RuntimeError("this InputRecorder is already recording")
             if not _HOOKED:
-                sys.addaudithook(_audit)
+                _install_hook()
                 _HOOKED = True
             self.opens_only = opens_only
             if opens_only:
                 _ACTIVE = self
+                _set_mode(1)
                 return
             self._env_start = dict(os.environ)  # before the wrappers: not an observation
             self._patch(os, "stat", _w_stat)
@@ -325,6 +327,7 @@ class InputRecorder:
             for name, wrapper in _ENV_WRAPPERS.items():
                 self._patch(_Environ, name, wrapper)
             _ACTIVE = self
+            _set_mode(2)
 
     def _patch(self, owner: object, name: str, wrapper: object) -> None:
         """Replace one attribute, remembering the exact original (or its absence) for stop()."""
@@ -346,6 +349,7 @@ class InputRecorder:
         with _START_LOCK:
             if _ACTIVE is self:
                 _ACTIVE = None
+                _set_mode(0)
             for owner, name, original in reversed(self._patched):
                 if original is _MISSING:
                     delattr(owner, name)
@@ -638,14 +642,40 @@ _EVENTS = {
 }
 
 
+def _install_hook() -> None:
+    """Add the process's one audit hook: in C where built (events we do not handle never reach Python)."""
+    global _CHOOK
+    try:
+        if os.environ.get("DAGPROF_NO_C", "") not in ("", "0"):
+            raise ImportError("DAGPROF_NO_C is set")
+        from . import _fastaudit
+    except ImportError:
+        sys.addaudithook(_audit)
+        return
+    _fastaudit.install(_on_event, tuple(_EVENTS))
+    _CHOOK = _fastaudit
+
+
+def _set_mode(mode: int) -> None:
+    """Tell the C hook which events to pass on: 0 none, 1 "open" only, 2 all of _EVENTS."""
+    if _CHOOK is not None:
+        _CHOOK.set_mode(mode)
+
+
 def _audit(event: str, args: tuple) -> None:
-    """The process-wide audit hook: returns at once unless a recorder is active and not quiet."""
+    """The process-wide audit hook in Python: returns at once unless a recorder is active and not quiet."""
     rec = _ACTIVE
-    if rec is None:
+    if rec is None or event not in _EVENTS or (rec.opens_only and event != "open"):
         return
-    handler = _EVENTS.get(event)
-    if handler is None or getattr(_tl, "quiet", False) or (rec.opens_only and event != "open"):
+    _on_event(event, args)
+
+
+def _on_event(event: str, args: tuple) -> None:
+    """One event the recorder handles (the C hook filtered by name and mode already)."""
+    rec = _ACTIVE
+    if rec is None or getattr(_tl, "quiet", False):
         return
+    handler = _EVENTS[event]
     _tl.quiet = True  # the handler's own stat/which/environ use is not an input
     try:
         handler(rec, args)

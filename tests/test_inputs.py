@@ -513,3 +513,85 @@ def test_abs_is_normpath_of_the_absolute_path(parts, absolute):
     rec = InputRecorder()
     expect = os.path.normpath(os.path.join("/base", path)) if path else None
     assert rec._abs(path, cwd="/base") == expect
+
+
+_SAME_EVENTS_PHASE = """
+import json, os, subprocess, sys
+from dagstore import inputs
+from dagstore.inputs import InputRecorder
+d = sys.argv[1]
+rec = InputRecorder()
+rec.start()
+open(os.path.join(d, "read.txt")).read()
+with open(os.path.join(d, "out.txt"), "w") as f:
+    f.write("o")
+os.listdir(d)
+list(os.scandir(d))
+os.path.exists(os.path.join(d, "nothere"))
+os.environ.get("DAGPROF_T_VAR")
+subprocess.run([sys.executable, "-c", "pass"], check=True)
+os.system("true")
+rec.stop()
+open(os.path.join(d, "after.txt"), "w").close()  # not recorded: no recorder is active
+late = InputRecorder()
+late.start(opens_only=True)
+open(os.path.join(d, "read.txt")).read()
+os.listdir(d)  # not recorded: opens only
+late.stop()
+strip = lambda rs: sorted(json.dumps(r[:2]) for r in rs)
+print(json.dumps([strip(rec.records()), strip(late.records()), inputs._CHOOK is not None]))
+"""
+
+
+def test_c_and_python_audit_hooks_record_the_same(tmp_path):
+    """The C hook passes on exactly the events the Python one handles, in both modes and not after stop()."""
+    write(tmp_path / "read.txt", "r")
+    out = {}
+    for no_c in ("0", "1"):
+        env = dict(os.environ, DAGPROF_NO_C=no_c, DAGPROF_T_VAR="v")
+        p = subprocess.run(
+            [sys.executable, "-c", _SAME_EVENTS_PHASE, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        out[no_c] = json.loads(p.stdout)
+    full, late, c_used = out["0"]
+    if not c_used:
+        pytest.skip("dagstore._fastaudit is not built")
+    assert out["1"] == [full, late, False]
+    assert json.dumps(["e", "DAGPROF_T_VAR"]) in full and json.dumps(["d", str(tmp_path)]) in full
+    assert any('"x"' in r for r in full)  # the subprocesses
+    assert late == [json.dumps(["f", str(tmp_path / "read.txt")])]
+
+
+def test_c_hook_calls_back_only_for_its_events_while_on():
+    """The runtime hook never calls Python for other events (builtins.id) nor while its mode is 0."""
+    code = textwrap.dedent("""
+        import os
+        from dagstore import _fastaudit
+        seen = []
+        _fastaudit.install(lambda ev, args: seen.append(ev), ("open", "os.listdir"))
+        x = object()
+        def work():
+            id(x)
+            open(os.devnull).close()
+            os.listdir(".")
+        work()
+        off = len(seen)
+        _fastaudit.set_mode(1)
+        work()
+        opens = list(seen)
+        _fastaudit.set_mode(2)
+        work()
+        _fastaudit.set_mode(0)
+        work()
+        print(off, opens, seen[len(opens):])
+    """)
+    try:
+        import dagstore._fastaudit  # noqa: F401
+    except ImportError:
+        pytest.skip("dagstore._fastaudit is not built")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert p.stdout.split("\n")[0] == "0 ['open'] ['open', 'os.listdir']"
