@@ -397,14 +397,8 @@ class DagRecorder:
         root = fs.Top.get_abspath().rstrip("/") + "/"
         build_inputs = self.build_inputs
 
-        packer = dc.record_packer()
+        pack = dc.record_packer()
         cut = len(root)
-
-        def pack(rec: list) -> bytes:  # paths under the top directory are stored relative to it
-            if rec[0].startswith(root):
-                rec[0] = rec[0][cut:]
-            return packer(rec)
-
         hash_name = SCons.Util.get_hash_format() or SCons.Util.get_current_hash_algorithm_used() or "md5"
         read_inputs = self.inputs.file_paths()
         node_paths: list[str] = []  # files the build opened that are nodes: their own records check them
@@ -415,59 +409,69 @@ class DagRecorder:
 
         started = min(self.started_ns, time.time_ns() - dc.RACY_NS)  # changed in this build, or racily clean
         seen_envs: set[int] = set()
+        last_env = None
+        node_record, file_kind, dir_cls, base_cls = dc.node_record, dc.FILE, FS.Dir, FS.Base
         stack = list(fs.Root.values()) if hasattr(fs, "Root") else []
         while stack:
             d = stack.pop()
+            prefix = d.get_abspath()
+            if not prefix.endswith(os.sep):
+                prefix += os.sep
             for name, n in list(d.entries.items()):
                 if name in (".", ".."):
                     continue
-                path = n.get_abspath()
+                path = prefix + n.name if n.dir is d else n.get_abspath()  # = get_abspath(), one call less
                 node_paths.append(path)
-                if isinstance(n, FS.Dir):
+                if isinstance(n, dir_cls):
                     stack.append(n)
                     try:
                         listed = n.on_disk_entries is not None  # SCons listed it to look for files
                     except AttributeError:
                         listed = False
-                    rec = dc.node_record(path, dc.listing_digest(path) if listed else None)
+                    rec = node_record(path, dc.listing_digest(path) if listed else None)
                     if rec[1] == dc.DIR:
                         checked_kind.append(path)  # an exists()/isdir() of it
+                    if path.startswith(root):  # paths under the top directory are stored relative to it
+                        rec[0] = path[cut:]
                     nodes.append(pack(rec))
                     continue
-                if not isinstance(n, FS.Base):
+                if not isinstance(n, base_cls):
                     continue
-                sig = None
                 ninfo = getattr(n, "ninfo", None)
-                if ninfo is not None:
-                    sig = getattr(ninfo, "csig", None)
+                sig = getattr(ninfo, "csig", None) if ninfo is not None else None
                 env = getattr(n, "env", None)
-                if env is not None and id(env) not in seen_envs:
-                    seen_envs.add(id(env))
-                    for f in (getattr(env, "decide_source", None), getattr(env, "decide_target", None)):
-                        if (
-                            f is not None
-                            and f not in content_deciders
-                            and f.__name__ not in ("default_decide_source", "default_decide_target")
-                        ):
-                            rehash = False
-                rec = dc.node_record(path, sig)
-                if rec[1] == "f" and sig is None and path in read_inputs:
+                if env is not None and env is not last_env:  # most nodes share their neighbour's environment
+                    last_env = env
+                    if id(env) not in seen_envs:
+                        seen_envs.add(id(env))
+                        for f in (getattr(env, "decide_source", None), getattr(env, "decide_target", None)):
+                            if (
+                                f is not None
+                                and f not in content_deciders
+                                and f.__name__ not in ("default_decide_source", "default_decide_target")
+                            ):
+                                rehash = False
+                rec = node_record(path, sig)
+                kind = rec[1]
+                if kind == file_kind and sig is None and path in read_inputs:
                     # the SConstruct or an SConscript as a node: SCons never hashed it, its content is
                     # checked as a read-phase input; as a node only its existence is recorded (a stamp
                     # alone would make `touch SConstruct` a change). Any other file without a signature
                     # keeps its stamp: SCons may read it through another node (a VariantDir's source).
-                    rec[1] = "k"
-                elif rec[1] == "f" and rec[3] >= started:
+                    rec[1] = kind = dc.KIND
+                elif kind == file_kind and rec[3] >= started:
                     # changed during this build (or just before): the signature must describe the bytes on disk now
                     now = dc.file_digest(path, hash_name)
                     if sig is None:
                         rec[6] = now
                     elif now != sig:
                         self._refuse(f"{path} changed after SCons read it")
-                elif rec[1] == "m" and id(n) in self.examined and n.has_builder():
+                elif kind == dc.MISSING and id(n) in self.examined and n.has_builder():
                     self._refuse(f"target {n} was not written by its command")
-                if rec[1] in (dc.FILE, dc.MISSING, dc.KIND):
+                if kind in (file_kind, dc.MISSING, dc.KIND):
                     checked_kind.append(path)
+                if path.startswith(root):
+                    rec[0] = path[cut:]
                 nodes.append(pack(rec))
         self.inputs.forget_probes(checked_kind)
         if build_inputs is not None:
@@ -479,6 +483,7 @@ class DagRecorder:
                 rec = dc.node_record(path, dc.file_digest(path, hash_name))
                 if rec[1] == "f":
                     rec[1] = "s"  # rewritten by every build: compared by content
+                rec[0] = name
                 nodes.append(pack(rec))
         # SCons' own .sconsign (read by Configure) is build state, not SConscript input: the node
         # records check it, and a build that rewrites it must not make the inputs look new. Stated
