@@ -199,6 +199,36 @@ def test_damaged_snapshot_is_set_aside(tw):
     assert answered
 
 
+def test_hot_list_names_sources_and_finds_a_repeated_edit_first(tw):
+    """The snapshot's hot list holds only sources (no target SCons builds), the file edited last first; the
+    next edit of it is found before any node is streamed, and the decisions stay plain scons' own."""
+    import lmdb
+    import msgpack
+
+    from dagstore.dagcache import DagCache
+
+    tw.append("lib/a.c", "int a3(void) { return 4; }\n")
+    _, answered = tw.both(ARGS)
+    assert not answered
+    env = lmdb.open(str(tw.cached / ".dagstore" / "dag"), readonly=True, lock=False)
+    with env.begin() as txn:
+        header = msgpack.unpackb(txn.get(b"H"), raw=False, strict_map_key=False)
+        targets = {msgpack.unpackb(v, raw=False)[0] for k, v in txn.cursor() if k[:1] == b"t"}
+    env.close()
+    hot = [rec[0] for rec in header["hot"]]
+    assert hot[0] == "lib/a.c" and {"lib/b.c", "app/main.c"} <= set(hot)
+    assert len(targets) >= 4 and not targets & set(hot)
+    tw.append("lib/a.c", "int a4(void) { return 5; }\n")
+    ans = DagCache(str(tw.cached / ".dagstore")).answer(header["invocation"])
+    assert not ans.up_to_date and ans.reason.endswith("lib/a.c changed")
+    assert (ans.nodes_checked, ans.inputs_checked) == (0, 0)
+    _, answered = tw.both(ARGS)
+    assert not answered
+    _, answered = tw.both(ARGS)
+    assert answered
+    tw.outputs_equal()
+
+
 def test_killed_build_leaves_no_answering_snapshot(tw):
     """kill -9 while the build runs (after reading SConscripts): the next build is SCons', and correct."""
     settled = (tw.plain / "SConstruct").read_text()

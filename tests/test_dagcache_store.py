@@ -106,6 +106,40 @@ def test_streams_in_chunks_and_stops_at_the_first_change(tmp_path, monkeypatch):
     assert not ans.up_to_date and paths[150] in ans.reason and ans.nodes_checked == 151
 
 
+def test_hot_nodes_are_checked_first_and_never_decide_up_to_date(tmp_path):
+    """The recorded hot list finds an edit of a hot file before streaming; a hot list that does not name the
+    changed file (or names it unchanged) still ends in the full stream's verdict."""
+    paths = _files(tmp_path, 200)
+    cache = DagCache(str(tmp_path / "store"))
+    nodes = _nodes(paths)
+    _record(cache, nodes, hot=[nodes[150], nodes[7]])
+    assert cache.header()["hot"] == [nodes[150], nodes[7]]
+    ans = cache.answer(INV)
+    assert ans.up_to_date and ans.nodes_checked == 200
+    with open(paths[150], "a") as f:
+        f.write("/* edit */\n")
+    ans = cache.answer(INV)
+    assert not ans.up_to_date and paths[150] in ans.reason and ans.nodes_checked == 0
+    _record(cache, _nodes(paths), hot=[nodes[7]])
+    with open(paths[150], "a") as f:
+        f.write("/* edit 2 */\n")
+    ans = cache.answer(INV)
+    assert not ans.up_to_date and paths[150] in ans.reason and ans.nodes_checked == 151
+
+
+def test_a_malformed_hot_list_is_damage(tmp_path):
+    paths = _files(tmp_path, 1)
+    cache = DagCache(str(tmp_path / "store"))
+    for hot in (7, [["x"]]):
+        header = _record(cache, _nodes(paths))
+        env = dagcache._open_env(cache.path, readonly=False)
+        with env.begin(write=True) as txn:
+            txn.put(b"H", dagcache._pack({**header, "hot": hot}))
+        env.close()
+        with pytest.raises(SnapshotDamaged):
+            cache.answer(INV)
+
+
 def test_rerecording_in_write_chunks_replaces_every_record(tmp_path, monkeypatch):
     """Records are written in several transactions (bounded dirty pages); a smaller snapshot recorded over a
     larger one leaves none of the old records behind, and the targets still name a differing one."""

@@ -387,6 +387,8 @@ class DagRecorder:
 
     # -- collecting
     def _collect(self) -> dict[str, Any]:
+        import heapq
+
         import SCons.Node
         import SCons.Util
         from SCons.Node import FS
@@ -411,6 +413,7 @@ class DagRecorder:
         seen_envs: set[int] = set()
         last_env = None
         node_record, file_kind, dir_cls, base_cls = dc.node_record, dc.FILE, FS.Dir, FS.Base
+        hot: list[tuple[int, int, list]] = []  # a heap of the newest sources: (mtime_ns, order, record)
         stack = list(fs.Root.values()) if hasattr(fs, "Root") else []
         while stack:
             d = stack.pop()
@@ -472,6 +475,9 @@ class DagRecorder:
                     checked_kind.append(path)
                 if path.startswith(root):
                     rec[0] = path[cut:]
+                if kind == file_kind and (len(hot) < dc.HOT_NODES or rec[3] > hot[0][0]) and not n.has_builder():
+                    item = (rec[3], len(nodes), rec)
+                    (heapq.heappush if len(hot) < dc.HOT_NODES else heapq.heapreplace)(hot, item)
                 nodes.append(pack(rec))
         self.inputs.forget_probes(checked_kind)
         if build_inputs is not None:
@@ -498,7 +504,14 @@ class DagRecorder:
             for r in build_inputs.records(hash_name):
                 if r[0] in ("f", "o") and not _is_sconsign(r[1]):
                     inputs.append([BUILD_FILE, *r[1:]])
-        return {"nodes": nodes, "hash": hash_name, "rehash": rehash, "root": root, "inputs": inputs}
+        return {
+            "nodes": nodes,
+            "hash": hash_name,
+            "rehash": rehash,
+            "root": root,
+            "inputs": inputs,
+            "hot": [rec for _, _, rec in sorted(hot, reverse=True)],
+        }
 
     def write(self, exit_code: int) -> dict | None:
         """After the run: record the snapshot if the build succeeded (only then)."""
@@ -538,6 +551,7 @@ class DagRecorder:
                 output=None if self.output.overflow else self.output.chunks,
                 rehash=self.result["rehash"],
                 root=self.result["root"],
+                hot=self.result["hot"],
             )
         except (OSError, lmdb.Error) as e:  # the store's own failures (no directory, full disk, map full)
             self.record_error = f"{type(e).__name__}: {e}"
