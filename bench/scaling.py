@@ -17,6 +17,8 @@ Then the one-file edit (a cache miss): one .c file gets a comment line appended 
 measured with plain SCons and with `dagprof build` (cache on: it checks the snapshot, finds the change,
 runs SCons with the store and records a new snapshot); alternated, the file restored and the tree
 rebuilt with dagprof (and the cache checked to answer again) after each, so both start from the same state.
+Twice: the same file every run (an edit-compile loop; the snapshot's hot list names the file, so the
+miss is found at once), and another file every run, never edited before (found by streaming the nodes).
 
 Peak RSS: for SCons runs, wait4 ru_maxrss of the build process (bench/_common.run_measured); for make
 GNU time's %M (make's own ru_maxrss; the measuring wrapper's ~10 MiB floor is about make's size), or
@@ -190,16 +192,23 @@ def measure_size(n: int, root: str, runs: int, jobs: int, env: dict, log=print, 
     if edit:
         out["edit"] = measure_edit(proj, root, runs, cmds, env)
         out["edit_file"] = proj.files[len(proj.files) // 2]
+        out["edit_fresh"] = measure_edit(proj, root, runs, cmds, env, fresh=True)
     return out
 
 
-def measure_edit(proj, root: str, runs: int, cmds: dict, env: dict) -> dict:
-    """One .c file edited (a comment line appended), then plain SCons vs `dagprof build` (cache on, a miss)."""
-    path = os.path.join(root, proj.files[len(proj.files) // 2])
-    with open(path, "rb") as f:
-        original = f.read()
+def measure_edit(proj, root: str, runs: int, cmds: dict, env: dict, fresh: bool = False) -> dict:
+    """One .c file edited (a comment line appended), then plain SCons vs `dagprof build` (cache on, a miss).
+
+    fresh=False: the same file every run (an edit-compile loop: the snapshot's hot list names it);
+    fresh=True: every run another file of the same directory, none edited before (the miss is found by
+    streaming the node records)."""
+    middle = len(proj.files) // 2
+    fresh_files = iter(proj.files[middle + 1 :])
 
     def edited(name: str) -> dict:
+        path = os.path.join(root, next(fresh_files) if fresh else proj.files[middle])
+        with open(path, "rb") as f:
+            original = f.read()
         with open(path, "ab") as f:
             f.write(EDIT_MARK.encode())
         try:
@@ -272,24 +281,25 @@ def cache_rows(results: list[dict]) -> list[list]:
 
 
 def edit_rows(results: list[dict]) -> list[list]:
-    """One-file-edit builds: plain SCons vs dagprof build (a DAG-cache miss)."""
+    """One-file-edit builds: plain SCons vs dagprof build (a DAG-cache miss), the same file and fresh files."""
     rows = []
     for res in results:
-        if not res.get("edit"):
-            continue
-        base = res["edit"]["scons"]
-        for name in EDITS:
-            e = res["edit"][name]
-            rows.append(
-                [
-                    res["files"],
-                    name,
-                    fmt_bytes(e["peak_rss"]),
-                    f"{e['peak_rss'] / base['peak_rss']:.3f}x",
-                    round(e["wall_s"], 2),
-                    f"{e['wall_s'] / base['wall_s']:.3f}x",
-                ]
-            )
+        for key, what in (("edit", "same file"), ("edit_fresh", "another file")):
+            if not res.get(key):
+                continue
+            base = res[key]["scons"]
+            for name in EDITS:
+                e = res[key][name]
+                rows.append(
+                    [
+                        res["files"],
+                        f"{name} ({what})",
+                        fmt_bytes(e["peak_rss"]),
+                        f"{e['peak_rss'] / base['peak_rss']:.3f}x",
+                        round(e["wall_s"], 2),
+                        f"{e['wall_s'] / base['wall_s']:.3f}x",
+                    ]
+                )
     return rows
 
 

@@ -47,10 +47,12 @@ def test_scaling_smoke(tmp_path):
         assert res["nodes"] > res["files"]
         for name in ("make", "scons", "scons+store (1st)", "scons+store (2nd)", "scons+dagcache"):
             assert res["systems"][name]["peak_rss"] > 0
-        assert set(res["edit"]) == {"scons", "dagprof build"}
-        assert all(e["peak_rss"] > 0 and e["wall_s"] > 0 for e in res["edit"].values())
+        for key in ("edit", "edit_fresh"):  # the same file every run, and a file not edited before
+            assert set(res[key]) == {"scons", "dagprof build"}
+            assert all(e["peak_rss"] > 0 and e["wall_s"] > 0 for e in res[key].values())
         assert res["systems"]["scons"]["peak_rss"] > res["systems"]["make"]["peak_rss"]  # Python vs C: not timing
     assert "# one-file edit" in p.stdout and "# DAG-cache null build" in p.stdout
+    assert "dagprof build (same file)" in p.stdout and "dagprof build (another file)" in p.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not any((tmp_path / "proj").iterdir())  # projects removed unless --keep
 
