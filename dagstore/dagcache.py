@@ -629,3 +629,29 @@ class DagCache:
     def header(self) -> dict | None:
         """The snapshot's header (for reports and tests)."""
         return self._read(self._header)
+
+    def file_states(self, hash_name: str) -> dict[str, list]:
+        """path -> state of the stored snapshot's read-phase file inputs, for a recording to reuse the digests of
+        files whose stat is unchanged (inputs.file_state's `known`); {} when there is none to trust."""
+
+        def read(txn: lmdb.Transaction) -> dict[str, list]:
+            header = self._header(txn)
+            if not header or header.get("hash") != hash_name or header.get("format") != FORMAT:
+                return {}
+            states: dict[str, list] = {}
+            with txn.cursor() as cur:
+                if not cur.set_range(b"i"):
+                    return states
+                for k, v in cur:
+                    if k[:1] != b"i":
+                        break
+                    rec = _unpack(v)
+                    if isinstance(rec, list) and len(rec) == 3 and rec[0] in ("f", "o", BUILD_FILE):
+                        if isinstance(rec[1], str) and isinstance(rec[2], list):
+                            states[rec[1]] = rec[2]
+            return states
+
+        try:
+            return self._read(read) or {}
+        except lmdb.Error:
+            return {}

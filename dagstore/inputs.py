@@ -117,8 +117,13 @@ def _digest_file(path: str, hash_name: str) -> tuple[os.stat_result, str | None]
         return st, h.hexdigest()
 
 
-def file_state(path: str, hash_name: str) -> list:
-    """[kind, size, mtime_ns, ino, ctime_ns, digest] of a path now: what a file check compares."""
+def file_state(path: str, hash_name: str, known: list | None = None) -> list:
+    """[kind, size, mtime_ns, ino, ctime_ns, digest] of a path now: what a file check compares.
+
+    known: this path's state as an earlier recording stored it (with its recorded_at_ns last). When the
+    stat is the same and was not racy then, its digest is taken instead of reading the file again: the
+    very rule under which check() trusts a stat match (git's index works the same way).
+    """
     try:
         st = _stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -128,6 +133,10 @@ def file_state(path: str, hash_name: str) -> list:
     kind = _kind(st.st_mode)
     if kind != "file":
         return [kind, 0, 0, 0, 0, None]
+    if known is not None and len(known) == 7 and known[0] == "file" and known[5] is not None:
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+        if known[1:5] == stamp and type(known[6]) is int and st.st_mtime_ns < known[6] - RACY_NS:
+            return ["file", *stamp, known[5]]
     digest = None
     try:
         st, digest = _digest_file(path, hash_name)
@@ -525,13 +534,15 @@ class InputRecorder:
 
     # -- results ---------------------------------------------------------------------------------
 
-    def records(self, hash_name: str = "md5") -> list[list]:
+    def records(self, hash_name: str = "md5", known: dict[str, list] | None = None) -> list[list]:
         """The inputs as plain lists, with file states of NOW (call when the phase's outputs are final).
 
         Each "f"/"o" state is file_state() + [recorded_at_ns]; recorded_at_ns is taken before any
         stat, so it is a lower bound of when each state was seen (what the racy rule needs).
         Order: cheap checks first (env, probes, dirs), then files, so a check stream stops early.
+        known: path -> state of a previous recording with the same hash_name (file_state's `known`).
         """
+        known = known or {}
         with _Quiet(), self._lock:
             files = dict(self._files)
             dirs = set(self._dirs)
@@ -550,7 +561,7 @@ class InputRecorder:
             file_recs: list[list] = []
             covered = set(dirs)
             for path in sorted(files):
-                state = file_state(path, hash_name)
+                state = file_state(path, hash_name, known.get(path))
                 if files[path] & _WRITE:
                     if state[0] == "missing":
                         continue  # written and gone: a temporary file, not an input

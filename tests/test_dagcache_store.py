@@ -140,6 +140,22 @@ def test_a_malformed_hot_list_is_damage(tmp_path):
             cache.answer(INV)
 
 
+def test_file_states_of_the_stored_inputs(tmp_path):
+    """A recording reads the last snapshot's file input states (to reuse their digests); only with the same
+    hash function, and nothing from a damaged store."""
+    paths = _files(tmp_path, 2)
+    cache = DagCache(str(tmp_path / "store"))
+    assert cache.file_states("md5") == {}
+    states = {p: ["file", 1, 2, 3, 4, "d", 5] for p in paths}
+    inputs = [["e", "CC", "gcc"], ["f", paths[0], states[paths[0]]], [dagcache.BUILD_FILE, paths[1], states[paths[1]]]]
+    _record(cache, _nodes(paths), inputs=inputs)
+    assert cache.file_states("md5") == states
+    assert cache.file_states("sha256") == {}
+    with open(os.path.join(cache.path, "data.mdb"), "r+b") as f:
+        f.write(os.urandom(8192))
+    assert cache.file_states("md5") == {}
+
+
 def test_rerecording_in_write_chunks_replaces_every_record(tmp_path, monkeypatch):
     """Records are written in several transactions (bounded dirty pages); a smaller snapshot recorded over a
     larger one leaves none of the old records behind, and the targets still name a differing one."""

@@ -595,3 +595,34 @@ def test_c_hook_calls_back_only_for_its_events_while_on():
         pytest.skip("dagstore._fastaudit is not built")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert p.stdout.split("\n")[0] == "0 ['open'] ['open', 'os.listdir']"
+
+
+def test_file_state_reuses_a_known_digest_only_under_the_check_rule(tmp_path):
+    """A digest from an earlier recording is taken only for the same stat recorded outside the racy window;
+    otherwise the file is read again (the fake digest "known" proves which happened)."""
+    src = tmp_path / "SConscript"
+    write(src, "x = 1\n")
+    old = time.time_ns() - 10 * RACY_NS
+    os.utime(src, ns=(old, old))
+    real = file_state(str(src), "md5")
+    now = time.time_ns()
+    assert file_state(str(src), "md5", [*real[:5], "known", now]) == [*real[:5], "known"]
+    # racy when recorded: the stat then could not tell an edit in the same tick, so read again
+    assert file_state(str(src), "md5", [*real[:5], "known", old + RACY_NS // 2]) == real
+    # another stamp, no digest, another kind, a malformed state: read again
+    for known in (
+        ["file", real[1] + 1, *real[2:5], "known", now],
+        ["file", *real[1:5], None, now],
+        ["missing", *real[1:5], "known", now],
+        ["file", *real[1:5], "known"],
+        ["file", *real[1:5], "known", "soon"],
+    ):
+        assert file_state(str(src), "md5", known) == real, known
+    rec = InputRecorder()
+    rec.start()
+    read(src)
+    rec.stop()
+    (r,) = find(rec.records("md5", {str(src): [*real[:5], "known", now]}), "f", str(src))
+    assert r[2][5] == "known"
+    (r,) = find(rec.records("md5", {str(src): [*real[:5], "known", old]}), "f", str(src))
+    assert r[2][5] == real[5]

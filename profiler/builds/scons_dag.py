@@ -494,14 +494,18 @@ class DagRecorder:
         # SCons' own .sconsign (read by Configure) is build state, not SConscript input: the node
         # records check it, and a build that rewrites it must not make the inputs look new. Stated
         # after the walk: probes of node paths are gone from it (docs/dagstore.md, "Inputs")
-        inputs = [r for r in self.inputs.records(hash_name) if not (r[0] in ("f", "o", "p") and _is_sconsign(r[1]))]
+        # digests of files unchanged since the last snapshot are taken from it (the same rule as its check)
+        known = dc.DagCache(self.store_path).file_states(hash_name) if self.store_path else {}
+        inputs = [
+            r for r in self.inputs.records(hash_name, known) if not (r[0] in ("f", "o", "p") and _is_sconsign(r[1]))
+        ]
         default_env = _default_env_deciders()
         if default_env is not None and not all(f in content_deciders for f in default_env):
             rehash = False
         if build_inputs is not None:
             from dagstore.dagcache import BUILD_FILE
 
-            for r in build_inputs.records(hash_name):
+            for r in build_inputs.records(hash_name, known):
                 if r[0] in ("f", "o") and not _is_sconsign(r[1]):
                     inputs.append([BUILD_FILE, *r[1:]])
         return {
