@@ -2,8 +2,8 @@
 
 The report is rendered by a fresh interpreter (`dagprof report FILE`) once the profile file is written:
 the profiled process is still at the build's peak then (its node graph is alive), and importing rich, the
-renderers and the analyzer there raised the peak RSS the profile measures (~2.6 MiB at 5k files,
-docs/benchmarks.md): the profiler must not change what it measures.
+renderers and the analyzer there raised its peak RSS (1.2-2.6 MiB at 5k files, docs/benchmarks.md): the
+profiler must not change what it measures.
 """
 
 from __future__ import annotations
