@@ -1,10 +1,18 @@
-"""`dagprof profile`: run an SCons build in-process and record where its memory goes."""
+"""`dagprof profile`: run an SCons build in-process and record where its memory goes.
+
+The report is rendered by a fresh interpreter (`dagprof report FILE`) once the profile file is written:
+the profiled process is still at the build's peak then (its node graph is alive), and importing rich, the
+renderers and the analyzer there raised its peak RSS (1.2-2.6 MiB at 5k files, docs/benchmarks.md): the
+profiler must not change what it measures.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
+from .. import exitcodes
 from ..cmdline import UsageError, add_command, make_introspector, out_path
 from .diff import add_gate_options, gate_against_baseline
 from .report import show
@@ -83,7 +91,9 @@ def run(args: Any, scons_args: list[str]) -> int:
         )
         return code
     profile.save(out)
-    status = show(profile, args)
+    status = report_in_child(out, args)
+    if status is None:
+        status = show(profile, args)
     if not args.json:
         print(f"profile written to {out}")
     if code:
@@ -93,3 +103,61 @@ def run(args: Any, scons_args: list[str]) -> int:
         if verdict:
             return verdict
     return status
+
+
+REPORT_CODES = (exitcodes.OK, exitcodes.BUDGET)  # what `dagprof report` returns when it rendered the report
+
+
+def report_in_child(path: str, args: Any) -> int | None:
+    """`dagprof report PATH` with this command's report options, in a fresh interpreter on this process's
+    stdin/stdout/stderr and environment, so the report is printed as it would be here (terminal and width
+    come from the same descriptors) without raising this process's peak RSS. Returns its exit code, or None
+    when it must be rendered here: stdout or stderr is not a file descriptor (an in-process caller
+    capturing them), the interpreter cannot be started, or the child failed (said on stderr)."""
+    import subprocess
+
+    try:
+        fds = (sys.stdout.fileno(), sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
+        return None
+    if not sys.executable:
+        return None
+    top = __package__.partition(".")[0]
+    # -P: no current directory on the child's sys.path (a console script has none either), so a module beside
+    # the SConstruct (a json.py, an html.py) cannot shadow one the renderer imports
+    argv = [sys.executable, "-P", "-m", top, "report", os.path.abspath(path), f"--top={args.top}"]
+    if args.json:
+        argv.append("--json")
+    if args.html:
+        argv.append(f"--html={args.html}")
+    if args.budget is not None:
+        argv.append(f"--budget={args.budget}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        code = subprocess.call(argv, stdout=fds[0], stderr=fds[1], env=_child_env(top))
+    except OSError:
+        return None
+    if code in REPORT_CODES:
+        return code
+    how = f"killed by signal {-code}" if code < 0 else f"exit {code}"
+    print(f"dagprof: warning: the report process ended ({how}); rendering the report here", file=sys.stderr)
+    return None
+
+
+def _child_env(top: str) -> dict[str, str]:
+    """This process's environment, with the folder that holds this very `dagprof` first on PYTHONPATH when a
+    fresh interpreter would not find it there by itself (a checkout put on sys.path by the caller, as the
+    tests do), so the child renders with the same code. An installed package (site-packages, or pip's
+    editable finder, whose folder is not named `dagprof`) is found as it is."""
+    import site
+
+    env = dict(os.environ)
+    package = os.path.dirname(os.path.abspath(sys.modules[top].__file__ or ""))
+    if os.path.basename(package) != top:
+        return env
+    root = os.path.realpath(os.path.dirname(package))
+    known = [*env.get("PYTHONPATH", "").split(os.pathsep), *site.getsitepackages(), site.getusersitepackages()]
+    if root not in {os.path.realpath(p) for p in known if p}:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
