@@ -25,6 +25,16 @@ def _files(tmp_path, n):
     return paths
 
 
+def _append(path, text):
+    with open(path, "a") as f:
+        f.write(text)
+
+
+def assert_miss_at(ans, path, nodes_checked):
+    """The answer is a miss naming `path`, found after streaming exactly `nodes_checked` node records."""
+    assert not ans.up_to_date and path in ans.reason and ans.nodes_checked == nodes_checked
+
+
 def _nodes(paths):
     return [node_record(p, dagcache.file_digest(p, "md5")) for p in paths]
 
@@ -100,10 +110,8 @@ def test_streams_in_chunks_and_stops_at_the_first_change(tmp_path, monkeypatch):
     _record(cache, _nodes(paths))
     ans = cache.answer(INV)
     assert ans.up_to_date and ans.nodes_checked == 200
-    with open(paths[150], "a") as f:
-        f.write("/* edit */\n")
-    ans = cache.answer(INV)
-    assert not ans.up_to_date and paths[150] in ans.reason and ans.nodes_checked == 151
+    _append(paths[150], "/* edit */\n")
+    assert_miss_at(cache.answer(INV), paths[150], 151)
 
 
 def test_hot_nodes_are_checked_first_and_never_decide_up_to_date(tmp_path):
@@ -116,15 +124,11 @@ def test_hot_nodes_are_checked_first_and_never_decide_up_to_date(tmp_path):
     assert cache.header()["hot"] == [nodes[150], nodes[7]]
     ans = cache.answer(INV)
     assert ans.up_to_date and ans.nodes_checked == 200
-    with open(paths[150], "a") as f:
-        f.write("/* edit */\n")
-    ans = cache.answer(INV)
-    assert not ans.up_to_date and paths[150] in ans.reason and ans.nodes_checked == 0
+    _append(paths[150], "/* edit */\n")
+    assert_miss_at(cache.answer(INV), paths[150], 0)
     _record(cache, _nodes(paths), hot=[nodes[7]])
-    with open(paths[150], "a") as f:
-        f.write("/* edit 2 */\n")
-    ans = cache.answer(INV)
-    assert not ans.up_to_date and paths[150] in ans.reason and ans.nodes_checked == 151
+    _append(paths[150], "/* edit 2 */\n")
+    assert_miss_at(cache.answer(INV), paths[150], 151)
 
 
 def test_a_malformed_hot_list_is_damage(tmp_path):

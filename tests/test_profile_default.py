@@ -7,21 +7,12 @@ import json
 import re
 
 import pytest
+from small_projects import command_sconstruct
 
 from dagprof.exitcodes import BUDGET
 from dagprof.profile import load
 
-# Command() sources are Entry nodes that become File (a morph); a Python function action; a Value node
-SCONSTRUCT = """\
-env = Environment()
-def cat(target, source, env):
-    with open(str(target[0]), "w") as f:
-        for s in source:
-            f.write(s.get_text_contents())
-for i in range(12):
-    env.Command("out/o%02d.txt" % i, ["src/s%02d.txt" % i, "src/common.txt"], cat)
-env.Command("out/all.txt", ["out/o%02d.txt" % i for i in range(12)] + [Value("v1")], cat)
-"""
+SCONSTRUCT = command_sconstruct(12)
 
 
 @pytest.fixture(scope="module")

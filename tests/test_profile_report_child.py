@@ -14,20 +14,11 @@ import sys
 
 import pytest
 from conftest import _env, run_dagprof, run_python
+from small_projects import command_sconstruct
 
 from dagprof.exitcodes import BUDGET
 
-# a Python function action, Entry -> File morphs and a Value node, as in tests/test_profile_default.py
-SCONSTRUCT = """\
-env = Environment()
-def cat(target, source, env):
-    with open(str(target[0]), "w") as f:
-        for s in source:
-            f.write(s.get_text_contents())
-for i in range(8):
-    env.Command("out/o%02d.txt" % i, ["src/s%02d.txt" % i, "src/common.txt"], cat)
-env.Command("out/all.txt", ["out/o%02d.txt" % i for i in range(8)] + [Value("v1")], cat)
-"""
+SCONSTRUCT = command_sconstruct(8)
 
 # -s: SCons prints nothing of its own, so stdout is the report and the "profile written to" line alone
 QUIET = ["--", "-Q", "-s"]
