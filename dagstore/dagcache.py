@@ -445,14 +445,17 @@ class DagCache:
                     disabled = b"x"
                 if old is not None and old.get("state") != "building":
                     txn.put(b"H", _pack({**old, "state": "building"}))
-            # 2. the records: old ones out, new ones in, in transactions of WRITE_CHUNK records, so
-            #    LMDB's dirty pages (process memory until commit) stay small at the build's peak
-            for prefix in (b"i", b"n", b"t"):
-                while self._delete_some(env, prefix):
+            # 2. the records: written over the old ones in place (cheaper than deleting them first), then the
+            #    old ones beyond the new count deleted; in transactions of WRITE_CHUNK records, so LMDB's
+            #    dirty pages (process memory until commit) stay small at the build's peak
+            for prefix, blobs in (
+                (b"i", (_pack(r) for r in input_records)),
+                (b"n", (n if isinstance(n, bytes) else _pack(n) for n in nodes)),
+                (b"t", (_pack([t, d]) for t, d in sorted(dag_targets.items()))),
+            ):
+                count = self._put_chunked(env, prefix, blobs)
+                while self._delete_some(env, prefix, count):
                     pass
-            self._put_chunked(env, b"i", (_pack(r) for r in input_records))
-            self._put_chunked(env, b"n", (n if isinstance(n, bytes) else _pack(n) for n in nodes))
-            self._put_chunked(env, b"t", (_pack([t, d]) for t, d in sorted(dag_targets.items())))
             # 3. trust and the header last: the snapshot answers only once all of it is written
             with env.begin(write=True) as txn:
                 if built_nothing and answerable and output is not None and disabled is None:
@@ -492,10 +495,10 @@ class DagCache:
             env.close()
 
     @staticmethod
-    def _delete_some(env: lmdb.Environment, prefix: bytes) -> bool:
-        """Delete up to WRITE_CHUNK records under `prefix` in one transaction; True if any were left."""
+    def _delete_some(env: lmdb.Environment, prefix: bytes, start: int = 0) -> bool:
+        """Delete up to WRITE_CHUNK records prefix+seq, seq >= start, in one transaction; True if any were left."""
         with env.begin(write=True) as txn, txn.cursor() as cur:
-            if not cur.set_range(prefix) or cur.key()[:1] != prefix:
+            if not cur.set_range(prefix + _SEQ.pack(start)) or cur.key()[:1] != prefix:
                 return False
             for _ in range(WRITE_CHUNK):
                 if not cur.delete() or cur.key()[:1] != prefix:
@@ -503,20 +506,19 @@ class DagCache:
             return True
 
     @staticmethod
-    def _put_chunked(env: lmdb.Environment, prefix: bytes, blobs: Iterable[bytes]) -> None:
-        """Append records prefix+seq in transactions of WRITE_CHUNK."""
+    def _put_chunked(env: lmdb.Environment, prefix: bytes, blobs: Iterable[bytes]) -> int:
+        """Write records prefix+0, prefix+1, ... (over any stored there) in transactions of WRITE_CHUNK; the count."""
         it = iter(blobs)
         i = 0
         while True:
             with env.begin(write=True) as txn:
                 for blob in it:
-                    if not txn.put(prefix + _SEQ.pack(i), blob, append=True):  # out of order: a bug, never a loss
-                        raise lmdb.Error(f"snapshot record {prefix!r}{i} not appended")
+                    txn.put(prefix + _SEQ.pack(i), blob)
                     i += 1
                     if i % WRITE_CHUNK == 0:
                         break
                 else:
-                    return
+                    return i
 
     @staticmethod
     def _header(txn: lmdb.Transaction) -> dict | None:
