@@ -587,6 +587,16 @@ def _node_name(node: Any) -> str:
     return get() if get is not None else str(node)
 
 
+def _names(nodes: Any) -> list[str]:
+    """_node_name of each node, sorted; file nodes (nearly all) without a lookup per node."""
+    if not nodes:
+        return []
+    try:
+        return sorted([n.get_internal_path() for n in nodes])
+    except AttributeError:  # a Value or an Alias among them
+        return sorted(_node_name(n) for n in nodes)
+
+
 def _target_digester() -> Callable[[Any], bytes]:
     """The per-target digest, its lookups done once (it runs for every target of every build)."""
     from SCons.Node import FS
@@ -601,9 +611,9 @@ def _target_digester() -> Callable[[Any], bytes]:
         binfo = getattr(node, "binfo", None) if isinstance(node, fs_base) else None
         actsig = getattr(binfo, "bactsig", "") if binfo is not None else ""
         parts = [str(actsig or "")]
-        parts += sorted(_node_name(s) for s in (node.sources or ()))
+        parts += _names(node.sources)
         parts.append("|")
-        parts += sorted(_node_name(s) for s in (node.depends or ()))
+        parts += _names(node.depends)
         h = sha256.copy()
         h.update("\0".join(parts).encode("utf-8", "surrogateescape"))
         return h.digest()[:16]
