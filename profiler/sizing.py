@@ -724,7 +724,7 @@ def size_sections(
     use_c: None = the C walk when built; True/False force it (tests compare the two).
     """
     t0 = time.perf_counter()
-    owners = list(objects)
+    owners = objects if type(objects) is list else list(objects)  # a list is read, never changed: no copy
     sizer = Sizer(boundary, dup_stats=dup_stats, use_c=use_c)
     sizer.claim(owners)
     classes: dict[str, _ClassStats] = {}
