@@ -46,12 +46,10 @@ from .builds.scons_state import clean_args, has_sconstruct, locates_sconstruct, 
 from .measure import TRAMPOLINE, machine_description
 from .rss import Sampler
 
-STATES = ("null", "second", "full")
 VARIANTS = ("plain", "store", "dagcache", "make")
 MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
 DAG_ANSWERED = "dagprof: up to date from the DAG cache"
 TIMED = ("peak_rss", "peak_rss_anon", "peak_rss_file", "wall_s", "floor_rss")
-STORES = ("lmdb", "memory")
 METRICS = (
     "peak_rss",
     "peak_rss_anon",

@@ -146,6 +146,13 @@ class Introspector:
             # owner is the same in every run. The order the gc lists give depends on when automatic
             # collections ran, i.e. on every allocation before (even an import of dagprof's own).
             owners = self.tracker.creation_order(owners)
+        # the tracker's part is read before the sizing, then its per-instance records are released: the
+        # sizing's own tables reuse that memory instead of adding to the process's peak (ages of the live
+        # instances are therefore taken at the end of the build, not after dagprof's sizing)
+        counts = self.tracker.counts()
+        lifetimes = self.tracker.lifetimes()
+        tracker_bytes = self.tracker.self_bytes()
+        self.tracker.release()
         sizes = size_sections(owners, self.boundary, dup_stats=self.dup_stats) if self.size else {}
         detail = detail_section(owners, self.detail, self.detail_n, self.boundary, stop=owners)
         now: dict[str, int] = {}
@@ -157,15 +164,14 @@ class Introspector:
         cycles = self.cycles.section(self.classes, free=False) if self.watch_cycles else {}
         self.cycles.restore()
         monitor = self.monitor.section()
-        tracker_bytes = self.tracker.self_bytes()
         monitor["cost"]["monitor_bytes"] = monitor["cost"]["self_bytes"]
         monitor["cost"]["tracker_bytes"] = tracker_bytes
         monitor["cost"]["self_bytes"] += tracker_bytes
         monitor["cost"]["finish_s"] = time.perf_counter() - t0
         self.finished = {
             "sizes": sizes,
-            "counts": counts_section(self.tracker.counts(), now, sizes),
-            "lifetimes": self.tracker.lifetimes(),
+            "counts": counts_section(counts, now, sizes),
+            "lifetimes": lifetimes,
             "monitor": monitor,
             "snapshots": list(self.snapshots),
             "cycles": cycles,

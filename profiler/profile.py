@@ -19,8 +19,6 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
-
 FORMAT = "dagprof-profile"
 VERSION = 1
 
@@ -107,11 +105,17 @@ class Profile:
             raise ProfileError(f"{source}: damaged profile file ({e})") from None
         return cls(meta=meta, phases=phases, access=access, sections=sections)
 
+    # msgpack is imported where a profile is written or read, not with this module: `dagprof profile` imports
+    # this module before the build it measures, and writes the file only once the build is done
     def dumps(self) -> bytes:
+        import msgpack
+
         return msgpack.packb(self.to_dict(), use_bin_type=True, default=_default)
 
     @classmethod
     def loads(cls, blob: bytes, source: str = "profile") -> Profile:
+        import msgpack
+
         try:
             data = msgpack.unpackb(blob, raw=False, strict_map_key=False)
         except msgpack.ExtraData:

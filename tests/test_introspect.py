@@ -8,6 +8,7 @@ import weakref
 
 import pytest
 
+from dagprof import introspect
 from dagprof.introspect import Introspector, counts_section
 from dagprof.profile import Profile
 
@@ -118,6 +119,33 @@ def test_finish_over_given_objects_and_counts_helper() -> None:
     assert sec["sizes"]["objects"] == 4
     assert sec["counts"]["Item"]["now"] == 4 and sec["counts"]["Item"]["created"] == 10
     assert counts_section({}, {}, {"classes": {}}) == {}
+
+
+def test_finish_reads_the_tracker_then_releases_its_records_before_sizing(monkeypatch) -> None:
+    """The tracker's part of the profile (counts, lifetimes, its own bytes) is read before the sizing, then its
+    per-instance records are released, so the sizing reuses their memory instead of adding to the peak."""
+    insp = Introspector([Item], interval_s=0.05)
+    seen = {}
+    real = introspect.size_sections
+
+    def sizing(*a, **kw):
+        seen["born"] = dict(insp.tracker._born)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(introspect, "size_sections", sizing)
+    insp.start()
+    try:
+        env = Env()
+        items = [Item(i, env) for i in range(50)]
+        sec = insp.finish()
+    finally:
+        insp.restore()
+    assert seen == {"born": {}} and insp.tracker._born == {}
+    assert sec["counts"]["Item"]["now"] == 50 and sec["counts"]["Item"]["created"] == 50
+    lt = sec["lifetimes"]["Item"]
+    assert lt["alive"] == 50 and lt["alive_max_s"] > 0  # the ages were taken before the release
+    assert sec["monitor"]["cost"]["tracker_bytes"] > 0 and sec["sizes"]["classes"]["Item"]["count"] == 50
+    del items
 
 
 def test_bad_class_is_a_clear_error() -> None:

@@ -482,6 +482,25 @@ def test_c_walk_memory_is_a_bitmap(walk: str) -> None:
     assert id(objs[5][1]) in copy and id(objs[5][1]) not in walker and len(copy) == len(walker) + 1
 
 
+def test_referents_already_claimed_are_not_stacked_and_the_numbers_stay(walk: str) -> None:
+    """A table of every owner (as SCons' lookup dict on its root Dir): the owners are claimed, so the C walk
+    never puts them on its stack (only the keys); both walks give the same bytes as counted by hand."""
+    owners = [Owner() for _ in range(5000)]
+    table = {f"/src/file{i}.c": o for i, o in enumerate(owners)}
+    for i, o in enumerate(owners):
+        o.name = f"n{i}"
+    owners[0].items = table
+    sec = size_sections(owners)
+    attrs = sec["classes"]["Owner"]["attrs"]
+    assert attrs["items"]["bytes"] == gs(table) + sum(map(gs, table))  # the dict and its keys, no owner
+    assert sec["classes"]["Owner"]["total"] == 5000 * gs(owners[0]) + attrs["items"]["bytes"] + attrs["name"]["bytes"]
+    if walk == "C walk":
+        sizer = sizing.Sizer(use_c=True)
+        sizer.claim(owners)
+        assert sizer.exclusive(table) == attrs["items"]["bytes"]
+        assert 5000 <= sizer.seen.stack_peak < 5100  # the keys: not the 10000 entries the dict's traversal lists
+
+
 def test_c_keyset_has_set_membership(walk: str) -> None:
     """The C path's KeySet: the membership of a Python set (hash, then identity or ==), TypeError when unhashable."""
     if walk != "C walk":

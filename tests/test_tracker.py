@@ -232,6 +232,30 @@ def test_lifetimes_show_the_age_of_instances_still_alive() -> None:
         tr.restore()
 
 
+def test_release_forgets_the_birth_records_but_keeps_the_counts() -> None:
+    """release() (the introspector calls it once it has read the tracker, before sizing) frees the per-instance
+    records; the counts stay, a death afterwards is ignored, and a new birth starts new records."""
+    tr = Tracker([Slotted, Weak])
+    tr.install()
+    try:
+        objs = [Slotted(i) for i in range(30)]
+        weak = [Weak() for _ in range(3)]
+        before = tr.counts()
+        assert tr.self_bytes() > 0 and len(tr._born["Slotted"]) == 30 and len(tr._refs) == 3
+        tr.release()
+        assert tr._born == {} and tr._refs == {} and tr.counts() == before
+        assert tr.lifetimes()["Slotted"]["alive_max_s"] == 0.0  # no ages of live instances any more
+        del objs[:10], weak
+        gc.collect()
+        assert tr.counts() == before  # deaths after the release are not counted (nor an error)
+        late = Slotted(99)
+        c = tr.counts()["Slotted"]
+        assert c["created"] == 31 and c["alive"] == 31 and len(tr._born["Slotted"]) == 1
+        assert late and objs
+    finally:
+        tr.restore()
+
+
 def test_instances_of_lists_what_a_full_gc_scan_lists_in_the_same_order() -> None:
     """gcscan.instances_of (gc.get_referrers of the classes) == filtering gc.get_objects(), order included."""
     import gc
