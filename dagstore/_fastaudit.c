@@ -42,7 +42,15 @@ hook(const char *event, PyObject *args, void *user_data)
     PyObject *name = PyUnicode_InternFromString(event);
     if (name == NULL)
         return -1;
-    PyObject *res = PyObject_CallFunctionObjArgs(callback, name, args, NULL);
+    /* as CPython does for a hook added with sys.addaudithook: no trace/profile function (sys.settrace,
+     * sys.setprofile, cProfile, scons --profile, pdb) sees the recorder's own Python code */
+    PyThreadState *ts = PyThreadState_Get();
+    PyObject *cb = callback;  /* owned for the call: install() may replace the global meanwhile */
+    Py_INCREF(cb);
+    PyThreadState_EnterTracing(ts);
+    PyObject *res = PyObject_CallFunctionObjArgs(cb, name, args, NULL);
+    PyThreadState_LeaveTracing(ts);
+    Py_DECREF(cb);
     Py_DECREF(name);
     if (res == NULL)
         return -1;  /* as a Python hook that raises: the audited operation fails with the exception */
@@ -81,6 +89,12 @@ fastaudit_install(PyObject *self, PyObject *args)
             return NULL;
         }
         memcpy(copy[i], s, (size_t)size + 1);
+    }
+    if (installed && PyInterpreterState_Get() != home) {
+        /* the state here is per process, the recorder per interpreter: a second interpreter would take over
+         * the callback and reset the mode of the first; it uses the Python hook instead */
+        PyErr_SetString(PyExc_ImportError, "install(): the C audit hook serves another interpreter");
+        return NULL;
     }
     if (!installed) {
         if (PySys_AddAuditHook(hook, NULL) < 0)
@@ -135,5 +149,12 @@ static struct PyModuleDef fastaudit_module = {
 PyMODINIT_FUNC
 PyInit__fastaudit(void)
 {
+    /* called again only after Py_Finalize() (which removed every runtime hook) and a new Py_Initialize():
+     * forget the old interpreter's hook and callback (not decref'd: that interpreter is gone) */
+    installed = 0;
+    mode = 0;
+    home = NULL;
+    callback = NULL;
+    n_names = 0;
     return PyModule_Create(&fastaudit_module);
 }

@@ -660,10 +660,11 @@ def _install_hook() -> None:
         if os.environ.get("DAGPROF_NO_C", "") not in ("", "0"):
             raise ImportError("DAGPROF_NO_C is set")
         from . import _fastaudit
+
+        _fastaudit.install(_on_event, tuple(_EVENTS))  # ImportError: not built, or another interpreter's
     except ImportError:
         sys.addaudithook(_audit)
         return
-    _fastaudit.install(_on_event, tuple(_EVENTS))
     _CHOOK = _fastaudit
 
 

@@ -187,7 +187,7 @@ def test_rerecording_in_write_chunks_replaces_every_record(tmp_path, monkeypatch
 
 
 def test_a_write_stopped_between_chunks_never_answers(tmp_path, monkeypatch):
-    """As a kill between two of the write's transactions: the old records are gone, the header says
+    """As a kill between two of the write's transactions: the records are part old, part new, the header says
     `building`, so the snapshot does not answer; the next complete recording does."""
     monkeypatch.setattr(dagcache, "WRITE_CHUNK", 3)
     paths = _files(tmp_path, 10)

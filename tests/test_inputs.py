@@ -626,3 +626,61 @@ def test_file_state_reuses_a_known_digest_only_under_the_check_rule(tmp_path):
     assert r[2][5] == "known"
     (r,) = find(rec.records("md5", {str(src): [*real[:5], "known", old]}), "f", str(src))
     assert r[2][5] == real[5]
+
+
+def test_recorder_callbacks_are_not_traced():
+    """As CPython does for a Python audit hook, the recorder's own code runs with tracing off: a profiler
+    (sys.setprofile, cProfile, scons --profile) or a debugger never sees it, with either hook."""
+    code = textwrap.dedent("""
+        import sys
+        from dagstore.inputs import InputRecorder
+        seen = set()
+        def prof(frame, event, arg):
+            if frame.f_code.co_filename.endswith("inputs.py"):
+                seen.add(frame.f_code.co_name)
+        rec = InputRecorder()
+        rec.start()
+        sys.setprofile(prof)
+        open(sys.executable, "rb").close()
+        sys.setprofile(None)
+        rec.stop()
+        print(sorted(seen), len(rec.file_paths()))
+    """)
+    for no_c in ("0", "1"):
+        env = dict(os.environ, DAGPROF_NO_C=no_c, PYTHONPATH=str(ROOT))
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        assert p.stdout.split() == ["[]", "1"], no_c
+
+
+def test_a_subinterpreter_records_with_its_own_hook(tmp_path):
+    """The C hook's state is per process: a second interpreter's recorder uses the Python hook, and neither
+    recorder loses an event to the other."""
+    pytest.importorskip("_xxsubinterpreters")
+    code = textwrap.dedent("""
+        import sys
+        import _xxsubinterpreters as interp
+        from dagstore.inputs import InputRecorder
+        a, b, c = sys.argv[1:4]
+        rec = InputRecorder()
+        rec.start()
+        open(a).close()
+        sub = interp.create()
+        interp.run_string(sub, f'''
+        from dagstore.inputs import InputRecorder
+        r = InputRecorder()
+        r.start()
+        open({b!r}).close()
+        r.stop()
+        assert {b!r} in r.file_paths(), sorted(r.file_paths())
+        ''')
+        open(c).close()
+        rec.stop()
+        print(sorted(p for p in rec.file_paths() if p in (a, b, c)) == sorted([a, c]))
+    """)
+    paths = [str(tmp_path / n) for n in "abc"]
+    for p in paths:
+        write(p, "x")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "True"

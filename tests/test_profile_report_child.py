@@ -261,3 +261,14 @@ sys.exit(code)
     )
     assert p.returncode == 0 and p.stderr == "", p.stderr
     assert p.stdout.endswith("profile written to s.dagprof\nrich here: False\n") and "Findings" in p.stdout
+
+
+def test_the_child_gets_the_environment_from_before_the_build(tmp_path):
+    """An SConstruct runs in-process and may change os.environ (here PYTHONHOME, fatal for a new interpreter):
+    the report child starts with the environment dagprof itself was started with."""
+    (tmp_path / "SConstruct").write_text(
+        'import os\nos.environ["PYTHONHOME"] = "/nonexistent"\nCommand("out.txt", [], "echo x > $TARGET")\n'
+    )
+    p = run_dagprof(["profile", "-o", "e.dagprof", *QUIET], cwd=tmp_path, check=True)
+    assert p.stderr == ""
+    assert written(p.stdout, "e.dagprof") == run_dagprof(["report", "e.dagprof"], cwd=tmp_path, check=True).stdout

@@ -78,6 +78,7 @@ def run(args: Any, scons_args: list[str]) -> int:
             sizes=not args.no_sizes,
             dup_stats=not args.no_dup_stats,
         )
+    environ = dict(os.environ)  # the report child's: an SConstruct may set PYTHONHOME, PYTHONPATH... in-process
     profile = adapter.profile_build(scons_args, readers=args.readers, introspector=introspector)
     global RAN_SCONS
     RAN_SCONS = True
@@ -91,7 +92,7 @@ def run(args: Any, scons_args: list[str]) -> int:
         )
         return code
     profile.save(out)
-    status = report_in_child(out, args)
+    status = report_in_child(out, args, environ)
     if status is None:
         status = show(profile, args)
     if not args.json:
@@ -108,7 +109,7 @@ def run(args: Any, scons_args: list[str]) -> int:
 REPORT_CODES = (exitcodes.OK, exitcodes.BUDGET)  # what `dagprof report` returns when it rendered the report
 
 
-def report_in_child(path: str, args: Any) -> int | None:
+def report_in_child(path: str, args: Any, environ: dict[str, str] | None = None) -> int | None:
     """`dagprof report PATH` with this command's report options, in a fresh interpreter on this process's
     stdin/stdout/stderr and environment, so the report is printed as it would be here (terminal and width
     come from the same descriptors) without raising this process's peak RSS. Returns its exit code, or None
@@ -135,7 +136,7 @@ def report_in_child(path: str, args: Any) -> int | None:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        code = subprocess.call(argv, stdout=fds[0], stderr=fds[1], env=_child_env(top))
+        code = subprocess.call(argv, stdout=fds[0], stderr=fds[1], env=_child_env(top, environ))
     except OSError:
         return None
     if code in REPORT_CODES:
@@ -145,14 +146,14 @@ def report_in_child(path: str, args: Any) -> int | None:
     return None
 
 
-def _child_env(top: str) -> dict[str, str]:
+def _child_env(top: str, environ: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment, with the folder that holds this very `dagprof` first on PYTHONPATH when a
     fresh interpreter would not find it there by itself (a checkout put on sys.path by the caller, as the
     tests do), so the child renders with the same code. An installed package (site-packages, or pip's
     editable finder, whose folder is not named `dagprof`) is found as it is."""
     import site
 
-    env = dict(os.environ)
+    env = dict(os.environ if environ is None else environ)
     package = os.path.dirname(os.path.abspath(sys.modules[top].__file__ or ""))
     if os.path.basename(package) != top:
         return env
