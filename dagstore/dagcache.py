@@ -307,6 +307,32 @@ def check_node(rec: list, hash_name: str, recorded_at_ns: int, rehash: bool = Tr
 # ---- writing -------------------------------------------------------------------------------------
 
 
+class StoredStates:
+    """path -> file state, held compactly while a recording runs at the end of a build (near its peak RSS):
+    the key is the path's hash and the value the packed state, ~170 bytes a file instead of ~540 for the
+    path and the decoded list. Two paths sharing a hash can only cost a re-read: a state is reused only when
+    the file's size, mtime, inode and ctime all match it."""
+
+    def __init__(self) -> None:
+        self._packed: dict[int, bytes] = {}
+
+    def put(self, path: str, state: list) -> None:
+        self._packed[hash(path)] = _pack(state)
+
+    def get(self, path: str, default: list | None = None) -> list | None:
+        blob = self._packed.get(hash(path))
+        if blob is None:
+            return default
+        try:
+            state = _unpack(blob)
+        except SnapshotDamaged:
+            return default
+        return state if isinstance(state, list) else default
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+
 class DagCache:
     """The snapshot of one store: invalidate at build start, record at a successful end, answer."""
 
@@ -632,15 +658,15 @@ class DagCache:
         """The snapshot's header (for reports and tests)."""
         return self._read(self._header)
 
-    def file_states(self, hash_name: str) -> dict[str, list]:
-        """path -> state of the stored snapshot's read-phase file inputs, for a recording to reuse the digests of
-        files whose stat is unchanged (inputs.file_state's `known`); {} when there is none to trust."""
+    def file_states(self, hash_name: str) -> StoredStates:
+        """The stored snapshot's read-phase file input states, for a recording to reuse the digests of files
+        whose stat is unchanged (inputs.file_state's `known`); empty when there are none to trust."""
 
-        def read(txn: lmdb.Transaction) -> dict[str, list]:
+        def read(txn: lmdb.Transaction) -> StoredStates:
+            states = StoredStates()
             header = self._header(txn)
-            if not header or header.get("hash") != hash_name or header.get("format") != FORMAT:
-                return {}
-            states: dict[str, list] = {}
+            if not header or header.get("hash") != hash_name:
+                return states
             with txn.cursor() as cur:
                 if not cur.set_range(b"i"):
                     return states
@@ -650,10 +676,10 @@ class DagCache:
                     rec = _unpack(v)
                     if isinstance(rec, list) and len(rec) == 3 and rec[0] in ("f", "o", BUILD_FILE):
                         if isinstance(rec[1], str) and isinstance(rec[2], list):
-                            states[rec[1]] = rec[2]
+                            states.put(rec[1], rec[2])
             return states
 
         try:
-            return self._read(read) or {}
+            return self._read(read) or StoredStates()
         except lmdb.Error:
-            return {}
+            return StoredStates()

@@ -534,13 +534,14 @@ class InputRecorder:
 
     # -- results ---------------------------------------------------------------------------------
 
-    def records(self, hash_name: str = "md5", known: dict[str, list] | None = None) -> list[list]:
+    def records(self, hash_name: str = "md5", known: Any = None) -> list[list]:
         """The inputs as plain lists, with file states of NOW (call when the phase's outputs are final).
 
         Each "f"/"o" state is file_state() + [recorded_at_ns]; recorded_at_ns is taken before any
         stat, so it is a lower bound of when each state was seen (what the racy rule needs).
         Order: cheap checks first (env, probes, dirs), then files, so a check stream stops early.
-        known: path -> state of a previous recording with the same hash_name (file_state's `known`).
+        known: path -> state of a previous recording with the same hash_name (file_state's `known`): a
+        dict, or anything with its get() (dagcache.StoredStates).
         """
         known = known or {}
         with _Quiet(), self._lock:

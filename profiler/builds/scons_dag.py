@@ -495,7 +495,7 @@ class DagRecorder:
         # records check it, and a build that rewrites it must not make the inputs look new. Stated
         # after the walk: probes of node paths are gone from it (docs/dagstore.md, "Inputs")
         # digests of files unchanged since the last snapshot are taken from it (the same rule as its check)
-        known = dc.DagCache(self.store_path).file_states(hash_name) if self.store_path else {}
+        known = dc.DagCache(self.store_path).file_states(hash_name) if self.store_path else dc.StoredStates()
         inputs = [
             r for r in self.inputs.records(hash_name, known) if not (r[0] in ("f", "o", "p") and _is_sconsign(r[1]))
         ]
