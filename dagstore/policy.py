@@ -311,6 +311,16 @@ def adjust_with_history(
 REUSE_MIN_SAMPLES = 64  # lookups or scans a build must have timed before its figure replaces the last one
 
 
+def robust_total(samples: Sequence[float], count: int, total: float) -> float:
+    """The time of `count` timed calls as their median times `count` (`samples`: the first of their times),
+    so that a collector pause inside one lookup (0.1-0.3 s with a large node graph: more than all the
+    lookups of a build) does not decide whether reuse pays. The plain total below REUSE_MIN_SAMPLES."""
+    if len(samples) < REUSE_MIN_SAMPLES or count <= 0:
+        return total
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2] * count
+
+
 def reuse_cost(old: Mapping | None, hits: int, lookup_s: float, scans: int, scan_s: float) -> dict[str, float]:
     """The figures reuse_verdict weighs, from one build's timings: a figure with too few samples keeps the
     previous build's (a build that reuses everything times no scan; one with reuse off, no lookup)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -118,6 +119,9 @@ class SpillLost(RuntimeError):
     """A spilled value could not be read back: the build must stop rather than continue wrongly."""
 
 
+SAMPLES = 4096  # per-lookup and per-scan times kept for their medians (32 KiB each)
+
+
 @dataclass
 class SpillStats:
     """Accounting for the report: what left memory, what came back, what was refused, at what cost."""
@@ -140,6 +144,11 @@ class SpillStats:
     reuse_sampled: int = 0  # lookups left to a scan on purpose, to time the scan (scan_sample_every)
     scans: int = 0  # scans the adapter timed (the work a reuse hit replaces) ...
     scan_time_s: float = 0.0  # ... and their time
+    # each lookup's and scan's own time (the first SAMPLES of each): their medians, unlike the totals, do
+    # not count a garbage collection that happened to run inside one of them (policy.robust_total)
+    reuse_timed: int = 0
+    lookup_samples: array = field(default_factory=lambda: array("d"))
+    scan_samples: array = field(default_factory=lambda: array("d"))
     flushes: int = 0
     stopped: str | None = None
     errors: dict[str, int] = field(default_factory=dict)  # store errors that cost a reuse or advice, by kind
@@ -539,7 +548,12 @@ class Spiller:
         try:
             return self._reuse_lookup(obj, name, oid)
         finally:
-            self.stats.reuse_time_s += time.perf_counter() - t0
+            dt = time.perf_counter() - t0
+            st = self.stats
+            st.reuse_time_s += dt
+            st.reuse_timed += 1
+            if len(st.lookup_samples) < SAMPLES:
+                st.lookup_samples.append(dt)
 
     def _reuse_lookup(self, obj: object, name: str, oid: int) -> Any:
         if len(self._tried_reuse) >= self.reuse_memory:  # objects that never reach a safe point (sources)

@@ -13,6 +13,7 @@ from dagstore.policy import (
     plan_line,
     reuse_cost,
     reuse_verdict,
+    robust_total,
     spill_verdict,
 )
 
@@ -220,6 +221,19 @@ def test_values_too_small_in_a_row_are_not_encoded_and_said_so():
         assert f"{len(nodes):,} too small" in line and "100 of those not encoded" in line
     finally:
         sp.restore()
+
+
+def test_a_collector_pause_inside_one_lookup_does_not_turn_reuse_off():
+    """5,000 lookups of 10 us and one that a full collection stretched to 0.3 s: the plain total says a hit
+    costs 70 us (more than a 30 us scan), the robust one 10 us; with few samples the plain total stands."""
+    lookups = [10e-6] * 4999 + [0.3]
+    total = sum(lookups)
+    assert not reuse_verdict(reuse_cost(None, 5000, total, 100, 100 * 30e-6))[0]
+    robust = robust_total(lookups[:4096], 5000, total)
+    assert abs(robust - 5000 * 10e-6) < 1e-9
+    assert reuse_verdict(reuse_cost(None, 5000, robust, 100, 100 * 30e-6))[0]
+    assert robust_total([1.0] * 10, 5000, 3.5) == 3.5  # too few samples: the total
+    assert robust_total([], 0, 0.0) == 0.0
 
 
 def test_reuse_cost_keeps_figures_with_too_few_samples():

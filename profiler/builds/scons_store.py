@@ -362,6 +362,8 @@ class StoreHooks:
         # C's included); timed so the policy can tell whether reuse pays on this project (reuse_verdict)
         import SCons.Scanner
 
+        from dagstore.spill import SAMPLES
+
         orig_names = SCons.Scanner.Classic.find_include_names
         stats = self.spiller.stats
 
@@ -370,8 +372,11 @@ class StoreHooks:
             try:
                 return orig_names(scanner, node)
             finally:
+                dt = perf_counter() - t0
                 stats.scans += 1
-                stats.scan_time_s += perf_counter() - t0
+                stats.scan_time_s += dt
+                if len(stats.scan_samples) < SAMPLES:
+                    stats.scan_samples.append(dt)
 
         self._patches.set(SCons.Scanner.Classic, "find_include_names", hidden(find_include_names))
 
@@ -510,13 +515,12 @@ class StoreHooks:
                 self.store.set_meta(
                     "store_latency", latency(st.spill_time_s, st.spilled_attrs, st.reload_time_s, st.reloads)
                 )
-            from dagstore.policy import reuse_cost
+            from dagstore.policy import reuse_cost, robust_total
 
+            lookup_s = robust_total(st.lookup_samples, st.reuse_timed, st.reuse_time_s)
+            scan_s = robust_total(st.scan_samples, st.scans, st.scan_time_s)
             self.store.set_meta(
-                "reuse_cost",
-                reuse_cost(
-                    self._reuse_cost, st.reuse_hits, st.reuse_time_s + st.record_time_s, st.scans, st.scan_time_s
-                ),
+                "reuse_cost", reuse_cost(self._reuse_cost, st.reuse_hits, lookup_s + st.record_time_s, st.scans, scan_s)
             )
             if rows and any(r.reads or r.writes for r in rows):
                 self.store.set_meta("access_profile", [r.as_list() for r in rows])
