@@ -7,22 +7,15 @@ import json
 import re
 
 import pytest
-from small_projects import command_sconstruct
+from small_projects import write_command_project
 
 from dagprof.exitcodes import BUDGET
 from dagprof.profile import load
 
-SCONSTRUCT = command_sconstruct(12)
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("prof")
-    (root / "src").mkdir()
-    (root / "SConstruct").write_text(SCONSTRUCT)
-    (root / "src" / "common.txt").write_text("common\n")
-    for i in range(12):
-        (root / "src" / f"s{i:02d}.txt").write_text(f"source {i}\n")
+    root = write_command_project(tmp_path_factory.mktemp("prof"), 12)
     from conftest import run_dagprof
 
     p = run_dagprof(

@@ -14,11 +14,9 @@ import sys
 
 import pytest
 from conftest import _env, run_dagprof, run_python
-from small_projects import command_sconstruct
+from small_projects import write_command_project
 
 from dagprof.exitcodes import BUDGET
-
-SCONSTRUCT = command_sconstruct(8)
 
 # -s: SCons prints nothing of its own, so stdout is the report and the "profile written to" line alone
 QUIET = ["--", "-Q", "-s"]
@@ -26,12 +24,7 @@ QUIET = ["--", "-Q", "-s"]
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("child")
-    (root / "src").mkdir()
-    (root / "SConstruct").write_text(SCONSTRUCT)
-    (root / "src" / "common.txt").write_text("common\n")
-    for i in range(8):
-        (root / "src" / f"s{i:02d}.txt").write_text(f"source {i}\n")
+    root = write_command_project(tmp_path_factory.mktemp("child"), 8)
     run_dagprof(["profile", "-o", "first.dagprof", *QUIET], cwd=root, check=True)  # the build itself
     return root
 
