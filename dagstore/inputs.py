@@ -133,16 +133,31 @@ def file_state(path: str, hash_name: str, known: list | None = None) -> list:
     kind = _kind(st.st_mode)
     if kind != "file":
         return [kind, 0, 0, 0, 0, None]
-    if known is not None and len(known) == 7 and known[0] == "file" and known[5] is not None:
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
-        if known[1:5] == stamp and type(known[6]) is int and st.st_mtime_ns < known[6] - RACY_NS:
-            return ["file", *stamp, known[5]]
+    if (
+        known is not None
+        and len(known) == 7
+        and known[0] == "file"
+        and known[5] is not None
+        and type(known[6]) is int
+        and _stat_proves(st, known, known[6])
+    ):
+        return ["file", st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, known[5]]
     digest = None
     try:
         st, digest = _digest_file(path, hash_name)
     except OSError:
         pass  # unreadable: stat-only state; a differing stat is a change
     return ["file", st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, digest]
+
+
+def _stat_proves(st: os.stat_result, state: list, recorded_at_ns: int | None) -> bool:
+    """Whether a stat alone shows a file unchanged since `state` ([kind, size, mtime_ns, ino, ctime_ns, ...])
+    was recorded at recorded_at_ns: the same size, mtime, inode and ctime, and a recorded mtime older than
+    recorded_at_ns - RACY_NS (git's racily-clean rule; None trusts every stat match). The one rule for both
+    check() and the reuse of a recorded digest (file_state's `known`)."""
+    if [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns] != state[1:5]:
+        return False
+    return recorded_at_ns is None or state[2] < recorded_at_ns - RACY_NS
 
 
 def same_file(path: str, state: list, hash_name: str, recorded_at_ns: int | None = None) -> bool:
@@ -163,10 +178,9 @@ def same_file(path: str, state: list, hash_name: str, recorded_at_ns: int | None
         return False
     if kind != "file":
         return True
-    _, size, mtime_ns, ino, ctime_ns, digest = state[:6]
-    same_stat = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) == (size, mtime_ns, ino, ctime_ns)
-    if same_stat and (recorded_at_ns is None or mtime_ns < recorded_at_ns - RACY_NS):
+    if _stat_proves(st, state, recorded_at_ns):
         return True
+    size, digest = state[1], state[5]
     if digest is None or st.st_size != size:
         return False
     try:
