@@ -661,25 +661,21 @@ class DagCache:
     def file_states(self, hash_name: str) -> StoredStates:
         """The stored snapshot's read-phase file input states, for a recording to reuse the digests of files
         whose stat is unchanged (inputs.file_state's `known`); empty when there are none to trust."""
-
-        def read(txn: lmdb.Transaction) -> StoredStates:
-            states = StoredStates()
-            header = self._header(txn)
+        states = StoredStates()
+        reader = _Reader(self.path)
+        try:
+            if not reader.open():
+                return states
+            assert reader.txn is not None
+            header = self._header(reader.txn)
             if not header or header.get("hash") != hash_name:
                 return states
-            with txn.cursor() as cur:
-                if not cur.set_range(b"i"):
-                    return states
-                for k, v in cur:
-                    if k[:1] != b"i":
-                        break
-                    rec = _unpack(v)
-                    if isinstance(rec, list) and len(rec) == 3 and rec[0] in ("f", "o", BUILD_FILE):
-                        if isinstance(rec[1], str) and isinstance(rec[2], list):
-                            states.put(rec[1], rec[2])
-            return states
-
-        try:
-            return self._read(read) or StoredStates()
-        except lmdb.Error:
+            for rec in reader.stream(b"i"):
+                if isinstance(rec, list) and len(rec) == 3 and rec[0] in ("f", "o", BUILD_FILE):
+                    if isinstance(rec[1], str) and isinstance(rec[2], list):
+                        states.put(rec[1], rec[2])
+        except (SnapshotDamaged, _Moved, lmdb.Error):  # nothing to reuse: every file is read again
             return StoredStates()
+        finally:
+            reader.close()
+        return states
