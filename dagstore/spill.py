@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .codec import Codec, Refused
+from .policy import robust_total
 from .units import fmt_bytes
 
 try:  # DAGPROF_NO_C=1: behave as if the extension were not built (CI runs the tests both ways)
@@ -153,6 +154,27 @@ class SpillStats:
     stopped: str | None = None
     errors: dict[str, int] = field(default_factory=dict)  # store errors that cost a reuse or advice, by kind
     per_attr: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def timed_lookup(self, dt: float) -> None:
+        """One reuse lookup took dt seconds."""
+        self.reuse_time_s += dt
+        self.reuse_timed += 1
+        if len(self.lookup_samples) < SAMPLES:
+            self.lookup_samples.append(dt)
+
+    def timed_scan(self, dt: float) -> None:
+        """One scan the adapter timed (the work a reuse hit replaces) took dt seconds."""
+        self.scan_time_s += dt
+        self.scans += 1
+        if len(self.scan_samples) < SAMPLES:
+            self.scan_samples.append(dt)
+
+    def reuse_times(self) -> tuple[float, float]:
+        """(lookups' time, scans' time) as the reuse verdict weighs them (policy.robust_total)."""
+        return (
+            robust_total(self.lookup_samples, self.reuse_timed, self.reuse_time_s),
+            robust_total(self.scan_samples, self.scans, self.scan_time_s),
+        )
 
     def attr(self, key: str) -> dict[str, int]:
         d = self.per_attr.get(key)
@@ -548,12 +570,7 @@ class Spiller:
         try:
             return self._reuse_lookup(obj, name, oid)
         finally:
-            dt = time.perf_counter() - t0
-            st = self.stats
-            st.reuse_time_s += dt
-            st.reuse_timed += 1
-            if len(st.lookup_samples) < SAMPLES:
-                st.lookup_samples.append(dt)
+            self.stats.timed_lookup(time.perf_counter() - t0)
 
     def _reuse_lookup(self, obj: object, name: str, oid: int) -> Any:
         if len(self._tried_reuse) >= self.reuse_memory:  # objects that never reach a safe point (sources)

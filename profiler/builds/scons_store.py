@@ -362,8 +362,6 @@ class StoreHooks:
         # C's included); timed so the policy can tell whether reuse pays on this project (reuse_verdict)
         import SCons.Scanner
 
-        from dagstore.spill import SAMPLES
-
         orig_names = SCons.Scanner.Classic.find_include_names
         stats = self.spiller.stats
 
@@ -372,11 +370,7 @@ class StoreHooks:
             try:
                 return orig_names(scanner, node)
             finally:
-                dt = perf_counter() - t0
-                stats.scans += 1
-                stats.scan_time_s += dt
-                if len(stats.scan_samples) < SAMPLES:
-                    stats.scan_samples.append(dt)
+                stats.timed_scan(perf_counter() - t0)
 
         self._patches.set(SCons.Scanner.Classic, "find_include_names", hidden(find_include_names))
 
@@ -515,10 +509,9 @@ class StoreHooks:
                 self.store.set_meta(
                     "store_latency", latency(st.spill_time_s, st.spilled_attrs, st.reload_time_s, st.reloads)
                 )
-            from dagstore.policy import reuse_cost, robust_total
+            from dagstore.policy import reuse_cost
 
-            lookup_s = robust_total(st.lookup_samples, st.reuse_timed, st.reuse_time_s)
-            scan_s = robust_total(st.scan_samples, st.scans, st.scan_time_s)
+            lookup_s, scan_s = st.reuse_times()
             self.store.set_meta(
                 "reuse_cost", reuse_cost(self._reuse_cost, st.reuse_hits, lookup_s + st.record_time_s, st.scans, scan_s)
             )
