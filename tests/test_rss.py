@@ -8,7 +8,9 @@ import sys
 import time
 
 import pytest
+from conftest import run_dagprof
 
+from dagprof.profile import load
 from dagprof.rss import PeakSampler, Sampler, parse_status, read_rss, read_status
 
 STATUS = b"Name:\tpython\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\nRssAnon:\t   600 kB\nRssFile:\t   400 kB\nThreads:\t1\n"
@@ -68,3 +70,24 @@ def test_peak_sampler_reports_this_process_split():
     out = s.stop()
     assert set(out) == {"peak_rss_anon", "peak_rss_file", "peak_rss_hwm", "rss_samples"}
     assert out["peak_rss_anon"] > 0 and out["peak_rss_hwm"] >= out["peak_rss_anon"] and out["rss_samples"] >= 2
+
+
+THREADS_SCONSTRUCT = """\
+import threading
+print("threads:", ",".join(sorted(t.name for t in threading.enumerate() if t.name.startswith("dagprof"))))
+Command("out.txt", "in.txt", Copy("$TARGET", "$SOURCE"))
+"""
+
+
+@linux
+def test_build_samples_the_rss_split_only_for_a_profile(tmp_path):
+    """`dagprof build` runs the /proc sampling thread only when it writes a profile (-o): nothing else uses
+    the anon/file peaks, and its wake-ups cost the build time."""
+    (tmp_path / "SConstruct").write_text(THREADS_SCONSTRUCT)
+    (tmp_path / "in.txt").write_text("x\n")
+    plain = run_dagprof(["build", "--store", "none", "--", "-Q"], tmp_path, check=True)
+    assert "threads: \n" in plain.stdout
+    prof = run_dagprof(["build", "--store", "none", "-o", "p.dagprof", "--", "-Q"], tmp_path, check=True)
+    assert "threads: dagprof-rss\n" in prof.stdout
+    meta = load(str(tmp_path / "p.dagprof")).meta
+    assert meta["peak_rss_anon"] > 0 and meta["rss_samples"] >= 2

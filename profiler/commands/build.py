@@ -156,7 +156,14 @@ def _build(
 ) -> int:
     """Run SCons with the hooks, report, record the DAG snapshot; the exit code."""
     # the access counters only run when the store wants a fresh profile (see PROFILE_REFRESH)
-    profile = adapter.profile_build(scons_args, introspector=introspector, extra_hooks=hooks, lazy_counts=lazy_counts)
+    # the anon/file RSS peaks go into the profile only: a build that writes none does not sample them
+    profile = adapter.profile_build(
+        scons_args,
+        introspector=introspector,
+        extra_hooks=hooks,
+        lazy_counts=lazy_counts,
+        sample_rss=bool(args.output),
+    )
     global RAN_SCONS
     RAN_SCONS = True
     profile.meta["store"] = args.store if args.store != "none" else None
