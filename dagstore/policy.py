@@ -25,7 +25,9 @@ Sizes play no part in steps 1-3: `--spill auto` has no sizes (a build does not s
    value costs SPILL_US once (encode + write; measured: the last build's spill time per spilled value)
    and RELOAD_US per reload (measured: its reload time per reload), and frees its bytes only while it
    stays out (expected freed = encoded bytes per value x (1 - reload rate)). It is spilled only when
-   it frees at least BYTES_PER_US (2) bytes per microsecond it costs, and never when more than
+   the share of the build's peak RSS it frees is at least the share of the build's wall time it costs:
+   when it frees at least peak RSS / wall time bytes per microsecond it costs (`exchange_rate`: the
+   last build's; never under BYTES_PER_US = 2, the rate when the build's figures are unknown), and never when more than
    DROP_ABOVE (0.5) of its spills were reloaded (an attribute reloaded on most nodes is not cold,
    whatever it frees). Encoded bytes under-count a value's memory (a list of 3 names is ~80 bytes of
    Python objects for ~30 encoded), so the rule errs on the side of not spilling.
@@ -133,32 +135,51 @@ def parse_spill(spec: str, candidates: Candidates) -> dict[str, tuple[str, ...]]
 MAX_LATE_READS_PER_WRITE = 2.0
 KEEP_BELOW = 0.1
 DROP_ABOVE = 0.5
-BYTES_PER_US = 2.0  # a spill must free at least this many bytes per microsecond of build time it costs
+BYTES_PER_US = 2.0  # the least a spill must free per microsecond it costs (exchange_rate: the build's rate when known)
 SPILL_US = 20.0  # cost of spilling one value when not measured (bench/store_micro.py: encode 14-18 + put 4)
 RELOAD_US = 10.0  # cost of one reload when not measured (bench/store_micro.py: get + decode ~7)
 
 
 def latency(
-    spill_time_s: float = 0.0, spilled: int = 0, reload_time_s: float = 0.0, reloads: int = 0
+    spill_time_s: float = 0.0,
+    spilled: int = 0,
+    reload_time_s: float = 0.0,
+    reloads: int = 0,
+    build_wall_s: float = 0.0,
+    build_peak_rss: int = 0,
 ) -> dict[str, float]:
-    """Measured per-value costs of a build's store ({"spill_us", "reload_us"}); defaults where nothing was measured."""
-    return {
+    """Measured per-value costs of a build's store ({"spill_us", "reload_us"}); defaults where nothing was
+    measured. With the build's wall time and peak RSS, also its exchange rate ("build_bytes_per_us", see
+    `spill_verdict`)."""
+    out = {
         "spill_us": 1e6 * spill_time_s / spilled if spilled and spill_time_s > 0 else SPILL_US,
         "reload_us": 1e6 * reload_time_s / reloads if reloads and reload_time_s > 0 else RELOAD_US,
     }
+    if build_wall_s > 0 and build_peak_rss > 0:
+        out["build_bytes_per_us"] = build_peak_rss / (1e6 * build_wall_s)
+    return out
 
 
 def latency_of_section(sec: Mapping | None) -> dict[str, float]:
     """`latency()` from a profile's store section (or the store's "store_latency" meta record)."""
     sec = sec or {}
     if "spill_us" in sec:
-        return {"spill_us": float(sec["spill_us"]), "reload_us": float(sec.get("reload_us") or RELOAD_US)}
+        out = {"spill_us": float(sec["spill_us"]), "reload_us": float(sec.get("reload_us") or RELOAD_US)}
+        if sec.get("build_bytes_per_us"):
+            out["build_bytes_per_us"] = float(sec["build_bytes_per_us"])
+        return out
     return latency(
         float(sec.get("spill_time_s") or 0),
         int(sec.get("spilled_attrs") or 0),
         float(sec.get("reload_time_s") or 0),
         int(sec.get("reloads") or 0),
     )
+
+
+def exchange_rate(lat: Mapping[str, float] | None) -> float:
+    """Bytes a spill must free per microsecond it costs: the build's peak RSS over its wall time (freeing that
+    share of the peak costs the same share of the time), never under BYTES_PER_US."""
+    return max(BYTES_PER_US, float((lat or {}).get("build_bytes_per_us") or 0.0))
 
 
 def spill_verdict(
@@ -173,8 +194,9 @@ def spill_verdict(
     if nbytes is None:  # an old record without bytes: only the reload rate speaks
         return True, f"reloaded {rate:.0%}"
     freed = nbytes / spilled * (1 - rate)
-    if freed < BYTES_PER_US * cost:
-        return False, f"frees {freed:.0f} B/value for {cost:.0f} us (reloaded {rate:.0%})"
+    need = exchange_rate(lat)
+    if freed < need * cost:
+        return False, f"frees {freed:.0f} B/value for {cost:.0f} us, under {need:.0f} B/us (reloaded {rate:.0%})"
     return True, f"reloaded {rate:.0%}, frees {freed:.0f} B/value for {cost:.0f} us"
 
 

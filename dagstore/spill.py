@@ -151,6 +151,9 @@ class SpillStats:
     lookup_samples: array = field(default_factory=lambda: array("d"))
     scan_samples: array = field(default_factory=lambda: array("d"))
     flushes: int = 0
+    # the build's wall time and peak RSS (the caller's, at the end): what a spill's cost is weighed against
+    build_wall_s: float = 0.0
+    build_peak_rss: int = 0
     stopped: str | None = None
     errors: dict[str, int] = field(default_factory=dict)  # store errors that cost a reuse or advice, by kind
     per_attr: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -711,7 +714,7 @@ class Spiller:
             "reload_time_s": round(s.reload_time_s, 4),
             # per value, unrounded: the figures the store records for the next `--spill auto` (meta
             # "store_latency"), so the report's advice weighs exactly what the store will weigh
-            **latency(s.spill_time_s, s.spilled_attrs, s.reload_time_s, s.reloads),
+            **latency(s.spill_time_s, s.spilled_attrs, s.reload_time_s, s.reloads, s.build_wall_s, s.build_peak_rss),
             "record_time_s": round(s.record_time_s, 4),
             "reuse_time_s": round(s.reuse_time_s, 4),
             "reuse_sampled": s.reuse_sampled,

@@ -10,6 +10,9 @@ from dagstore.policy import (
     Candidates,
     choose,
     cold_attributes,
+    exchange_rate,
+    latency,
+    latency_of_section,
     plan_line,
     reuse_cost,
     reuse_verdict,
@@ -122,6 +125,50 @@ def test_attribute_reloaded_on_most_nodes_is_not_chosen_by_auto():
     assert spill_plan(prof) == {"File": ("implicit_set",)}
     assert cold_attributes(rows, _cands().spill, ("evaluate/build",), history, lat=lat) == plan.spill
     assert "not spilled: File.implicit" in plan_line(plan.as_dict(), {})
+
+
+def test_a_spill_must_free_the_share_of_peak_memory_it_costs_in_time():
+    """The exchange rate is the last build's peak RSS over its wall time: a value freeing 110 encoded bytes for
+    27 us (4 B/us) is worth spilling in a build of 100 MiB over 60 s (1.7 B/us: the floor of 2 applies), not in
+    one of 44 MiB over 1.3 s (35 B/us), where it would cost 2% of the time to free under 1% of the memory."""
+    slow = latency(0.027, 1000, 0, 0, 60.0, 100 << 20)
+    fast = latency(0.027, 1000, 0, 0, 1.3, 44 << 20)
+    assert exchange_rate(slow) == 2.0 and exchange_rate(None) == 2.0
+    assert round(exchange_rate(fast)) == 35
+    assert spill_verdict(1000, 0, 1000 * 110, slow)[0] is True
+    ok, why = spill_verdict(1000, 0, 1000 * 110, fast)
+    assert ok is False and "frees 110 B/value for 27 us, under 35 B/us" in why
+    assert spill_verdict(1000, 0, 1000 * 110, latency(0.027, 1000))[0] is True  # figures unknown: floor
+    # the store's meta record and the profile's store section carry the rate to the plan and to the report alike
+    assert latency_of_section(fast) == fast and latency_of_section({"spill_us": 27.0}).get("build_bytes_per_us") is None
+
+
+def test_small_build_stops_spilling_what_costs_more_time_than_it_frees(tmp_path, dagprof):
+    """A real 30-file build: the first one spills the built-in defaults; their measured cost, weighed at that
+    build's rate (a small build's peak over its short wall time), drops them from the next plan, which says so."""
+    proj = generate(tmp_path / "p", files=30, files_per_dir=10, seed=5)
+    root = proj.root
+    _build(dagprof, root, "auto", "a1.dagprof")
+    first = load(str(root / "a1.dagprof"))
+    st1 = first.sections["store"]
+    assert st1["per_attr"]["File.implicit_set"]["spilled"] > 0
+    rate = st1["build_bytes_per_us"]
+    assert rate > 20  # tens of MiB over well under a few seconds
+    proj.edit_header(0)
+    p = _build(dagprof, root, "auto", "a2.dagprof")
+    plan = load(str(root / "a2.dagprof")).sections["store"]["plan"]
+    assert "File.implicit_set" not in plan["spill"].split(",")
+    assert f"under {rate:.0f} B/us" in plan["dropped"]["File.implicit_set"]
+    assert f"under {rate:.0f} B/us" in p.stderr  # the --summary plan line
+    assert spill_plan(first) == {c: tuple(a) for c, a in _plan_spill(plan["spill"]).items()}  # the report agrees
+
+
+def _plan_spill(spec: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for label in filter(None, spec.split(",")):
+        cls, _, attr = label.partition(".")
+        out.setdefault(cls, []).append(attr)
+    return out
 
 
 def test_includes_kept_for_reuse_not_chosen_by_auto(tmp_path, dagprof):

@@ -378,6 +378,8 @@ class StoreHooks:
         from dagstore.backends import open_store
         from dagstore.policy import choose
 
+        self._started = perf_counter()
+
         self.path = os.path.abspath(self.path_arg or ".dagstore")
         expect = {"scons": scons_version(), "python": ".".join(map(str, sys.version_info[:2]))}
         options = {"lock_timeout": self.wait_s} if self.kind == "lmdb" else {}
@@ -488,6 +490,10 @@ class StoreHooks:
     def on_finish(self) -> None:
         if self.store is None:
             return
+        from ..rss import own_hwm
+
+        st = self.spiller.stats
+        st.build_wall_s, st.build_peak_rss = perf_counter() - self._started, own_hwm()  # the cost model's rate
         self.spiller.flush()
         self.own_memory = self.spiller.own_memory()  # at the end of the build, before close() reloads
         rows = self.recorder.rows() if self.recorder is not None else []
@@ -507,7 +513,15 @@ class StoreHooks:
                 from dagstore.policy import latency
 
                 self.store.set_meta(
-                    "store_latency", latency(st.spill_time_s, st.spilled_attrs, st.reload_time_s, st.reloads)
+                    "store_latency",
+                    latency(
+                        st.spill_time_s,
+                        st.spilled_attrs,
+                        st.reload_time_s,
+                        st.reloads,
+                        st.build_wall_s,
+                        st.build_peak_rss,
+                    ),
                 )
             from dagstore.policy import reuse_cost
 
