@@ -2,6 +2,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#ifdef __linux__
+#include <errno.h>
+#include <sys/mman.h>
+#endif
 /* ---- Guard: the spill layer's descriptor (dagstore.spill).  A slot holding a spill marker (an instance of
  * marker_type) is reloaded through a Python callback; any other value is returned straight from C, so
  * guarded attributes cost almost nothing while resident.  Optionally a None value is offered to a
@@ -185,8 +189,29 @@ fastguard_collapse(PyObject *module, PyObject *args)
     return PyLong_FromSsize_t(done);
 }
 
+#ifdef __linux__
+/* madvise(addr, length, advice) -> 0, or the errno: what dagstore.backends' release_pages() calls on the
+ * store's mapped pages (without it, ctypes: ~2-6 ms to import and find libc in every build). */
+static PyObject *
+fastguard_madvise(PyObject *module, PyObject *args)
+{
+    unsigned long long addr, length;
+    int advice;
+    if (!PyArg_ParseTuple(args, "KKi", &addr, &length, &advice))
+        return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = madvise((void *)(uintptr_t)addr, (size_t)length, advice);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(rc == 0 ? 0 : errno);
+}
+#endif
+
 static PyMethodDef fastguard_functions[] = {
     {"collapse", fastguard_collapse, METH_VARARGS, "Collapse empty containers in guarded slots to markers."},
+#ifdef __linux__
+    {"madvise", fastguard_madvise, METH_VARARGS, "madvise(2) on a mapped range; 0 or the errno."},
+#endif
     {NULL}
 };
 

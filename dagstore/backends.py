@@ -540,22 +540,35 @@ _MADVISE: list = []
 
 
 def _madvise():
-    """libc's madvise(addr, length, advice) through ctypes, or None."""
+    """madvise(addr, length, advice) -> 0 on success: the C extension's, else libc's through ctypes; or None."""
     if not _MADVISE:
         fn = None
-        try:
-            import ctypes
-            import ctypes.util
-
-            if sys.platform.startswith("linux"):
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-                fn = libc.madvise
-                fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-                fn.restype = ctypes.c_int
-        except (OSError, AttributeError):
-            fn = None
+        if sys.platform.startswith("linux"):
+            try:
+                if os.environ.get("DAGPROF_NO_C", "") not in ("", "0"):
+                    raise ImportError("DAGPROF_NO_C is set")
+                from ._fastguard import madvise as fn
+            except ImportError:
+                fn = _ctypes_madvise()
         _MADVISE.append(fn)
     return _MADVISE[0]
+
+
+def _ctypes_madvise():
+    try:
+        import ctypes
+
+        try:  # the process's own symbols include libc's: no search (find_library runs ldconfig)
+            fn = ctypes.CDLL(None, use_errno=True).madvise
+        except (OSError, AttributeError):
+            import ctypes.util
+
+            fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).madvise
+        fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        fn.restype = ctypes.c_int
+        return fn
+    except (OSError, AttributeError):
+        return None
 
 
 def _free_bytes(path: str) -> int:

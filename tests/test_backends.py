@@ -438,3 +438,25 @@ def test_damaged_or_missing_lock_files_are_not_fatal(tmp_path) -> None:
     (path / "lock.dagprof").unlink()
     with LMDBStore(path) as s:
         assert s.get(b"a") == b"1"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="release_pages is Linux only")
+def test_madvise_paths_drop_pages_and_report_a_bad_range() -> None:
+    """release_pages() calls madvise through the C extension, or ctypes without it (DAGPROF_NO_C): both give 0 for
+    a mapped range (its pages read back as zeros: dropped) and a failure for an unaligned address."""
+    import ctypes
+    import mmap
+
+    from dagstore import _fastguard
+    from dagstore.backends import _ctypes_madvise
+
+    for madvise in (_fastguard.madvise, _ctypes_madvise()):
+        m = mmap.mmap(-1, 4 * mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        m[:4] = b"data"
+        buf = ctypes.c_char.from_buffer(m)
+        addr = ctypes.addressof(buf)
+        assert madvise(addr, 4 * mmap.PAGESIZE, 4) == 0  # MADV_DONTNEED
+        assert m[:4] == b"\0\0\0\0"
+        assert madvise(addr + 1, mmap.PAGESIZE, 4) != 0  # EINVAL
+        del buf
+        m.close()
