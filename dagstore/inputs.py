@@ -84,9 +84,13 @@ class _Quiet:
     def __enter__(self) -> None:
         self.prev = getattr(_tl, "quiet", False)
         _tl.quiet = True
+        if _CHOOK is not None:  # the C hook's sink does not know threads: every event to _on_event meanwhile
+            _CHOOK.quiet(1)
 
     def __exit__(self, *exc: object) -> None:
         _tl.quiet = self.prev
+        if _CHOOK is not None:
+            _CHOOK.quiet(-1)
 
 
 def _kind(mode: int) -> str:
@@ -309,6 +313,9 @@ class InputRecorder:
         self._ignore_under = tuple(p.rstrip(os.sep) + os.sep for p in prefixes)
         self._lock = allocate_lock()
         self._files: dict[str, int] = {}  # path -> _READ|_WRITE
+        # opens_only with the C hook: path -> _READ|_WRITE of plain absolute paths, filled by the hook itself
+        # (no Python call per open); merged into _files, as _note_file() would, when read (_absorb)
+        self._raw: dict[str, int] = {}
         self._dirs: set[str] = set()
         self._probes: dict[str, int] = {}  # path -> _FOLLOW|_NOFOLLOW
         self._env: dict[str, str | None] = {}  # name -> value at first read
@@ -341,6 +348,8 @@ class InputRecorder:
             self.opens_only = opens_only
             if opens_only:
                 _ACTIVE = self
+                if _CHOOK is not None:
+                    _CHOOK.set_sink(self._raw)
                 _set_mode(1)
                 return
             self._env_start = dict(os.environ)  # before the wrappers: not an observation
@@ -373,6 +382,8 @@ class InputRecorder:
             if _ACTIVE is self:
                 _ACTIVE = None
                 _set_mode(0)
+                if _CHOOK is not None and self.opens_only:
+                    _CHOOK.set_sink(None)
             for owner, name, original in reversed(self._patched):
                 if original is _MISSING:
                     delattr(owner, name)
@@ -420,6 +431,15 @@ class InputRecorder:
                 src = os.path.join(os.path.dirname(head), name.split(".", 1)[0] + ".py")
                 with self._lock:
                     self._files[src] = self._files.get(src, 0) | _READ
+
+    def _absorb(self) -> None:
+        """The C hook's opens (self._raw) into _files, each as _note_file() records an open event."""
+        raw = self._raw
+        while raw:
+            path, bits = raw.popitem()  # one at a time: the hook may still be adding
+            for bit in (_READ, _WRITE):
+                if bits & bit:
+                    self._note_file(path, bit)
 
     def _note_open(self, args: tuple) -> None:
         """The "open" audit event: (path, mode or None, flags)."""
@@ -558,6 +578,7 @@ class InputRecorder:
         dict, or anything with its get() (dagcache.StoredStates).
         """
         known = known or {}
+        self._absorb()
         with _Quiet(), self._lock:
             files = dict(self._files)
             dirs = set(self._dirs)
@@ -593,12 +614,14 @@ class InputRecorder:
     def forget_files(self, paths: Iterable[str]) -> None:
         """Drop these recorded files, if recorded (the caller tracks them another way: a build's every node)."""
         with self._lock:
-            pop = self._files.pop
+            pop, pop_raw = self._files.pop, self._raw.pop
             for p in paths:
                 pop(p, None)
+                pop_raw(p, None)
 
     def file_paths(self) -> frozenset[str]:
         """The files recorded so far (read or written), before records() states them."""
+        self._absorb()
         with self._lock:
             return frozenset(self._files)
 
@@ -623,6 +646,7 @@ class InputRecorder:
 
     def summary(self) -> dict[str, int]:
         """Counts per record kind, for reports (before records(): writes count as "o")."""
+        self._absorb()
         with self._lock:
             written = sum(1 for b in self._files.values() if b & _WRITE)
             return {

@@ -536,16 +536,34 @@ open(os.path.join(d, "after.txt"), "w").close()  # not recorded: no recorder is 
 late = InputRecorder()
 late.start(opens_only=True)
 open(os.path.join(d, "read.txt")).read()
+open(os.path.join(d, "read.txt"), "rb").read()  # the same path again
 os.listdir(d)  # not recorded: opens only
+with open(os.path.join(d, "late-out.txt"), "w") as f:  # written, then read: both bits
+    f.write("x")
+open(os.path.join(d, "late-out.txt")).read()
+os.close(os.open(os.path.join(d, "flags.txt"), os.O_WRONLY | os.O_CREAT))  # os.open: the flags say written
+os.close(os.open(os.path.join(d, "read.txt"), os.O_RDONLY))
+open(d + "/./dot.txt", "w").close()  # not normalised: through the Python handler
+os.chdir(d)
+open("rel.txt", "w").close()  # relative: through the Python handler
+open(os.path.join(d, "__pycache__", "mod.cpython-311.pyc"), "rb").read()  # a .pyc: its source is an input too
+with inputs._Quiet():
+    open(os.path.join(d, "quiet.txt"), "w").close()  # the recorder's own access: not an input
+late.forget_files([os.path.join(d, "flags.txt")])
+summary = late.summary()
 late.stop()
+open(os.path.join(d, "after-late.txt"), "w").close()  # not recorded: stopped
 strip = lambda rs: sorted(json.dumps(r[:2]) for r in rs)
-print(json.dumps([strip(rec.records()), strip(late.records()), inputs._CHOOK is not None]))
+print(json.dumps([strip(rec.records()), strip(late.records()), summary, inputs._CHOOK is not None]))
 """
 
 
 def test_c_and_python_audit_hooks_record_the_same(tmp_path):
     """The C hook passes on exactly the events the Python one handles, in both modes and not after stop()."""
     write(tmp_path / "read.txt", "r")
+    (tmp_path / "__pycache__").mkdir()
+    write(tmp_path / "__pycache__" / "mod.cpython-311.pyc", "c")
+    write(tmp_path / "mod.py", "m")
     out = {}
     for no_c in ("0", "1"):
         env = dict(os.environ, DAGPROF_NO_C=no_c, DAGPROF_T_VAR="v")
@@ -557,13 +575,25 @@ def test_c_and_python_audit_hooks_record_the_same(tmp_path):
             check=True,
         )
         out[no_c] = json.loads(p.stdout)
-    full, late, c_used = out["0"]
+    full, late, summary, c_used = out["0"]
     if not c_used:
         pytest.skip("dagstore._fastaudit is not built")
-    assert out["1"] == [full, late, False]
+    assert out["1"] == [full, late, summary, False]
     assert json.dumps(["e", "DAGPROF_T_VAR"]) in full and json.dumps(["d", str(tmp_path)]) in full
     assert any('"x"' in r for r in full)  # the subprocesses
-    assert late == [json.dumps(["f", str(tmp_path / "read.txt")])]
+    # opens only: the C hook's own sink (plain absolute paths) and the Python handler (the rest) as one
+    assert late == sorted(
+        json.dumps(r)
+        for r in (
+            ["f", str(tmp_path / "read.txt")],
+            ["o", str(tmp_path / "late-out.txt")],
+            ["o", str(tmp_path / "dot.txt")],
+            ["o", str(tmp_path / "rel.txt")],
+            ["f", str(tmp_path / "__pycache__" / "mod.cpython-311.pyc")],
+            ["f", str(tmp_path / "mod.py")],
+        )
+    )
+    assert summary["f"] == 3 and summary["o"] == 3  # flags.txt forgotten; quiet.txt never recorded
 
 
 def test_c_hook_calls_back_only_for_its_events_while_on():
