@@ -27,6 +27,7 @@ import os
 import stat as _stat
 import struct
 import time
+from itertools import islice
 
 import lmdb
 import msgpack
@@ -205,7 +206,9 @@ def _open_env(path: str, readonly: bool) -> lmdb.Environment | None:
         subdir=True,
         readonly=readonly,
         max_dbs=0,
-        metasync=True,
+        # one fsync per commit: a machine crash may undo the last transaction (never tear one), which leaves
+        # the previous snapshot or one marked "building" (docs/dagstore.md, "Failures")
+        metasync=False,
         sync=True,
         readahead=False,
         create=not readonly,
@@ -535,16 +538,15 @@ class DagCache:
     def _put_chunked(env: lmdb.Environment, prefix: bytes, blobs: Iterable[bytes]) -> int:
         """Write records prefix+0, prefix+1, ... (over any stored there) in transactions of WRITE_CHUNK; the count."""
         it = iter(blobs)
-        i = 0
+        pack, i = _SEQ.pack, 0
         while True:
-            with env.begin(write=True) as txn:
-                for blob in it:
-                    txn.put(prefix + _SEQ.pack(i), blob)
-                    i += 1
-                    if i % WRITE_CHUNK == 0:
-                        break
-                else:
-                    return i
+            chunk = [(prefix + pack(i + k), blob) for k, blob in enumerate(islice(it, WRITE_CHUNK))]
+            if chunk:
+                with env.begin(write=True) as txn, txn.cursor() as cur:
+                    cur.putmulti(chunk)
+                i += len(chunk)
+            if len(chunk) < WRITE_CHUNK:
+                return i
 
     @staticmethod
     def _header(txn: lmdb.Transaction) -> dict | None:
