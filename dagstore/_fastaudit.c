@@ -26,6 +26,10 @@ static int n_names = 0;
  * reads, dagstore.inputs._Quiet): those events go to the callback, which knows which thread is quiet. */
 static PyObject *sink = NULL;
 static long quiet_depth = 0;
+/* mode 2's probe sink: {path: bits} of os.stat/lstat/access calls on plain absolute paths, filled by probe()
+ * (called by the Python wrappers: ~2,400 distinct probes while a 1,000-file project's SConscripts are read,
+ * 2-3 us each through the Python recorder). Bits as dagstore.inputs: 1 stat/access, 2 lstat. */
+static PyObject *probe_sink = NULL;
 
 /* The write test of dagstore.inputs._note_open: mode "r"/"rb"/... reads; any of "wax+" writes; no mode
  * (os.open): the flags decide. Returns 1 or 2, or 0 when the arguments are not what "open" passes. */
@@ -50,6 +54,40 @@ open_bits(PyObject *mode_obj, PyObject *flags_obj)
     return strpbrk(m, "wax+") != NULL ? 2 : 1;
 }
 
+/* 1 when path is a str that os.path.normpath() leaves as it is, absolute (inputs.InputRecorder._abs' fast
+ * path); 0 otherwise (lone surrogates, from surrogateescape, too: the Python recorder handles those) */
+static int
+plain_path(PyObject *path)
+{
+    if (!PyUnicode_CheckExact(path))
+        return 0;
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(path, &n);
+    if (p == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return !(n == 0 || p[0] != '/' || p[n - 1] == '/' || strstr(p, "//") != NULL || strstr(p, "/.") != NULL);
+}
+
+/* d[path] |= bits: 1 done, -1 on error */
+static int
+merge_bits(PyObject *d, PyObject *path, long bits)
+{
+    PyObject *old = PyDict_GetItemWithError(d, path);
+    if (old == NULL && PyErr_Occurred())
+        return -1;
+    long have = old != NULL ? PyLong_AsLong(old) : 0;
+    if (old != NULL && (have | bits) == have)
+        return 1;
+    PyObject *val = PyLong_FromLong(have | bits);
+    if (val == NULL)
+        return -1;
+    int rc = PyDict_SetItem(d, path, val);
+    Py_DECREF(val);
+    return rc < 0 ? -1 : 1;
+}
+
 /* 1 when the event went into the sink; 0 when the callback must see it; -1 on error */
 static int
 to_sink(PyObject *args)
@@ -57,32 +95,12 @@ to_sink(PyObject *args)
     if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) != 3)
         return 0;
     PyObject *path = PyTuple_GET_ITEM(args, 0);
-    if (!PyUnicode_CheckExact(path))
-        return 0;
-    Py_ssize_t n;
-    const char *p = PyUnicode_AsUTF8AndSize(path, &n);
-    if (p == NULL) {  /* lone surrogates (a name from surrogateescape): the callback handles them */
-        PyErr_Clear();
-        return 0;
-    }
-    /* only what os.path.normpath() leaves as it is (inputs.InputRecorder._abs' fast path) */
-    if (n == 0 || p[0] != '/' || p[n - 1] == '/' || strstr(p, "//") != NULL || strstr(p, "/.") != NULL)
+    if (!plain_path(path))
         return 0;
     int bits = open_bits(PyTuple_GET_ITEM(args, 1), PyTuple_GET_ITEM(args, 2));
     if (bits == 0)
         return 0;
-    PyObject *old = PyDict_GetItemWithError(sink, path);
-    if (old == NULL && PyErr_Occurred())
-        return -1;
-    long have = old != NULL ? PyLong_AsLong(old) : 0;
-    if ((have | bits) == have && old != NULL)
-        return 1;
-    PyObject *val = PyLong_FromLong(have | bits);
-    if (val == NULL)
-        return -1;
-    int rc = PyDict_SetItem(sink, path, val);
-    Py_DECREF(val);
-    return rc < 0 ? -1 : 1;
+    return merge_bits(sink, path, bits);
 }
 
 static int
@@ -217,6 +235,46 @@ fastaudit_set_sink(PyObject *self, PyObject *arg)
 }
 
 static PyObject *
+fastaudit_set_probe_sink(PyObject *self, PyObject *arg)
+{
+    if (arg != Py_None && !PyDict_CheckExact(arg)) {
+        PyErr_SetString(PyExc_TypeError, "set_probe_sink(d): a dict or None");
+        return NULL;
+    }
+    Py_XINCREF(arg == Py_None ? NULL : arg);
+    Py_XSETREF(probe_sink, arg == Py_None ? NULL : arg);
+    Py_RETURN_NONE;
+}
+
+/* probe(args, kwargs, bit) -> bool: a wrapped os.stat/lstat/access call's arguments; True when the probe
+ * went into the probe sink, False when the Python recorder must look at it (keyword arguments, a path that
+ * is not a plain absolute str, a quiet thread somewhere, no recording) */
+static PyObject *
+fastaudit_probe(PyObject *self, PyObject *const *argv, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "probe(args, kwargs, bit)");
+        return NULL;
+    }
+    PyObject *args = argv[0], *kwargs = argv[1];
+    if (mode != 2 || probe_sink == NULL || quiet_depth != 0 || PyInterpreterState_Get() != home)
+        Py_RETURN_FALSE;
+    if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) != 1)
+        Py_RETURN_FALSE;
+    if (kwargs != Py_None && (!PyDict_Check(kwargs) || PyDict_GET_SIZE(kwargs) != 0))
+        Py_RETURN_FALSE;
+    PyObject *path = PyTuple_GET_ITEM(args, 0);
+    if (!plain_path(path))
+        Py_RETURN_FALSE;
+    long bit = PyLong_AsLong(argv[2]);
+    if (bit == -1 && PyErr_Occurred())
+        return NULL;
+    if (merge_bits(probe_sink, path, bit) < 0)
+        return NULL;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
 fastaudit_quiet(PyObject *self, PyObject *arg)
 {
     long d = PyLong_AsLong(arg);
@@ -235,6 +293,10 @@ static PyMethodDef fastaudit_functions[] = {
     {"get_mode", fastaudit_get_mode, METH_NOARGS, "The current mode."},
     {"set_sink", fastaudit_set_sink, METH_O,
      "set_sink(d): mode 1 merges plain absolute paths' open events into d {path: 1 read | 2 written}; None: off."},
+    {"set_probe_sink", fastaudit_set_probe_sink, METH_O,
+     "set_probe_sink(d): probe() merges plain absolute paths into d {path: bits} in mode 2; None: off."},
+    {"probe", (PyCFunction)(void (*)(void))fastaudit_probe, METH_FASTCALL,
+     "probe(args, kwargs, bit) -> bool: True when the wrapped call's probe went into the probe sink."},
     {"quiet", fastaudit_quiet, METH_O, "quiet(+1/-1): while > 0 every event goes to the callback; the depth."},
     {NULL}
 };
@@ -254,6 +316,7 @@ PyInit__fastaudit(void)
     callback = NULL;
     n_names = 0;
     sink = NULL;
+    probe_sink = NULL;
     quiet_depth = 0;
     return PyModule_Create(&fastaudit_module);
 }

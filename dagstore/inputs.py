@@ -74,6 +74,7 @@ _MISSING = object()
 _ACTIVE: InputRecorder | None = None  # the one started recorder, read by the hook and wrappers
 _HOOKED = False  # audit hooks cannot be removed: install once per process
 _CHOOK: Any = None  # dagstore._fastaudit once installed: the hook in C, told when to call us (_set_mode)
+_c_probe: Any = None  # its probe(): the stat wrappers' C path (plain absolute paths into a dict)
 _START_LOCK = allocate_lock()
 _tl = _local()  # .quiet: this thread is the recorder itself, do not record
 
@@ -318,6 +319,7 @@ class InputRecorder:
         self._raw: dict[str, int] = {}
         self._dirs: set[str] = set()
         self._probes: dict[str, int] = {}  # path -> _FOLLOW|_NOFOLLOW
+        self._raw_probes: dict[str, int] = {}  # the same, of plain absolute paths, filled by the C probe()
         self._env: dict[str, str | None] = {}  # name -> value at first read
         self._env_set: set[str] = set()  # names the phase set/deleted itself
         self._env_start: dict[str, str] = {}  # the environment when the phase started
@@ -359,6 +361,8 @@ class InputRecorder:
             for name, wrapper in _ENV_WRAPPERS.items():
                 self._patch(_Environ, name, wrapper)
             _ACTIVE = self
+            if _CHOOK is not None:
+                _CHOOK.set_probe_sink(self._raw_probes)
             _set_mode(2)
 
     def _patch(self, owner: object, name: str, wrapper: object) -> None:
@@ -382,8 +386,9 @@ class InputRecorder:
             if _ACTIVE is self:
                 _ACTIVE = None
                 _set_mode(0)
-                if _CHOOK is not None and self.opens_only:
+                if _CHOOK is not None:
                     _CHOOK.set_sink(None)
+                    _CHOOK.set_probe_sink(None)
             for owner, name, original in reversed(self._patched):
                 if original is _MISSING:
                     delattr(owner, name)
@@ -433,13 +438,17 @@ class InputRecorder:
                     self._files[src] = self._files.get(src, 0) | _READ
 
     def _absorb(self) -> None:
-        """The C hook's opens (self._raw) into _files, each as _note_file() records an open event."""
-        raw = self._raw
-        while raw:
-            path, bits = raw.popitem()  # one at a time: the hook may still be adding
-            for bit in (_READ, _WRITE):
-                if bits & bit:
-                    self._note_file(path, bit)
+        """What the C hook took itself (opens in self._raw, probes in self._raw_probes), recorded as the
+        Python handlers record each event."""
+        for raw, note, bits_of in (
+            (self._raw, self._note_file, (_READ, _WRITE)),
+            (self._raw_probes, self._note_probe, (_FOLLOW, _NOFOLLOW)),
+        ):
+            while raw:
+                path, bits = raw.popitem()  # one at a time: the hook may still be adding
+                for bit in bits_of:
+                    if bits & bit:
+                        note(path, bit)
 
     def _note_open(self, args: tuple) -> None:
         """The "open" audit event: (path, mode or None, flags)."""
@@ -638,9 +647,10 @@ class InputRecorder:
                 self._forget_probe(p)
 
     def _forget_probe(self, path: str) -> bool:
-        """The rule of forget_probe(), with the lock held."""
-        if self._probes.get(path) == _FOLLOW:
-            del self._probes[path]
+        """The rule of forget_probe(), with the lock held (over both the recorder's and the C hook's probes)."""
+        if self._probes.get(path, 0) | self._raw_probes.get(path, 0) == _FOLLOW:
+            self._probes.pop(path, None)
+            self._raw_probes.pop(path, None)
             return True
         return False
 
@@ -694,7 +704,7 @@ _EVENTS = {
 
 def _install_hook() -> None:
     """Add the process's one audit hook: in C where built (events we do not handle never reach Python)."""
-    global _CHOOK
+    global _CHOOK, _c_probe
     try:
         if os.environ.get("DAGPROF_NO_C", "") not in ("", "0"):
             raise ImportError("DAGPROF_NO_C is set")
@@ -705,6 +715,7 @@ def _install_hook() -> None:
         sys.addaudithook(_audit)
         return
     _CHOOK = _fastaudit
+    _c_probe = _fastaudit.probe
 
 
 def _set_mode(mode: int) -> None:
@@ -728,12 +739,16 @@ def _on_event(event: str, args: tuple) -> None:
         return
     handler = _EVENTS[event]
     _tl.quiet = True  # the handler's own stat/which/environ use is not an input
+    if _CHOOK is not None:
+        _CHOOK.quiet(1)
     try:
         handler(rec, args)
     except Exception as exc:  # noqa: BLE001 - a hook that raises would abort the program's own call
         rec._fail(event, exc)
     finally:
         _tl.quiet = False
+        if _CHOOK is not None:
+            _CHOOK.quiet(-1)
 
 
 # -- wrappers (installed by start(), removed by stop()) --------------------------------------------
@@ -750,23 +765,29 @@ def _observe_probe(args: tuple, kwargs: dict, bit: int) -> None:
     if kwargs.get("follow_symlinks", True) is False:
         bit = _NOFOLLOW
     _tl.quiet = True
+    if _CHOOK is not None:
+        _CHOOK.quiet(1)
     try:
         rec._note_probe(path, bit)
     except Exception as exc:  # noqa: BLE001 - a wrapper must not change what os.stat raises
         rec._fail("stat", exc)
     finally:
         _tl.quiet = False
+        if _CHOOK is not None:
+            _CHOOK.quiet(-1)
 
 
 def _w_stat(*args, **kwargs):
     """os.stat, recording the probed path (exact pass-through of arguments, result, exceptions)."""
-    _observe_probe(args, kwargs, _FOLLOW)
+    if _c_probe is None or not _c_probe(args, kwargs, _FOLLOW):
+        _observe_probe(args, kwargs, _FOLLOW)
     return _stat(*args, **kwargs)
 
 
 def _w_lstat(*args, **kwargs):
     """os.lstat, recording the probed path and that its link-ness was asked."""
-    _observe_probe(args, kwargs, _NOFOLLOW)
+    if _c_probe is None or not _c_probe(args, kwargs, _NOFOLLOW):
+        _observe_probe(args, kwargs, _NOFOLLOW)
     return _lstat(*args, **kwargs)
 
 
@@ -775,7 +796,8 @@ _access = os.access
 
 def _w_access(*args, **kwargs):
     """os.access, recording the probed path."""
-    _observe_probe(args, kwargs, _FOLLOW)
+    if _c_probe is None or not _c_probe(args, kwargs, _FOLLOW):
+        _observe_probe(args, kwargs, _FOLLOW)
     return _access(*args, **kwargs)
 
 

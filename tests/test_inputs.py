@@ -528,10 +528,19 @@ with open(os.path.join(d, "out.txt"), "w") as f:
 os.listdir(d)
 list(os.scandir(d))
 os.path.exists(os.path.join(d, "nothere"))
+os.stat(os.path.join(d, "read.txt"))  # a read file's probe: its "f" record covers it
+os.path.isdir(os.path.join(d, "sub"))  # a plain absolute path: the C probe sink, where built
+os.lstat(os.path.join(d, "link"))
+os.stat(os.path.join(d, "both"))  # stat through C and lstat through Python: both bits
+os.stat(os.path.join(d, "both"), follow_symlinks=False)  # a keyword: the Python recorder
+os.stat(d + "/./dotted")  # not normalised: the Python recorder
+os.access(os.path.join(d, "acc"), os.R_OK)
 os.environ.get("DAGPROF_T_VAR")
 subprocess.run([sys.executable, "-c", "pass"], check=True)
 os.system("true")
 rec.stop()
+os.stat(os.path.join(d, "after-stop"))  # not recorded
+rec.forget_probes([os.path.join(d, "sub"), os.path.join(d, "both"), os.path.join(d, "link")])
 open(os.path.join(d, "after.txt"), "w").close()  # not recorded: no recorder is active
 late = InputRecorder()
 late.start(opens_only=True)
@@ -564,6 +573,9 @@ def test_c_and_python_audit_hooks_record_the_same(tmp_path):
     (tmp_path / "__pycache__").mkdir()
     write(tmp_path / "__pycache__" / "mod.cpython-311.pyc", "c")
     write(tmp_path / "mod.py", "m")
+    for name in ("both", "dotted", "acc", "after-stop"):
+        write(tmp_path / name, name)
+    (tmp_path / "link").symlink_to(tmp_path / "read.txt")
     out = {}
     for no_c in ("0", "1"):
         env = dict(os.environ, DAGPROF_NO_C=no_c, DAGPROF_T_VAR="v")
@@ -581,6 +593,11 @@ def test_c_and_python_audit_hooks_record_the_same(tmp_path):
     assert out["1"] == [full, late, summary, False]
     assert json.dumps(["e", "DAGPROF_T_VAR"]) in full and json.dumps(["d", str(tmp_path)]) in full
     assert any('"x"' in r for r in full)  # the subprocesses
+    probes = sorted(r for r in full if r.startswith('["p"'))
+    # forgotten: sub (a stat only); kept: both (stat and lstat), link (lstat), the rest never forgotten
+    assert probes == sorted(
+        json.dumps(["p", str(tmp_path / name)]) for name in ("nothere", "link", "both", "dotted", "acc")
+    )
     # opens only: the C hook's own sink (plain absolute paths) and the Python handler (the rest) as one
     assert late == sorted(
         json.dumps(r)
