@@ -437,12 +437,12 @@ class InputRecorder:
                 with self._lock:
                     self._files[src] = self._files.get(src, 0) | _READ
 
-    def _absorb(self) -> None:
+    def _absorb(self, probes: bool = True) -> None:
         """What the C hook took itself (opens in self._raw, probes in self._raw_probes), recorded as the
-        Python handlers record each event."""
+        Python handlers record each event. probes=False: the opens only (the caller forgets probes first)."""
         for raw, note, bits_of in (
             (self._raw, self._note_file, (_READ, _WRITE)),
-            (self._raw_probes, self._note_probe, (_FOLLOW, _NOFOLLOW)),
+            (self._raw_probes if probes else {}, self._note_probe, (_FOLLOW, _NOFOLLOW)),
         ):
             while raw:
                 path, bits = raw.popitem()  # one at a time: the hook may still be adding
@@ -630,7 +630,7 @@ class InputRecorder:
 
     def file_paths(self) -> frozenset[str]:
         """The files recorded so far (read or written), before records() states them."""
-        self._absorb()
+        self._absorb(probes=False)
         with self._lock:
             return frozenset(self._files)
 

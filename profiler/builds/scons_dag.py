@@ -413,6 +413,8 @@ class DagRecorder:
         seen_envs: set[int] = set()
         last_env = None
         node_record, file_kind, dir_cls, base_cls = dc.node_record, dc.FILE, FS.Dir, FS.Base
+        missing_kind, dir_kind, kind_only, hot_nodes = dc.MISSING, dc.DIR, dc.KIND, dc.HOT_NODES
+        examined, add_path, add_checked, add_node = self.examined, node_paths.append, checked_kind.append, nodes.append
         hot: list[tuple[int, int, list]] = []  # a heap of the newest sources: (mtime_ns, order, record)
         stack = list(fs.Root.values()) if hasattr(fs, "Root") else []
         while stack:
@@ -424,7 +426,7 @@ class DagRecorder:
                 if name in (".", ".."):
                     continue
                 path = prefix + n.name if n.dir is d else n.get_abspath()  # = get_abspath(), one call less
-                node_paths.append(path)
+                add_path(path)
                 if isinstance(n, dir_cls):
                     stack.append(n)
                     try:
@@ -432,11 +434,11 @@ class DagRecorder:
                     except AttributeError:
                         listed = False
                     rec = node_record(path, dc.listing_digest(path) if listed else None)
-                    if rec[1] == dc.DIR:
-                        checked_kind.append(path)  # an exists()/isdir() of it
+                    if rec[1] == dir_kind:
+                        add_checked(path)  # an exists()/isdir() of it
                     if path.startswith(root):  # paths under the top directory are stored relative to it
                         rec[0] = path[cut:]
-                    nodes.append(pack(rec))
+                    add_node(pack(rec))
                     continue
                 if not isinstance(n, base_cls):
                     continue
@@ -461,7 +463,7 @@ class DagRecorder:
                     # checked as a read-phase input; as a node only its existence is recorded (a stamp
                     # alone would make `touch SConstruct` a change). Any other file without a signature
                     # keeps its stamp: SCons may read it through another node (a VariantDir's source).
-                    rec[1] = kind = dc.KIND
+                    rec[1] = kind = kind_only
                 elif kind == file_kind and rec[3] >= started:
                     # changed during this build (or just before): the signature must describe the bytes on disk now
                     now = dc.file_digest(path, hash_name)
@@ -469,16 +471,16 @@ class DagRecorder:
                         rec[6] = now
                     elif now != sig:
                         self._refuse(f"{path} changed after SCons read it")
-                elif kind == dc.MISSING and id(n) in self.examined and n.has_builder():
+                elif kind == missing_kind and id(n) in examined and n.has_builder():
                     self._refuse(f"target {n} was not written by its command")
-                if kind in (file_kind, dc.MISSING, dc.KIND):
-                    checked_kind.append(path)
+                if kind in (file_kind, missing_kind, kind_only):
+                    add_checked(path)
                 if path.startswith(root):
                     rec[0] = path[cut:]
-                if kind == file_kind and (len(hot) < dc.HOT_NODES or rec[3] > hot[0][0]) and not n.has_builder():
+                if kind == file_kind and (len(hot) < hot_nodes or rec[3] > hot[0][0]) and not n.has_builder():
                     item = (rec[3], len(nodes), rec)
-                    (heapq.heappush if len(hot) < dc.HOT_NODES else heapq.heapreplace)(hot, item)
-                nodes.append(pack(rec))
+                    (heapq.heappush if len(hot) < hot_nodes else heapq.heapreplace)(hot, item)
+                add_node(pack(rec))
         self.inputs.forget_probes(checked_kind)
         if build_inputs is not None:
             build_inputs.forget_files(node_paths)
