@@ -222,28 +222,29 @@ fastaudit_get_mode(PyObject *self, PyObject *unused)
     return PyLong_FromLong(mode);
 }
 
+/* *slot = d (a dict) or NULL (None): where mode 1's opens or mode 2's probes go */
 static PyObject *
-fastaudit_set_sink(PyObject *self, PyObject *arg)
+set_dict(PyObject **slot, PyObject *arg, const char *what)
 {
     if (arg != Py_None && !PyDict_CheckExact(arg)) {
-        PyErr_SetString(PyExc_TypeError, "set_sink(d): a dict or None");
+        PyErr_Format(PyExc_TypeError, "%s(d): a dict or None", what);
         return NULL;
     }
     Py_XINCREF(arg == Py_None ? NULL : arg);
-    Py_XSETREF(sink, arg == Py_None ? NULL : arg);
+    Py_XSETREF(*slot, arg == Py_None ? NULL : arg);
     Py_RETURN_NONE;
+}
+
+static PyObject *
+fastaudit_set_sink(PyObject *self, PyObject *arg)
+{
+    return set_dict(&sink, arg, "set_sink");
 }
 
 static PyObject *
 fastaudit_set_probe_sink(PyObject *self, PyObject *arg)
 {
-    if (arg != Py_None && !PyDict_CheckExact(arg)) {
-        PyErr_SetString(PyExc_TypeError, "set_probe_sink(d): a dict or None");
-        return NULL;
-    }
-    Py_XINCREF(arg == Py_None ? NULL : arg);
-    Py_XSETREF(probe_sink, arg == Py_None ? NULL : arg);
-    Py_RETURN_NONE;
+    return set_dict(&probe_sink, arg, "set_probe_sink");
 }
 
 /* probe(args, kwargs, bit) -> bool: a wrapped os.stat/lstat/access call's arguments; True when the probe

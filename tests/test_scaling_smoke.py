@@ -68,42 +68,29 @@ def test_scaling_bad_sizes_exit_2(tmp_path):
     assert p.returncode == 2 and "--sizes" in p.stderr and "Traceback" not in p.stderr
 
 
-def test_edit_bench_smoke(tmp_path):
-    """bench/edit.py: plain SCons and each named `dagprof build` variant, every one a real edit build, a row each."""
+def _bench(tmp_path, script, *args, timeout=600):
     env = dict(os.environ, PYTHONPATH=IMPORT_PATH)
     env.pop("SCONSFLAGS", None)
-    proj = tmp_path / "proj"
-    p = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "edit.py"),
-            "--files",
-            "40",
-            "--runs",
-            "1",
-            "--dir",
-            str(proj),
-            "store=--store lmdb --dag-cache off",
-            "none=--store lmdb --dag-cache off --spill none",
-        ],
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *map(str, args)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
+
+
+def test_edit_bench_smoke(tmp_path):
+    """bench/edit.py: plain SCons and each named `dagprof build` variant, every one a real edit build, a row each."""
+    proj = tmp_path / "proj"
+    variants = ("store=--store lmdb --dag-cache off", "none=--store lmdb --dag-cache off --spill none")
+    p = _bench(tmp_path, "edit.py", "--files", 40, "--runs", 1, "--dir", proj, *variants)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "machine:" in p.stdout and "command: python bench/edit.py --files 40 --runs 1 " in p.stdout
     rows = {ln.split()[0]: ln for ln in p.stdout.splitlines() if re.match(r"\s*(plain|store|none)\s+\d", ln)}
     assert set(rows) == {"plain", "store", "none"}
     assert re.search(r"1\.000x\s+1\.000x\s+[\d.]+ MiB\s+1\.000x", rows["plain"])
     assert (proj / ".dagstore-store" / "data.mdb").exists() and (proj / ".dagstore-none" / "data.mdb").exists()
-    bad = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "edit.py"), "--dir", str(proj), "--runs", "1", "oops"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    bad = _bench(tmp_path, "edit.py", "--dir", proj, "--runs", 1, "oops")
     assert bad.returncode == 2 and "NAME='OPTIONS'" in bad.stderr
