@@ -229,6 +229,29 @@ def test_hot_list_names_sources_and_finds_a_repeated_edit_first(tw):
     tw.outputs_equal()
 
 
+def test_node_paths_are_checked_by_their_node_records_only(tw):
+    """A stat of a node's path while SConscripts are read, or a node file the build opened, is not also an input
+    record: the node's own record checks it (the walk drops them directory by directory, the last one too)."""
+    import lmdb
+    import msgpack
+
+    tw.append("lib/a.c", "int a5(void) { return 6; }\n")
+    tw.both(ARGS)
+    env = lmdb.open(str(tw.cached / ".dagstore" / "dag"), readonly=True, lock=False)
+    with env.begin() as txn:
+        header = msgpack.unpackb(txn.get(b"H"), raw=False, strict_map_key=False)
+        records = [(k[:1], msgpack.unpackb(v, raw=False)) for k, v in txn.cursor() if k[:1] in (b"i", b"n")]
+    env.close()
+    root = header["root"]
+    nodes = {r[0] if r[0].startswith("/") else root + r[0] for k, r in records if k == b"n" and r[1] in ("f", "m", "d")}
+    inputs = [r for k, r in records if k == b"i"]
+    assert {root + "lib/a.c", root + "lib/a.o", root + "app"} <= nodes
+    probed = {r[1] for r in inputs if r[0] == "p"}
+    opened = {r[1] for r in inputs if r[0] == "F"}
+    assert not probed & nodes and not opened & nodes, (sorted(probed & nodes), sorted(opened & nodes))
+    assert any(r[0] == "f" and r[1] == root + "SConstruct" for r in inputs)
+
+
 def test_killed_build_leaves_no_answering_snapshot(tw):
     """kill -9 while the build runs (after reading SConscripts): the next build is SCons', and correct."""
     settled = (tw.plain / "SConstruct").read_text()
