@@ -176,6 +176,43 @@ def latency_of_section(sec: Mapping | None) -> dict[str, float]:
     )
 
 
+def history_of(per_attr: Mapping[str, Mapping]) -> dict[str, list[int]]:
+    """One build's spill history entries, {"Cls.attr": [spilled, reloads, encoded bytes, kept]}, for the
+    attributes it met at safe points (spilled, too small or refused)."""
+    return {
+        k: [
+            int(v.get("spilled") or 0),
+            int(v.get("reloads") or 0),
+            int(v.get("bytes") or 0),
+            int(v.get("small") or 0) + int(v.get("refused") or 0),
+        ]
+        for k, v in per_attr.items()
+        if isinstance(v, Mapping) and (v.get("spilled") or v.get("small") or v.get("refused"))
+    }
+
+
+def next_history(old: Mapping | None, per_attr: Mapping[str, Mapping]) -> dict[str, list[int]]:
+    """The history the next build's plan weighs: this build's entries, and the last known ones of the
+    attributes it did not meet. An attribute the plan left out keeps the figures that left it out; without
+    them the next plan would spill it again and the one after drop it again (every other build)."""
+    out = {k: list(v) for k, v in (old or {}).items() if isinstance(v, (list, tuple))}
+    out.update(history_of(per_attr))
+    return out
+
+
+def next_latency(old: Mapping | None, now: Mapping[str, float], spilled: int, reloads: int) -> dict[str, float]:
+    """The latency record the next build weighs: this build's per-value costs where it measured them (it
+    spilled, it reloaded), the last known ones otherwise, and this build's exchange rate."""
+    out = dict(latency_of_section(old)) if old else latency()
+    if spilled:
+        out["spill_us"] = now["spill_us"]
+    if reloads:
+        out["reload_us"] = now["reload_us"]
+    if "build_bytes_per_us" in now:
+        out["build_bytes_per_us"] = now["build_bytes_per_us"]
+    return out
+
+
 def exchange_rate(lat: Mapping[str, float] | None) -> float:
     """Bytes a spill must free per microsecond it costs: the build's peak RSS over its wall time (freeing that
     share of the peak costs the same share of the time), never under BYTES_PER_US."""

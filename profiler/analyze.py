@@ -86,21 +86,13 @@ def _sort(findings: list[dict]) -> list[dict]:
 
 def spill_plan(profile: Profile) -> dict[str, tuple[str, ...]]:
     """What `--spill auto` would spill after this run: dagstore.policy.cold_attributes on the profile."""
-    from dagstore.policy import cold_attributes, latency_of_section
+    from dagstore.policy import cold_attributes, history_of, latency_of_section
 
     spillable = profile.meta.get("spillable")
     st = profile.sections.get("store") or {}
-    per = st.get("per_attr") or {}
-    history = {
-        k: [
-            int(v.get("spilled") or 0),
-            int(v.get("reloads") or 0),
-            int(v.get("bytes") or 0),
-            int(v.get("small") or 0) + int(v.get("refused") or 0),
-        ]
-        for k, v in per.items()
-        if isinstance(v, dict) and (v.get("spilled") or v.get("small") or v.get("refused"))
-    }
+    # what the store recorded for the next plan (this build's figures and the last known ones), else this build's
+    recorded = st.get("spill_history")
+    history = recorded if isinstance(recorded, dict) else history_of(st.get("per_attr") or {})
     return cold_attributes(
         profile.access,
         spillable,

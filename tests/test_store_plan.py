@@ -13,6 +13,8 @@ from dagstore.policy import (
     exchange_rate,
     latency,
     latency_of_section,
+    next_history,
+    next_latency,
     plan_line,
     reuse_cost,
     reuse_verdict,
@@ -161,6 +163,26 @@ def test_small_build_stops_spilling_what_costs_more_time_than_it_frees(tmp_path,
     assert f"under {rate:.0f} B/us" in plan["dropped"]["File.implicit_set"]
     assert f"under {rate:.0f} B/us" in p.stderr  # the --summary plan line
     assert spill_plan(first) == {c: tuple(a) for c, a in _plan_spill(plan["spill"]).items()}  # the report agrees
+    # it stays out: the next build, which spilled nothing of it, keeps the figures that left it out (before, the
+    # history held only what a build met, and every other build spilled it again)
+    second = load(str(root / "a2.dagprof")).sections["store"]
+    assert second["spill_history"]["File.implicit_set"] == st1["spill_history"]["File.implicit_set"]
+    proj.edit_header(1)
+    _build(dagprof, root, "auto", "a3.dagprof")
+    plan3 = load(str(root / "a3.dagprof")).sections["store"]["plan"]
+    assert "File.implicit_set" not in plan3["spill"].split(",") and "B/us" in plan3["dropped"]["File.implicit_set"]
+
+
+def test_history_and_latency_carry_what_a_build_did_not_measure():
+    old = {"File.implicit_set": [1000, 0, 171_000, 21], "File.contentsig": [0, 0, 0, 2126]}
+    per = {"File.implicit": {"spilled": 10, "reloads": 1, "bytes": 900, "small": 2}, "File.depends": {"collapsed": 5}}
+    assert next_history(old, per) == {**old, "File.implicit": [10, 1, 900, 2]}
+    assert next_history(None, {}) == {}
+    measured = latency(0.0, 0, 0.0, 0, 2.0, 100 << 20)  # nothing spilled or reloaded: only the rate is new
+    carried = next_latency({"spill_us": 24.0, "reload_us": 7.0, "build_bytes_per_us": 30.0}, measured, 0, 0)
+    assert carried == {"spill_us": 24.0, "reload_us": 7.0, "build_bytes_per_us": (100 << 20) / 2e6}
+    fresh = next_latency(None, latency(0.003, 100, 0.0, 0, 2.0, 100 << 20), 100, 0)
+    assert fresh["spill_us"] == 30.0 and fresh["reload_us"] == 10.0  # measured; the default where not
 
 
 def _plan_spill(spec: str) -> dict[str, list[str]]:

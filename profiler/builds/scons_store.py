@@ -243,6 +243,10 @@ class StoreHooks:
         self._patches = ClassPatches()
         self.own_memory: dict[str, int] | None = None
         self.memo_evicted = 0
+        self._history: dict | None = None  # the store's spill history and latency record, as the build found them
+        self._latency: dict | None = None
+        self.recorded_history: dict[str, list[int]] | None = None  # ... and as it left them (on_finish)
+        self.recorded_latency: dict[str, float] | None = None
         self._memo_slot: _Slot | None = None  # set by install()
         self.candidates = store_candidates()
         choose(spill if spill != "auto" else "none", self.candidates)  # validate an explicit list early
@@ -407,23 +411,25 @@ class StoreHooks:
                 )
                 return None
 
-        previous = history = lat = None
+        previous = lat = None
         reuse = meta("reuse_cost")
         self._reuse_cost = reuse if isinstance(reuse, dict) else None  # merged with this build's at the end
+        # carried into what this build records (policy.next_history, next_latency), whatever its plan
+        history, recorded = meta("spill_history"), meta("store_latency")
+        self._history = history if isinstance(history, dict) else None
+        self._latency = recorded if isinstance(recorded, dict) else None
         if self.spec == "auto":
             from dagstore.policy import latency_of_section
 
             from ..profile import AccessRow
 
             previous = [AccessRow(*r) for r in meta("access_profile") or ()]
-            history = meta("spill_history")
-            recorded = meta("store_latency")
-            lat = latency_of_section(recorded) if isinstance(recorded, dict) else None
+            lat = latency_of_section(self._latency) if self._latency else None
         self.plan = choose(
             self.spec,
             self.candidates,
             previous,
-            history if isinstance(history, dict) else None,
+            self._history if self.spec == "auto" else None,
             lat=lat,
             reuse=self._reuse_cost,
         )
@@ -498,32 +504,18 @@ class StoreHooks:
         self.own_memory = self.spiller.own_memory()  # at the end of the build, before close() reloads
         rows = self.recorder.rows() if self.recorder is not None else []
         try:
-            st = self.spiller.stats
-            per = st.per_attr
-            # [spilled, reloads, encoded bytes, values kept at safe points (too small, refused)]: the cost model's input
-            self.store.set_meta(
-                "spill_history",
-                {
-                    k: [v["spilled"], v["reloads"], v["bytes"], v.get("small", 0) + v.get("refused", 0)]
-                    for k, v in per.items()
-                    if v.get("spilled") or v.get("small") or v.get("refused")
-                },
-            )
-            if st.spilled_attrs or st.reloads:
-                from dagstore.policy import latency
+            from dagstore.policy import latency, next_history, next_latency, reuse_cost
 
-                self.store.set_meta(
-                    "store_latency",
-                    latency(
-                        st.spill_time_s,
-                        st.spilled_attrs,
-                        st.reload_time_s,
-                        st.reloads,
-                        st.build_wall_s,
-                        st.build_peak_rss,
-                    ),
-                )
-            from dagstore.policy import reuse_cost
+            st = self.spiller.stats
+            # [spilled, reloads, encoded bytes, values kept at safe points (too small, refused)]: the cost model's
+            # input, with the per-value costs and the build's exchange rate; the profile's section says the same
+            self.recorded_history = next_history(self._history, st.per_attr)
+            measured = latency(
+                st.spill_time_s, st.spilled_attrs, st.reload_time_s, st.reloads, st.build_wall_s, st.build_peak_rss
+            )
+            self.recorded_latency = next_latency(self._latency, measured, st.spilled_attrs, st.reloads)
+            self.store.set_meta("spill_history", self.recorded_history)
+            self.store.set_meta("store_latency", self.recorded_latency)
 
             lookup_s, scan_s = st.reuse_times()
             self.store.set_meta(
@@ -592,6 +584,9 @@ class StoreHooks:
             sec["own_memory"] = self.own_memory
         sec["memo_evicted"] = self.memo_evicted
         sec["access_counted"] = bool(self.counting)
+        if self.recorded_history is not None:  # what the next `--spill auto` weighs: the report weighs the same
+            sec["spill_history"] = self.recorded_history
+            sec.update(self.recorded_latency or {})
         from dagstore.policy import plan_line
 
         sec["plan"] = self.plan.as_dict() if self.plan else {"source": None, "spill": ""}
