@@ -202,6 +202,9 @@ def test_includes_kept_for_reuse_not_chosen_by_auto(tmp_path, dagprof):
     assert "includes" not in st["plan"]["spill"]
     assert (st["per_attr"].get("File.includes") or {}).get("spilled", 0) == 0
     assert st["reuse_hits"] >= len(proj.files) and "File.includes kept in memory" in p.stderr
+    # the report prints the plan's reasons as they are: [brackets] are text, not markup
+    rep = dagprof(["report", "a2.dagprof"], root, check=True)
+    assert "File.includes [re-read by the scanners: kept for reuse]" in " ".join(rep.stdout.split())
 
 
 def test_waiting_s_e_advice_never_says_stop_storing_it():

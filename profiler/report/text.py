@@ -495,30 +495,35 @@ def _render_store(profile: Profile, console: Console) -> bool:
     if st.get("reuse_stale"):
         rows.insert(6, ("reuse refused (file changed)", fmt_int(st.get("reuse_stale"))))
     own = st.get("own_memory") or {}
+    own_text = ""
     if own:
-        what = (
+        own_text = (
             f"{fmt_int(own.get('bytes'))} ({fmt_bytes(own.get('bytes'))}) at the end of the build: "
             f"{fmt_int(own.get('node_refs'))} node references, {fmt_int(own.get('pending_entries'))} pending "
             f"values, {fmt_int(own.get('tried_reuse'))} objects awaiting their safe point"
         )
-        rows.append(("store's own memory", what))
     plan = st.get("plan") or {}
     if plan.get("line"):  # the plan, why each attribute is in it, and what became of it at the safe points
-        rows.append(("spill plan", plan["line"].removeprefix("dagstore: spill plan ")))
+        plan_text = plan["line"].removeprefix("dagstore: spill plan ")
     elif plan.get("source"):
-        rows.append(("spill plan", f"{plan.get('spill') or '(collapse and reuse only)'} ({plan['source']})"))
+        plan_text = f"{plan.get('spill') or '(collapse and reuse only)'} ({plan['source']})"
+    else:
+        plan_text = ""
     for k, v in rows:
         if v not in (None, ""):
-            t.add_row(k, str(v))
+            t.add_row(k, Text(str(v)))
     console.print(t)
+    # long lines below the table, as plain text: the plan's reasons are in [brackets], which are not markup
+    for label, text in (("store's own memory", own_text), ("spill plan", plan_text)):
+        if text:
+            console.print(Text.assemble((label, "bold"), "  ", text))
     per = st.get("per_attr") or {}
-    if per:
+    spilled = [(k, v) for k, v in per.items() if v.get("spilled") or v.get("reloads")]
+    if spilled:
         pt = Table(box=None, header_style="bold cyan")
         for col in ("attribute", "spilled", "bytes", "reloads"):
             pt.add_column(col, justify="left" if col == "attribute" else "right")
-        for k, v in sorted(per.items(), key=lambda kv: (-(kv[1].get("bytes") or 0), kv[0])):
-            if not (v.get("spilled") or v.get("reloads")):
-                continue
+        for k, v in sorted(spilled, key=lambda kv: (-(kv[1].get("bytes") or 0), kv[0])):
             pt.add_row(k, fmt_int(v.get("spilled")), fmt_int(v.get("bytes")), fmt_int(v.get("reloads")))
         console.print(pt)
     console.print()
