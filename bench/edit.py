@@ -77,9 +77,11 @@ def main() -> int:
 
         return run
 
+    where = f" --dir {shlex.quote(a.dir)}" if a.dir else ""
     print_header(
-        f"one-file edit ({edit}), {a.files}-file synthetic project, {a.runs} alternating rounds",
-        f"python bench/edit.py --files {a.files} --runs {a.runs} " + " ".join(shlex.quote(v) for v in a.variants),
+        f"one-file edit ({edit}), a project of {len(sources)} C sources, {a.runs} alternating rounds",
+        f"python bench/edit.py --files {a.files} --runs {a.runs}{where} "
+        + " ".join(shlex.quote(v) for v in a.variants),
     )
     print(bytecode_note(env))
     runs = {k: variant(c) for k, c in commands.items()}

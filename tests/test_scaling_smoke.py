@@ -87,7 +87,8 @@ def test_edit_bench_smoke(tmp_path):
     variants = ("store=--store lmdb --dag-cache off", "none=--store lmdb --dag-cache off --spill none")
     p = _bench(tmp_path, "edit.py", "--files", 40, "--runs", 1, "--dir", proj, *variants)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "machine:" in p.stdout and "command: python bench/edit.py --files 40 --runs 1 " in p.stdout
+    assert "machine:" in p.stdout and f"command: python bench/edit.py --files 40 --runs 1 --dir {proj} " in p.stdout
+    assert "a project of 41 C sources" in p.stdout  # the 40 generated files and the program's main.c
     rows = {ln.split()[0]: ln for ln in p.stdout.splitlines() if re.match(r"\s*(plain|store|none)\s+\d", ln)}
     assert set(rows) == {"plain", "store", "none"}
     assert re.search(r"1\.000x\s+1\.000x\s+[\d.]+ MiB\s+1\.000x", rows["plain"])
