@@ -738,17 +738,11 @@ def _on_event(event: str, args: tuple) -> None:
     if rec is None or getattr(_tl, "quiet", False):
         return
     handler = _EVENTS[event]
-    _tl.quiet = True  # the handler's own stat/which/environ use is not an input
-    if _CHOOK is not None:
-        _CHOOK.quiet(1)
-    try:
-        handler(rec, args)
-    except Exception as exc:  # noqa: BLE001 - a hook that raises would abort the program's own call
-        rec._fail(event, exc)
-    finally:
-        _tl.quiet = False
-        if _CHOOK is not None:
-            _CHOOK.quiet(-1)
+    with _Quiet():  # the handler's own stat/which/environ use is not an input
+        try:
+            handler(rec, args)
+        except Exception as exc:  # noqa: BLE001 - a hook that raises would abort the program's own call
+            rec._fail(event, exc)
 
 
 # -- wrappers (installed by start(), removed by stop()) --------------------------------------------
@@ -764,17 +758,11 @@ def _observe_probe(args: tuple, kwargs: dict, bit: int) -> None:
         return
     if kwargs.get("follow_symlinks", True) is False:
         bit = _NOFOLLOW
-    _tl.quiet = True
-    if _CHOOK is not None:
-        _CHOOK.quiet(1)
-    try:
-        rec._note_probe(path, bit)
-    except Exception as exc:  # noqa: BLE001 - a wrapper must not change what os.stat raises
-        rec._fail("stat", exc)
-    finally:
-        _tl.quiet = False
-        if _CHOOK is not None:
-            _CHOOK.quiet(-1)
+    with _Quiet():
+        try:
+            rec._note_probe(path, bit)
+        except Exception as exc:  # noqa: BLE001 - a wrapper must not change what os.stat raises
+            rec._fail("stat", exc)
 
 
 def _w_stat(*args, **kwargs):
